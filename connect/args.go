@@ -1,0 +1,421 @@
+package connect
+
+import (
+	"fmt"
+	"net/url"
+	"strconv"
+	"strings"
+
+	"github.com/ec2ssh/ec2ssh/failure"
+)
+
+// Args is a parsed ec2ssh command line: ssh(1)'s options with their meaning,
+// ec2ssh's own long options, the destination and the remote command.
+//
+// Options that map onto ssh_config keywords are kept as ordered Settings, the
+// way ssh(1) applies them: command-line values are read before any
+// configuration file, and for single-valued keywords the first value wins.
+type Args struct {
+	Settings []Setting // from -o and from flags that stand for a keyword (-p, -l, -i, -L, …)
+
+	ConfigFile  string // -F
+	Verbose     int    // count of -v
+	Quiet       bool   // -q
+	TTY         int    // count of -t; -T sets it to 0 and NoTTY
+	NoTTY       bool   // -T
+	NoCommand   bool   // -N
+	NullStdin   bool   // -n
+	Background  bool   // -f
+	Subsystem   bool   // -s
+	StdioFwd    string // -W host:port
+	LogFile     string // -E
+	PrintConfig bool   // -G
+	Version     bool   // -V
+
+	// ec2ssh's own long options.
+	Region   string
+	Profile  string
+	Fallback string // auto | ssm | never
+	Address  string // auto | public | private
+	SourceIP string
+	Diagnose bool
+	JSON     bool
+	NoCache  bool
+	Help     bool
+	Proxy    bool // --proxy HOST PORT: Destination and ProxyPort hold them
+
+	Destination string   // the host part, as typed (an alias, a name, an address)
+	ProxyPort   string   // with --proxy
+	Command     []string // the remote command's words, as given
+}
+
+// Setting is one ssh_config keyword given on the command line.
+type Setting struct {
+	Key   string // canonical spelling, e.g. "Port"
+	Value string
+}
+
+// RemoteCommand returns the command as ssh(1) sends it: the words joined by
+// single spaces, with no quoting (the remote shell splits them again).
+func (a *Args) RemoteCommand() string { return strings.Join(a.Command, " ") }
+
+// Setting returns the first command-line value of key, as ssh(1) keeps it.
+func (a *Args) Setting(key string) (string, bool) {
+	for _, s := range a.Settings {
+		if strings.EqualFold(s.Key, key) {
+			return s.Value, true
+		}
+	}
+	return "", false
+}
+
+// ssh(1)'s getopt string (OpenSSH 9): letters followed by ':' take an argument.
+const sshOptstring = "1246ab:c:e:fgi:kl:m:no:p:qstvxAB:CD:E:F:GI:J:KL:MNO:PQ:R:S:TVw:W:XYy"
+
+// supported are the ssh options ec2ssh implements (SPEC.md, "Command line").
+// The others in sshOptstring are recognised so that they can be refused by
+// name instead of being mistaken for a destination.
+const supported = "ilpFovqtTNnfsLRDWJAax46CEVG"
+
+var longOptions = map[string]bool{ // name -> takes an argument
+	"region": true, "profile": true, "fallback": true, "address": true, "source-ip": true,
+	"diagnose": false, "json": false, "no-cache": false, "help": false, "proxy": false, "version": false,
+}
+
+const usageHint = "see 'ec2ssh --help'"
+
+// ParseArgs parses argv (without the program name) as ssh(1) does: options,
+// then the destination, then options again unless "--" was seen, then the
+// command. It fails with a failure.Config error naming the bad option.
+func ParseArgs(argv []string) (*Args, error) {
+	a := &Args{}
+	args := argv
+	terminated := false
+	var err error
+	args, terminated, err = a.parseOptions(args)
+	if err != nil {
+		return nil, err
+	}
+	if a.Proxy {
+		if len(args) != 2 {
+			return nil, failure.Configf("use it as: ProxyCommand ec2ssh --proxy %h %p", "--proxy takes exactly a host and a port, got %d arguments", len(args))
+		}
+		a.Destination, a.ProxyPort = args[0], args[1]
+		if _, err := parsePort(a.ProxyPort); err != nil {
+			return nil, err
+		}
+		return a, nil
+	}
+	if len(args) > 0 {
+		if err := a.setDestination(args[0]); err != nil {
+			return nil, err
+		}
+		args = args[1:]
+		// ssh(1) parses options after the destination too, unless "--" came first.
+		if len(args) > 0 && !terminated {
+			args, _, err = a.parseOptions(args)
+			if err != nil {
+				return nil, err
+			}
+		}
+		a.Command = args
+	}
+	if a.Destination == "" && !a.Version && !a.Help {
+		return nil, failure.Configf(usageHint, "no destination given")
+	}
+	return a, nil
+}
+
+// parseOptions consumes options from the front of args, getopt-style, and
+// returns what is left and whether "--" ended them.
+func (a *Args) parseOptions(args []string) (rest []string, terminated bool, err error) {
+	for len(args) > 0 {
+		arg := args[0]
+		switch {
+		case arg == "--":
+			return args[1:], true, nil
+		case strings.HasPrefix(arg, "--"):
+			args, err = a.parseLong(args)
+			if err != nil {
+				return nil, false, err
+			}
+			continue
+		case len(arg) < 2 || arg[0] != '-':
+			return args, false, nil
+		}
+		args = args[1:]
+		for i := 1; i < len(arg); i++ {
+			c := arg[i]
+			at := strings.IndexByte(sshOptstring, c)
+			if c == ':' || at < 0 {
+				return nil, false, failure.Configf(usageHint, "unknown option -%c", c)
+			}
+			if strings.IndexByte(supported, c) < 0 {
+				return nil, false, failure.Configf("run OpenSSH's ssh directly for this one", "option -%c is not supported by ec2ssh", c)
+			}
+			takesArg := at+1 < len(sshOptstring) && sshOptstring[at+1] == ':'
+			if !takesArg {
+				a.flag(c)
+				continue
+			}
+			var val string
+			if i+1 < len(arg) {
+				val = arg[i+1:]
+			} else if len(args) > 0 {
+				val, args = args[0], args[1:]
+			} else {
+				return nil, false, failure.Configf(usageHint, "option -%c requires an argument", c)
+			}
+			if err := a.option(c, val); err != nil {
+				return nil, false, err
+			}
+			break
+		}
+	}
+	return args, false, nil
+}
+
+func (a *Args) parseLong(args []string) ([]string, error) {
+	name, val, hasVal := strings.Cut(args[0][2:], "=")
+	takesArg, ok := longOptions[name]
+	if !ok {
+		return nil, failure.Configf(usageHint, "unknown option --%s", name)
+	}
+	args = args[1:]
+	if takesArg && !hasVal {
+		if len(args) == 0 {
+			return nil, failure.Configf(usageHint, "option --%s requires an argument", name)
+		}
+		val, args = args[0], args[1:]
+	} else if !takesArg && hasVal {
+		return nil, failure.Configf(usageHint, "option --%s takes no argument", name)
+	}
+	switch name {
+	case "region":
+		a.Region = val
+	case "profile":
+		a.Profile = val
+	case "source-ip":
+		a.SourceIP = val
+	case "fallback":
+		if val != "auto" && val != "ssm" && val != "never" {
+			return nil, failure.Configf("use --fallback=auto, --fallback=ssm or --fallback=never", "bad --fallback value %q", val)
+		}
+		a.Fallback = val
+	case "address":
+		if val != "auto" && val != "public" && val != "private" {
+			return nil, failure.Configf("use --address=auto, --address=public or --address=private", "bad --address value %q", val)
+		}
+		a.Address = val
+	case "diagnose":
+		a.Diagnose = true
+	case "json":
+		a.JSON = true
+	case "no-cache":
+		a.NoCache = true
+	case "help":
+		a.Help = true
+	case "proxy":
+		a.Proxy = true
+	case "version":
+		a.Version = true
+	}
+	return args, nil
+}
+
+// flag applies an option that takes no argument.
+func (a *Args) flag(c byte) {
+	switch c {
+	case 'v':
+		a.Verbose++
+	case 'q':
+		a.Quiet = true
+	case 't':
+		a.TTY++
+		a.NoTTY = false
+	case 'T':
+		a.NoTTY, a.TTY = true, 0
+	case 'N':
+		a.NoCommand = true
+	case 'n':
+		a.NullStdin = true
+	case 'f':
+		a.Background = true
+	case 's':
+		a.Subsystem = true
+	case 'A':
+		a.setLast("ForwardAgent", "yes")
+	case 'a':
+		a.setLast("ForwardAgent", "no")
+	case 'x':
+		a.setLast("ForwardX11", "no")
+	case '4':
+		a.setLast("AddressFamily", "inet")
+	case '6':
+		a.setLast("AddressFamily", "inet6")
+	case 'C':
+		a.setLast("Compression", "yes")
+	case 'G':
+		a.PrintConfig = true
+	case 'V':
+		a.Version = true
+	}
+}
+
+// option applies an option that takes an argument.
+func (a *Args) option(c byte, val string) error {
+	switch c {
+	case 'i':
+		a.add("IdentityFile", val)
+	case 'l':
+		a.add("User", val)
+	case 'p':
+		if _, err := parsePort(val); err != nil {
+			return err
+		}
+		a.add("Port", val)
+	case 'F':
+		a.ConfigFile = val
+	case 'o':
+		k, v, err := splitOption(val)
+		if err != nil {
+			return err
+		}
+		a.add(k, v)
+	case 'L':
+		a.add("LocalForward", val)
+	case 'R':
+		a.add("RemoteForward", val)
+	case 'D':
+		a.add("DynamicForward", val)
+	case 'W':
+		if a.StdioFwd != "" {
+			return failure.Configf(usageHint, "only one -W option is permitted")
+		}
+		a.StdioFwd = val
+	case 'J':
+		if _, ok := a.Setting("ProxyJump"); ok {
+			return failure.Configf(usageHint, "only one -J option is permitted")
+		}
+		a.add("ProxyJump", val)
+	case 'E':
+		a.LogFile = val
+	}
+	return nil
+}
+
+func (a *Args) add(key, val string) { a.Settings = append(a.Settings, Setting{key, val}) }
+
+// setLast records a flag whose last occurrence wins (ssh(1) assigns these
+// directly), ahead of any -o for the same keyword.
+func (a *Args) setLast(key, val string) {
+	for i, s := range a.Settings {
+		if strings.EqualFold(s.Key, key) {
+			a.Settings = append(a.Settings[:i], a.Settings[i+1:]...)
+			break
+		}
+	}
+	a.Settings = append([]Setting{{key, val}}, a.Settings...)
+}
+
+// setDestination takes [user@]host or ssh://[user@]host[:port].
+func (a *Args) setDestination(dest string) error {
+	user, host, port := "", dest, ""
+	if strings.HasPrefix(dest, "ssh://") {
+		u, err := url.Parse(dest)
+		if err != nil || u.Host == "" || (u.Path != "" && u.Path != "/") || u.RawQuery != "" || u.Fragment != "" {
+			return failure.Configf("write it as ssh://[user@]host[:port]", "bad destination %q", dest)
+		}
+		if u.User != nil {
+			user = u.User.Username()
+		}
+		host, port = u.Hostname(), u.Port()
+	} else if i := strings.LastIndexByte(dest, '@'); i >= 0 {
+		user, host = dest[:i], dest[i+1:]
+		if user == "" {
+			return failure.Configf("write it as [user@]host", "bad destination %q: empty user", dest)
+		}
+	}
+	if host == "" {
+		return failure.Configf("write it as [user@]host", "bad destination %q: empty host", dest)
+	}
+	if strings.ContainsAny(host, " \t\n'\"\\`$;&|<>") || strings.HasPrefix(host, "-") {
+		return failure.Configf("write it as [user@]host", "bad destination %q", dest)
+	}
+	a.Destination = host
+	if user != "" {
+		a.add("User", user)
+	}
+	if port != "" {
+		if _, err := parsePort(port); err != nil {
+			return err
+		}
+		a.add("Port", port)
+	}
+	return nil
+}
+
+// splitOption splits an -o argument: "Key=Value", "Key Value" or "Key = Value".
+func splitOption(s string) (string, string, error) {
+	s = strings.TrimLeft(s, " \t")
+	i := strings.IndexAny(s, " \t=")
+	if i <= 0 {
+		return "", "", failure.Configf("write it as -o Key=Value", "bad -o option %q", s)
+	}
+	key, rest := s[:i], strings.TrimLeft(s[i:], " \t")
+	if strings.HasPrefix(rest, "=") {
+		rest = strings.TrimLeft(rest[1:], " \t")
+	}
+	rest = strings.TrimRight(rest, " \t")
+	if rest == "" {
+		return "", "", failure.Configf("write it as -o Key=Value", "-o %s has no value", key)
+	}
+	canon, ok := canonicalKey(key)
+	if !ok {
+		return "", "", failure.Configf("see ssh_config(5) for the keywords", "unknown -o option %q", key)
+	}
+	val := unquote(rest)
+	if deny, ok := refused[canon]; ok && deny(val) {
+		return "", "", failure.Configf("run OpenSSH's ssh directly for this one", "-o %s=%s is not supported by ec2ssh", canon, val)
+	}
+	return canon, val, nil
+}
+
+func unquote(s string) string {
+	if len(s) >= 2 && s[0] == '"' && s[len(s)-1] == '"' {
+		return s[1 : len(s)-1]
+	}
+	return s
+}
+
+func parsePort(s string) (int, error) {
+	n, err := strconv.Atoi(s)
+	if err != nil || n <= 0 || n > 65535 {
+		return 0, failure.Configf("a port is a number from 1 to 65535", "bad port %q", s)
+	}
+	return n, nil
+}
+
+// Usage is the text of --help.
+const Usage = `usage: ec2ssh [ssh options] [user@]destination [command [argument ...]]
+       ec2ssh --proxy HOST PORT
+       ec2ssh --diagnose [--json] [user@]destination
+       ec2ssh -V | --version | --help
+
+A drop-in ssh for Amazon EC2: finds the instance, checks what usually breaks
+SSH to it, and says why when it fails.
+
+ssh options (as in ssh(1)):
+  -i identity_file  -l login_name  -p port  -F configfile  -o option
+  -v (more: -vv, -vvv)  -q  -t (-tt)  -T  -N  -n  -f  -s  -G
+  -L [bind_address:]port:host:hostport  -R [bind_address:]port:host:hostport
+  -D [bind_address:]port  -W host:port  -J destination
+  -A  -a  -x  -4  -6  -C  -E log_file  -V  --  (end of options)
+
+ec2ssh options:
+  --region REGION       --profile PROFILE
+  --fallback=auto|ssm|never    --address=auto|public|private
+  --source-ip ADDR      --diagnose  --json  --proxy HOST PORT  --no-cache
+`
+
+func (s Setting) String() string { return fmt.Sprintf("%s=%s", s.Key, s.Value) }

@@ -1,0 +1,234 @@
+package connect
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"path"
+	"strings"
+	"syscall"
+
+	"golang.org/x/crypto/ssh"
+	"golang.org/x/crypto/ssh/agent"
+	"golang.org/x/term"
+
+	"github.com/ec2ssh/ec2ssh/failure"
+)
+
+// ExitSignal is the status ssh(1) returns when the remote command dies of a
+// signal or ends without reporting a status (ssh(1), EXIT STATUS: 255 when
+// an error occurred).
+const ExitSignal = 255
+
+// Stdio is where a session's streams go.
+type Stdio struct {
+	In       io.Reader
+	Out, Err io.Writer
+	InFile   *os.File // In as a file, to tell whether it is a terminal; may be nil
+}
+
+// Session describes what to run on a connection.
+type Session struct {
+	Command   string // empty: a login shell
+	Subsystem bool   // -s: Command names a subsystem
+	TTY       int    // -t count; RequestTTY in Config decides with it
+	NoTTY     bool   // -T
+	NullStdin bool   // -n, or StdinNull
+	Quiet     bool   // -q: no "Pseudo-terminal will not be allocated" notice
+}
+
+// WantTTY reports whether a PTY is requested, following ssh(1): -tt or
+// RequestTTY force always; -t, RequestTTY yes, or no command (auto) when
+// stdin is a terminal. The notice to print, if any, is returned too.
+func (s *Session) WantTTY(c *Config, stdinIsTTY bool) (bool, string) {
+	mode := c.RequestTTY
+	switch {
+	case s.NoTTY:
+		mode = "no"
+	case s.TTY >= 2:
+		mode = "force"
+	case s.TTY == 1:
+		mode = "yes"
+	}
+	want := mode == "yes" || mode == "force" || (mode == "auto" && s.Command == "" && !s.Subsystem)
+	if mode == "no" || c.SessionType == "none" {
+		return false, ""
+	}
+	if !stdinIsTTY && mode != "force" {
+		if want {
+			return false, "Pseudo-terminal will not be allocated because stdin is not a terminal."
+		}
+		return false, ""
+	}
+	return want, ""
+}
+
+// Run runs s on client with stdio and returns the remote exit status as
+// ssh(1) reports it: the command's status, or 255 when it died of a signal
+// or the connection failed. A connection that broke is also an error.
+func Run(ctx context.Context, client *Client, s *Session, stdio Stdio, log func(string, ...any)) (int, error) {
+	c := client.Config
+	sess, err := client.NewSession()
+	if err != nil {
+		return ExitSignal, &failure.Error{Kind: failure.Unknown, Op: "open session on", Target: c.HostName, Err: err}
+	}
+	defer sess.Close()
+
+	for _, kv := range c.SetEnv {
+		if k, v, ok := strings.Cut(kv, "="); ok {
+			sess.Setenv(k, unquote(v))
+		}
+	}
+	for _, kv := range os.Environ() {
+		k, v, _ := strings.Cut(kv, "=")
+		for _, pat := range c.SendEnv {
+			if ok, _ := path.Match(pat, k); ok {
+				sess.Setenv(k, v)
+				break
+			}
+		}
+	}
+	if c.ForwardAgent != "no" {
+		if err := forwardAgent(client, sess, c); err != nil {
+			log("Warning: agent forwarding failed: %v", err)
+		}
+	}
+
+	stdinTTY := stdio.InFile != nil && term.IsTerminal(int(stdio.InFile.Fd()))
+	tty, notice := s.WantTTY(c, stdinTTY)
+	if notice != "" && !s.Quiet {
+		log("%s", notice)
+	}
+	if tty {
+		cols, rows := 80, 24
+		if stdinTTY {
+			if w, h, err := term.GetSize(int(stdio.InFile.Fd())); err == nil {
+				cols, rows = w, h
+			}
+		}
+		termName := os.Getenv("TERM")
+		if termName == "" {
+			termName = "vt100"
+		}
+		modes := ssh.TerminalModes{ssh.ECHO: 1, ssh.TTY_OP_ISPEED: 38400, ssh.TTY_OP_OSPEED: 38400}
+		if err := sess.RequestPty(termName, rows, cols, modes); err != nil {
+			return ExitSignal, &failure.Error{Kind: failure.Unknown, Op: "request a terminal on", Target: c.HostName, Err: err}
+		}
+	}
+
+	if s.NullStdin || c.StdinNull {
+		sess.Stdin = strings.NewReader("")
+	} else {
+		sess.Stdin = stdio.In
+	}
+	sess.Stdout, sess.Stderr = stdio.Out, stdio.Err
+
+	switch {
+	case s.Subsystem:
+		err = sess.RequestSubsystem(s.Command)
+	case s.Command != "":
+		err = sess.Start(s.Command)
+	default:
+		err = sess.Shell()
+	}
+	if err != nil {
+		return ExitSignal, &failure.Error{Kind: failure.Unknown, Op: "start the remote command on", Target: c.HostName, Err: err}
+	}
+
+	if tty && stdinTTY {
+		restore, err := rawTerminal(stdio.InFile, sess)
+		if err != nil {
+			return ExitSignal, err
+		}
+		defer restore()
+	}
+
+	done := make(chan error, 1)
+	go func() { done <- sess.Wait() }()
+	var waitErr error
+	select {
+	case waitErr = <-done:
+	case lost := <-client.Lost():
+		return ExitSignal, lost
+	case <-ctx.Done():
+		client.Close()
+		<-done
+		return ExitSignal, &failure.Error{Kind: failure.Canceled, Msg: "interrupted", Err: context.Cause(ctx)}
+	}
+	if tty && c.LogLevel != "QUIET" && !s.Quiet {
+		defer log("Connection to %s closed.", c.HostName)
+	}
+	return exitStatus(waitErr, c.HostName)
+}
+
+// exitStatus maps x/crypto's Wait result onto ssh(1)'s exit status.
+func exitStatus(err error, host string) (int, error) {
+	var ee *ssh.ExitError
+	var missing *ssh.ExitMissingError
+	switch {
+	case err == nil:
+		return 0, nil
+	case errors.As(err, &ee):
+		if ee.Signal() != "" {
+			// ssh(1) returns 255 and says nothing when the remote side was
+			// killed by a signal.
+			return ExitSignal, nil
+		}
+		return ee.ExitStatus(), nil
+	case errors.As(err, &missing):
+		return ExitSignal, nil
+	}
+	return ExitSignal, &failure.Error{Kind: failure.Unknown, Msg: fmt.Sprintf("connection to %s closed: %v", host, err),
+		Hint: "the connection broke before the remote command finished"}
+}
+
+// rawTerminal puts the local terminal in raw mode, forwards window size
+// changes, and returns the function that restores it. The caller defers it,
+// so every way out restores the terminal.
+func rawTerminal(f *os.File, sess *ssh.Session) (func(), error) {
+	fd := int(f.Fd())
+	old, err := term.MakeRaw(fd)
+	if err != nil {
+		return nil, &failure.Error{Kind: failure.Unknown, Op: "set the terminal to raw mode", Err: err}
+	}
+	winch := make(chan os.Signal, 1)
+	signal.Notify(winch, syscall.SIGWINCH)
+	stop := make(chan struct{})
+	go func() {
+		for {
+			select {
+			case <-winch:
+				if w, h, err := term.GetSize(fd); err == nil {
+					sess.WindowChange(h, w)
+				}
+			case <-stop:
+				return
+			}
+		}
+	}()
+	return func() {
+		signal.Stop(winch)
+		close(stop)
+		term.Restore(fd, old)
+	}, nil
+}
+
+func forwardAgent(client *Client, sess *ssh.Session, c *Config) error {
+	sock := os.Getenv("SSH_AUTH_SOCK")
+	if c.ForwardAgent != "yes" {
+		sock = ExpandPath(c.ForwardAgent)
+		if strings.HasPrefix(c.ForwardAgent, "$") {
+			sock = os.Getenv(c.ForwardAgent[1:])
+		}
+	}
+	if sock == "" {
+		return errors.New("no agent (SSH_AUTH_SOCK is not set)")
+	}
+	if err := agent.ForwardToRemote(client.Client, sock); err != nil {
+		return err
+	}
+	return agent.RequestAgentForwarding(sess)
+}

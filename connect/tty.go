@@ -1,0 +1,55 @@
+package connect
+
+import (
+	"bufio"
+	"errors"
+	"os"
+	"strings"
+
+	"golang.org/x/term"
+)
+
+// Prompter asks a person a question on the terminal.
+type Prompter interface {
+	// Ask writes question and reads one line; echo false hides what is typed.
+	Ask(question string, echo bool) (string, error)
+}
+
+// TTYPrompter asks on /dev/tty, as ssh(1) does, so that prompts work while
+// stdin and stdout carry data.
+type TTYPrompter struct{}
+
+// OpenPrompter returns a Prompter on the controlling terminal, or nil when
+// there is none or batch mode forbids asking.
+func OpenPrompter(batch bool) Prompter {
+	if batch {
+		return nil
+	}
+	f, err := os.OpenFile("/dev/tty", os.O_RDWR, 0)
+	if err != nil {
+		return nil
+	}
+	f.Close()
+	return TTYPrompter{}
+}
+
+func (TTYPrompter) Ask(question string, echo bool) (string, error) {
+	tty, err := os.OpenFile("/dev/tty", os.O_RDWR, 0)
+	if err != nil {
+		return "", err
+	}
+	defer tty.Close()
+	if _, err := tty.WriteString(question); err != nil {
+		return "", err
+	}
+	if !echo {
+		b, err := term.ReadPassword(int(tty.Fd()))
+		tty.WriteString("\n")
+		return string(b), err
+	}
+	line, err := bufio.NewReader(tty).ReadString('\n')
+	if err != nil && (line == "" || !errors.Is(err, os.ErrClosed)) && line == "" {
+		return "", err
+	}
+	return strings.TrimRight(line, "\r\n"), nil
+}

@@ -1,0 +1,267 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"net"
+	"os"
+	"os/exec"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/ec2ssh/ec2ssh/connect"
+	"github.com/ec2ssh/ec2ssh/failure"
+)
+
+// Version is set at build time with -ldflags "-X main.Version=…".
+var Version = "0.1.0-dev"
+
+// forkEnv marks the child that carries on after -f sent the parent away;
+// its value is the file descriptor to report readiness on.
+const forkEnv = "EC2SSH_FORK_FD"
+
+// run is ec2ssh from its arguments to its exit status.
+func run(ctx context.Context, argv []string, stdin, stdout, stderr *os.File) int {
+	args, err := connect.ParseArgs(argv)
+	if err != nil {
+		return report(stderr, err, false)
+	}
+	if args.Help {
+		fmt.Fprint(stdout, connect.Usage)
+		return 0
+	}
+	if args.Version {
+		fmt.Fprintf(stderr, "ec2ssh %s (golang.org/x/crypto/ssh; OpenSSH-compatible command line)\n", Version)
+		return 0
+	}
+	logw := io.Writer(stderr)
+	if args.LogFile != "" {
+		f, err := os.OpenFile(args.LogFile, os.O_WRONLY|os.O_APPEND|os.O_CREATE, 0o600)
+		if err != nil {
+			return report(stderr, &failure.Error{Kind: failure.Config, Op: "open log file", Target: args.LogFile, Err: err}, args.Quiet)
+		}
+		defer f.Close()
+		logw = f
+	}
+	if err := notYet(args); err != nil {
+		return report(stderr, err, args.Quiet)
+	}
+
+	cfg, err := connect.ResolveConfig(args)
+	if err != nil {
+		return report(stderr, err, args.Quiet)
+	}
+	if args.Quiet {
+		cfg.LogLevel = "QUIET"
+	} else if args.Verbose > 0 {
+		cfg.LogLevel = "DEBUG" + strconv.Itoa(min(args.Verbose, 3))
+	}
+	env := &connect.Env{
+		Args: args,
+		Log: func(format string, a ...any) {
+			if cfg.LogLevel != "QUIET" && cfg.LogLevel != "FATAL" && cfg.LogLevel != "ERROR" {
+				fmt.Fprintf(logw, format+"\r\n", a...)
+			}
+		},
+		Debug: func(format string, a ...any) {
+			if strings.HasPrefix(cfg.LogLevel, "DEBUG") {
+				fmt.Fprintf(logw, format+"\r\n", a...)
+			}
+		},
+	}
+	if args.PrintConfig {
+		cfg.Print(stdout)
+		return 0
+	}
+	for _, k := range cfg.Ignored {
+		env.Debug("debug1: ec2ssh does not act on: %s", k)
+	}
+	if args.Proxy {
+		return proxy(ctx, args, cfg, stdin, stdout, stderr, env)
+	}
+
+	command := args.RemoteCommand()
+	if command == "" {
+		command = cfg.RemoteCommand
+	}
+	noSession := args.NoCommand || cfg.SessionType == "none" || args.StdioFwd != ""
+	background := args.Background || cfg.ForkAfterAuth
+	if background && command == "" && !noSession {
+		return report(stderr, failure.Configf("give a command, or add -N to only forward ports", "cannot fork into background without a command to execute"), args.Quiet)
+	}
+	if background && os.Getenv(forkEnv) == "" {
+		return forkBackground(argv, stdout, stderr)
+	}
+
+	env.Prompter = connect.OpenPrompter(cfg.BatchMode)
+	creds, err := connect.LoadCredentials(cfg, env.Prompter, env.Debug)
+	if err != nil {
+		return report(stderr, err, args.Quiet)
+	}
+	defer creds.Close()
+	hostKeys := connect.NewHostKeys(cfg, env.Prompter, env.Log)
+
+	start := time.Now()
+	client, err := connect.Dial(ctx, cfg, creds, hostKeys, nil, env)
+	if err != nil {
+		return report(stderr, err, args.Quiet)
+	}
+	defer client.Close()
+	env.Debug("debug1: connected and authenticated in %v", time.Since(start).Round(time.Millisecond))
+
+	if err := connect.StartForwards(ctx, client, env.Log); err != nil {
+		return report(stderr, err, args.Quiet)
+	}
+	if background {
+		detach()
+		stdin = devNull()
+	}
+
+	switch {
+	case args.StdioFwd != "":
+		return stdioForward(client, args.StdioFwd, stdin, stdout, stderr, args.Quiet)
+	case noSession:
+		select {
+		case <-ctx.Done():
+		case err := <-client.Lost():
+			return report(stderr, err, args.Quiet)
+		case <-waitClosed(client):
+		}
+		return 0
+	}
+	sess := &connect.Session{Command: command, Subsystem: args.Subsystem, TTY: args.TTY, NoTTY: args.NoTTY,
+		NullStdin: args.NullStdin || background, Quiet: args.Quiet}
+	status, err := connect.Run(ctx, client, sess, connect.Stdio{In: stdin, InFile: stdin, Out: stdout, Err: stderr}, env.Log)
+	if err != nil {
+		return report(stderr, err, args.Quiet)
+	}
+	return status
+}
+
+// notYet refuses ec2ssh options whose feature has not landed, rather than
+// ignoring them.
+func notYet(a *connect.Args) error {
+	var opt string
+	switch {
+	case a.Diagnose:
+		opt = "--diagnose"
+	case a.JSON:
+		opt = "--json"
+	case a.Fallback == "ssm":
+		opt = "--fallback=ssm"
+	case a.Region != "":
+		opt = "--region"
+	case a.Profile != "":
+		opt = "--profile"
+	case a.Address != "" && a.Address != "auto":
+		opt = "--address"
+	case a.SourceIP != "":
+		opt = "--source-ip"
+	default:
+		return nil
+	}
+	return failure.Configf("this ec2ssh connects to hosts by name or address only; the EC2 features arrive in a later release",
+		"%s is not available yet", opt)
+}
+
+func waitClosed(c *connect.Client) <-chan struct{} {
+	ch := make(chan struct{})
+	go func() { c.Wait(); close(ch) }()
+	return ch
+}
+
+// stdioForward is -W: stdin and stdout joined to host:port through the
+// server.
+func stdioForward(client *connect.Client, target string, stdin, stdout, stderr *os.File, quiet bool) int {
+	host, port, err := net.SplitHostPort(target)
+	if err != nil {
+		return report(stderr, failure.Configf("write it as -W host:port", "bad -W target %q", target), quiet)
+	}
+	conn, err := client.Dial("tcp", net.JoinHostPort(host, port))
+	if err != nil {
+		return report(stderr, &failure.Error{Kind: failure.Unreachable, Op: "open -W channel to", Target: target, Err: err,
+			Hint: "the server could not connect there"}, quiet)
+	}
+	connect.Splice(stdioConn{stdin, stdout}, conn)
+	return 0
+}
+
+// stdioConn is stdin and stdout as one stream; CloseWrite closes stdout.
+type stdioConn struct {
+	in  *os.File
+	out *os.File
+}
+
+func (s stdioConn) Read(p []byte) (int, error)  { return s.in.Read(p) }
+func (s stdioConn) Write(p []byte) (int, error) { return s.out.Write(p) }
+func (s stdioConn) Close() error                { return nil }
+func (s stdioConn) CloseWrite() error           { return s.out.Close() }
+
+// proxy is --proxy HOST PORT: a byte stream between stdin/stdout and the
+// port, for ProxyCommand.
+func proxy(ctx context.Context, args *connect.Args, cfg *connect.Config, stdin, stdout, stderr *os.File, env *connect.Env) int {
+	port, _ := strconv.Atoi(args.ProxyPort)
+	c := *cfg
+	c.Port = port
+	c.ProxyCommand, c.ProxyJump = "", ""
+	conn, err := connect.DirectTransport(&c, env)(ctx)
+	if err != nil {
+		return report(stderr, err, args.Quiet)
+	}
+	connect.Splice(stdioConn{stdin, stdout}, conn)
+	return 0
+}
+
+// forkBackground runs ec2ssh again as a child that does the work, and
+// returns once the child is connected (ssh -f), or with the child's status
+// if it fails first.
+func forkBackground(argv []string, stdout, stderr *os.File) int {
+	self, err := os.Executable()
+	if err != nil {
+		return report(stderr, err, false)
+	}
+	r, w, err := os.Pipe()
+	if err != nil {
+		return report(stderr, err, false)
+	}
+	cmd := exec.Command(self, argv...)
+	cmd.Env = append(os.Environ(), forkEnv+"=3")
+	cmd.ExtraFiles = []*os.File{w}
+	cmd.Stdin, cmd.Stdout, cmd.Stderr = nil, stdout, stderr
+	if err := cmd.Start(); err != nil {
+		return report(stderr, err, false)
+	}
+	w.Close()
+	buf := make([]byte, 1)
+	if n, _ := r.Read(buf); n == 1 {
+		cmd.Process.Release()
+		return 0
+	}
+	cmd.Wait()
+	if code := cmd.ProcessState.ExitCode(); code > 0 {
+		return code
+	}
+	return 255
+}
+
+// detach tells the parent of a -f child that it may go, and leaves the
+// parent's session so that the terminal closing does not end the child.
+func detach() {
+	if fd, err := strconv.Atoi(os.Getenv(forkEnv)); err == nil {
+		f := os.NewFile(uintptr(fd), "ready")
+		f.Write([]byte{1})
+		f.Close()
+		syscall.Setsid()
+	}
+}
+
+func devNull() *os.File {
+	f, err := os.Open(os.DevNull)
+	if err != nil {
+		return os.Stdin
+	}
+	return f
+}
