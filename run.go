@@ -46,6 +46,9 @@ func run(ctx context.Context, argv []string, stdin, stdout, stderr *os.File) int
 		defer f.Close()
 		logw = f
 	}
+	for _, w := range args.Warnings {
+		fmt.Fprintln(stderr, w)
+	}
 	if err := notYet(args); err != nil {
 		return report(stderr, err, args.Quiet)
 	}
@@ -132,7 +135,7 @@ func run(ctx context.Context, argv []string, stdin, stdout, stderr *os.File) int
 		}
 		return 0
 	}
-	sess := &connect.Session{Command: command, Subsystem: args.Subsystem, TTY: args.TTY, NoTTY: args.NoTTY,
+	sess := &connect.Session{Command: command, Subsystem: args.Subsystem,
 		NullStdin: args.NullStdin || background, Quiet: args.Quiet}
 	status, err := connect.Run(ctx, client, sess, connect.Stdio{In: stdin, InFile: stdin, Out: stdout, Err: stderr}, env.Log)
 	if err != nil {

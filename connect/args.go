@@ -1,8 +1,10 @@
 package connect
 
 import (
+	"errors"
 	"fmt"
 	"net/url"
+	"os"
 	"strconv"
 	"strings"
 
@@ -43,6 +45,8 @@ type Args struct {
 	NoCache  bool
 	Help     bool
 	Proxy    bool // --proxy HOST PORT: Destination and ProxyPort hold them
+
+	Warnings []string // ssh(1)'s parse-time warnings, printed even with -q
 
 	Destination string   // the host part, as typed (an alias, a name, an address)
 	ProxyPort   string   // with --proxy
@@ -266,6 +270,15 @@ func (a *Args) flag(c byte) {
 func (a *Args) option(c byte, val string) error {
 	switch c {
 	case 'i':
+		// ssh(1) checks -i files at once and drops the missing ones.
+		if _, err := os.Stat(ExpandPath(val)); err != nil {
+			reason := "No such file or directory"
+			if !errors.Is(err, os.ErrNotExist) {
+				reason = err.Error()
+			}
+			a.Warnings = append(a.Warnings, fmt.Sprintf("Warning: Identity file %s not accessible: %s.", val, reason))
+			break
+		}
 		a.add("IdentityFile", val)
 	case 'l':
 		a.add("User", val)

@@ -215,7 +215,10 @@ func resolveConfig(args *Args, alias string, files ConfigFiles, explicit bool) (
 	if c.ConnectionAttempts, err = r.number("ConnectionAttempts", 1); err != nil {
 		return nil, err
 	}
-	if c.ServerAliveInterval, err = r.seconds("ServerAliveInterval"); err != nil {
+	if v := r.first("ServerAliveInterval", ""); v == "" && c.BatchMode {
+		// ssh(1): in batch mode a dead server is noticed after 300 s × ServerAliveCountMax.
+		c.ServerAliveInterval = 300 * time.Second
+	} else if c.ServerAliveInterval, err = r.seconds("ServerAliveInterval"); err != nil {
 		return nil, err
 	}
 	if c.ServerAliveCountMax, err = r.number("ServerAliveCountMax", 3); err != nil {
@@ -228,7 +231,19 @@ func resolveConfig(args *Args, alias string, files ConfigFiles, explicit bool) (
 		return nil, badValue("AddressFamily", v, "any, inet or inet6")
 	}
 
-	switch v := strings.ToLower(r.first("RequestTTY", "auto")); v {
+	requestTTY := r.first("RequestTTY", "auto")
+	if args != nil {
+		// -T, -t and -tt are assigned directly by ssh(1), ahead of any file.
+		switch {
+		case args.NoTTY:
+			requestTTY = "no"
+		case args.TTY >= 2:
+			requestTTY = "force"
+		case args.TTY == 1:
+			requestTTY = "yes"
+		}
+	}
+	switch v := strings.ToLower(requestTTY); v {
 	case "auto", "yes", "no", "force":
 		c.RequestTTY = v
 	case "true":
@@ -337,24 +352,28 @@ func (c *Config) Print(w io.Writer) {
 	p("gatewayports", yn(c.GatewayPorts))
 	p("hashknownhosts", yn(c.HashKnownHosts))
 	p("identitiesonly", yn(c.IdentitiesOnly))
-	p("requesttty", c.RequestTTY)
+	p("requesttty", map[string]string{"yes": "true", "no": "false"}[c.RequestTTY]+strings.TrimPrefix(strings.TrimPrefix(c.RequestTTY, "yes"), "no"))
 	p("sessiontype", c.SessionType)
 	p("stdinnull", yn(c.StdinNull))
 	p("forkafterauthentication", yn(c.ForkAfterAuth))
-	p("stricthostkeychecking", c.StrictHostKeyChecking)
+	p("stricthostkeychecking", map[string]string{"yes": "true", "no": "false"}[c.StrictHostKeyChecking]+strings.TrimPrefix(strings.TrimPrefix(c.StrictHostKeyChecking, "yes"), "no"))
 	p("connectionattempts", c.ConnectionAttempts)
 	p("numberofpasswordprompts", c.PasswordPrompts)
 	p("serveralivecountmax", c.ServerAliveCountMax)
 	p("serveraliveinterval", int(c.ServerAliveInterval/time.Second))
 	p("loglevel", c.LogLevel)
-	for _, f := range c.LocalForwards {
-		p("localforward", f)
-	}
-	for _, f := range c.RemoteForwards {
-		p("remoteforward", f)
-	}
-	for _, f := range c.DynamicForwards {
-		p("dynamicforward", f)
+	for _, set := range []struct {
+		kind  byte
+		name  string
+		specs []string
+	}{{'L', "localforward", c.LocalForwards}, {'R', "remoteforward", c.RemoteForwards}, {'D', "dynamicforward", c.DynamicForwards}} {
+		for _, s := range set.specs {
+			if f, err := ParseForward(set.kind, s); err == nil {
+				p(set.name, f.String())
+			} else {
+				p(set.name, s)
+			}
+		}
 	}
 	for _, f := range c.IdentityFiles {
 		p("identityfile", f)

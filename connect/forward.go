@@ -83,6 +83,18 @@ func splitColons(s string) []string {
 	return append(parts, strings.Trim(s[start:], "[]"))
 }
 
+// String is the forwarding as ssh -G prints it: "[bind]:port [host]:port".
+func (f Forward) String() string {
+	listen := strconv.Itoa(f.BindPort)
+	if f.BindHost != "" {
+		listen = "[" + f.BindHost + "]:" + listen
+	}
+	if f.Kind == 'D' {
+		return listen
+	}
+	return listen + " [" + f.TargetHost + "]:" + strconv.Itoa(f.TargetPort)
+}
+
 func (f Forward) bindAddr(gatewayPorts bool) string {
 	host := f.BindHost
 	switch {

@@ -34,25 +34,15 @@ type Stdio struct {
 type Session struct {
 	Command   string // empty: a login shell
 	Subsystem bool   // -s: Command names a subsystem
-	TTY       int    // -t count; RequestTTY in Config decides with it
-	NoTTY     bool   // -T
 	NullStdin bool   // -n, or StdinNull
 	Quiet     bool   // -q: no "Pseudo-terminal will not be allocated" notice
 }
 
-// WantTTY reports whether a PTY is requested, following ssh(1): -tt or
-// RequestTTY force always; -t, RequestTTY yes, or no command (auto) when
-// stdin is a terminal. The notice to print, if any, is returned too.
+// WantTTY reports whether a PTY is requested, following ssh(1): RequestTTY
+// force (-tt) always; yes (-t), or auto with no command, when stdin is a
+// terminal. The notice to print, if any, is returned too.
 func (s *Session) WantTTY(c *Config, stdinIsTTY bool) (bool, string) {
 	mode := c.RequestTTY
-	switch {
-	case s.NoTTY:
-		mode = "no"
-	case s.TTY >= 2:
-		mode = "force"
-	case s.TTY == 1:
-		mode = "yes"
-	}
 	want := mode == "yes" || mode == "force" || (mode == "auto" && s.Command == "" && !s.Subsystem)
 	if mode == "no" || c.SessionType == "none" {
 		return false, ""

@@ -197,3 +197,24 @@ func FreePort(addr string) (int, error) {
 	defer ln.Close()
 	return ln.Addr().(*net.TCPAddr).Port, nil
 }
+
+// TB is the part of testing.TB the lab uses.
+type TB interface {
+	Helper()
+	Fatalf(format string, args ...any)
+	Skipf(format string, args ...any)
+}
+
+// Require fails the test when a tool it needs is missing and CI=true (a CI
+// run must not pass by skipping), and skips it otherwise.
+func Require(t TB, tools ...string) {
+	t.Helper()
+	for _, tool := range tools {
+		if _, err := exec.LookPath(tool); err != nil {
+			if os.Getenv("CI") == "true" {
+				t.Fatalf("%s is needed and missing (CI=true): .ci/run must install it", tool)
+			}
+			t.Skipf("%s is not installed", tool)
+		}
+	}
+}
