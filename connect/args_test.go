@@ -36,7 +36,9 @@ func TestParseArgs(t *testing.T) {
 		{name: "uri", argv: []string{"ssh://u@h:2022"}, dest: "h", set: []Setting{{"User", "u"}, {"Port", "2022"}}},
 		{name: "identity files", argv: []string{"-i", "/dev/null", "-i/etc/hostname", "h"}, dest: "h", set: []Setting{{"IdentityFile", "/dev/null"}, {"IdentityFile", "/etc/hostname"}}},
 		{name: "missing identity file", argv: []string{"-i", "/no/such/key", "h"}, dest: "h",
-			chk: func(a *Args) bool { return len(a.Warnings) == 1 && strings.Contains(a.Warnings[0], "/no/such/key not accessible") }},
+			chk: func(a *Args) bool {
+				return len(a.Warnings) == 1 && strings.Contains(a.Warnings[0], "/no/such/key not accessible")
+			}},
 		{name: "forwards", argv: []string{"-L", "8080:localhost:80", "-R9000:x:90", "-D1080", "-N", "h"}, dest: "h",
 			set: []Setting{{"LocalForward", "8080:localhost:80"}, {"RemoteForward", "9000:x:90"}, {"DynamicForward", "1080"}},
 			chk: func(a *Args) bool { return a.NoCommand }},

@@ -2,6 +2,7 @@ package connect
 
 import (
 	"context"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"io"
@@ -9,6 +10,7 @@ import (
 	"os/signal"
 	"path"
 	"strings"
+	"sync"
 	"syscall"
 
 	"golang.org/x/crypto/ssh"
@@ -61,6 +63,9 @@ func (s *Session) WantTTY(c *Config, stdinIsTTY bool) (bool, string) {
 // or the connection failed. A connection that broke is also an error.
 func Run(ctx context.Context, client *Client, s *Session, stdio Stdio, log func(string, ...any)) (int, error) {
 	c := client.Config
+	if s.Subsystem {
+		return runSubsystem(client, s, stdio)
+	}
 	sess, err := client.NewSession()
 	if err != nil {
 		return ExitSignal, &failure.Error{Kind: failure.Unknown, Op: "open session on", Target: c.HostName, Err: err}
@@ -117,8 +122,6 @@ func Run(ctx context.Context, client *Client, s *Session, stdio Stdio, log func(
 	sess.Stdout, sess.Stderr = stdio.Out, stdio.Err
 
 	switch {
-	case s.Subsystem:
-		err = sess.RequestSubsystem(s.Command)
 	case s.Command != "":
 		err = sess.Start(s.Command)
 	default:
@@ -221,4 +224,50 @@ func forwardAgent(client *Client, sess *ssh.Session, c *Config) error {
 		return err
 	}
 	return agent.RequestAgentForwarding(sess)
+}
+
+// runSubsystem is -s: x/crypto's Session does not wire its streams for a
+// subsystem request, so the channel is driven here directly.
+func runSubsystem(client *Client, s *Session, stdio Stdio) (int, error) {
+	c := client.Config
+	ch, reqs, err := client.OpenChannel("session", nil)
+	if err != nil {
+		return ExitSignal, &failure.Error{Kind: failure.Unknown, Op: "open session on", Target: c.HostName, Err: err}
+	}
+	defer ch.Close()
+	status := make(chan int, 1)
+	go func() {
+		code := ExitSignal
+		for r := range reqs {
+			if r.Type == "exit-status" && len(r.Payload) >= 4 {
+				code = int(binary.BigEndian.Uint32(r.Payload))
+			}
+			if r.WantReply {
+				r.Reply(false, nil)
+			}
+		}
+		status <- code
+	}()
+	ok, err := ch.SendRequest("subsystem", true, ssh.Marshal(struct{ Name string }{s.Command}))
+	if err == nil && !ok {
+		err = fmt.Errorf("the server refused subsystem %q", s.Command)
+	}
+	if err != nil {
+		return ExitSignal, &failure.Error{Kind: failure.Unknown, Op: "start subsystem on", Target: c.HostName, Err: err}
+	}
+	if !s.NullStdin && !c.StdinNull {
+		go func() {
+			io.Copy(ch, stdio.In)
+			ch.CloseWrite()
+		}()
+	} else {
+		ch.CloseWrite()
+	}
+	var wg sync.WaitGroup
+	wg.Add(1)
+	go func() { defer wg.Done(); io.Copy(stdio.Err, ch.Stderr()) }()
+	io.Copy(stdio.Out, ch)
+	wg.Wait()
+	ch.Close()
+	return <-status, nil
 }
