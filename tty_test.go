@@ -1,0 +1,114 @@
+package main
+
+import (
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/ec2ssh/ec2ssh/lab"
+)
+
+// tmuxSession drives a real terminal: a shell in a tmux pane.
+type tmuxSession struct {
+	t    *testing.T
+	name string
+	sock string
+}
+
+func newTmux(t *testing.T) *tmuxSession {
+	lab.Require(t, "tmux")
+	s := &tmuxSession{t: t, name: "ec2ssh-test", sock: filepath.Join(t.TempDir(), "tmux.sock")}
+	s.run("new-session", "-d", "-s", s.name, "-x", "100", "-y", "30", "env -u SSH_AUTH_SOCK PS1='LOCAL> ' bash --norc --noprofile")
+	t.Cleanup(func() { exec.Command("tmux", "-S", s.sock, "kill-server").Run() })
+	s.waitFor("LOCAL>", 5*time.Second)
+	return s
+}
+
+func (s *tmuxSession) run(args ...string) string {
+	s.t.Helper()
+	out, err := exec.Command("tmux", append([]string{"-S", s.sock}, args...)...).CombinedOutput()
+	if err != nil {
+		s.t.Fatalf("tmux %q: %v: %s", args, err, out)
+	}
+	return string(out)
+}
+
+func (s *tmuxSession) send(keys string) { s.run("send-keys", "-t", s.name, "-l", keys) }
+func (s *tmuxSession) enter()           { s.run("send-keys", "-t", s.name, "Enter") }
+func (s *tmuxSession) screen() string   { return s.run("capture-pane", "-p", "-t", s.name) }
+
+// waitFor waits until the screen shows text, and returns the screen.
+func (s *tmuxSession) waitFor(text string, limit time.Duration) string {
+	s.t.Helper()
+	deadline := time.Now().Add(limit)
+	for {
+		scr := s.screen()
+		if strings.Contains(scr, text) {
+			return scr
+		}
+		if time.Now().After(deadline) {
+			s.t.Fatalf("the screen never showed %q; it shows:\n%s", text, scr)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+// saneTerminal checks, from the local shell, that the terminal is back in
+// cooked mode with echo.
+func (s *tmuxSession) saneTerminal(tag string) {
+	s.t.Helper()
+	// The typed line reads "R""ESULT", the output "RESULT": only the
+	// output matches.
+	s.send(fmt.Sprintf(`echo "R""ESULT-%s:$(stty -a | grep -o -- '-\?icanon\|-\?echo ' | tr -d ' \n'):"`, tag))
+	s.enter()
+	scr := s.waitFor("RESULT-"+tag+":", 5*time.Second)
+	if !strings.Contains(scr, "RESULT-"+tag+":icanonecho:") {
+		s.t.Errorf("terminal not restored after %s:\n%s", tag, scr)
+	}
+}
+
+// TestInteractiveShell drives a login shell through a real terminal: a
+// prompt, a command, a window resize, and the terminal restored after exit
+// and after the connection is killed.
+func TestInteractiveShell(t *testing.T) {
+	needLab(t)
+	s := newTmux(t)
+	login := fmt.Sprintf("%s -F %s lab", bin, cfgFile)
+	s.send(login)
+	s.enter()
+	s.waitFor("root@", 10*time.Second) // the remote prompt
+	s.send("echo $((6*7))-$TERM")
+	s.enter()
+	s.waitFor("42-", 5*time.Second)
+
+	s.run("resize-window", "-t", s.name, "-x", "120", "-y", "40")
+	time.Sleep(200 * time.Millisecond)
+	s.send("echo size:$(stty size)")
+	s.enter()
+	s.waitFor("size:40 120", 5*time.Second)
+
+	s.send("exit")
+	s.enter()
+	s.waitFor("LOCAL>", 5*time.Second)
+	s.saneTerminal("after-exit")
+
+	// Now kill the connection from the far side while the shell is raw.
+	s.run("send-keys", "-t", s.name, "clear", "Enter")
+	s.send(login)
+	s.enter()
+	s.waitFor("root@", 10*time.Second)
+	s.send("kill -9 $PPID")
+	s.enter()
+	scr := s.waitFor("LOCAL>", 10*time.Second)
+	if !strings.Contains(scr, "ec2ssh") && !strings.Contains(scr, "closed") {
+		t.Logf("screen after the kill:\n%s", scr)
+	}
+	s.saneTerminal("after-kill")
+	if os.Getenv("EC2SSH_TEST_SHOW") != "" {
+		t.Log(s.screen())
+	}
+}
