@@ -1,0 +1,98 @@
+package preflight
+
+import (
+	"fmt"
+	"strings"
+)
+
+// Status is a check's verdict.
+type Status string
+
+const (
+	Pass    Status = "pass"
+	Fail    Status = "fail"
+	Warn    Status = "warn"
+	Unknown Status = "unknown"
+	Skip    Status = "skip"
+)
+
+// Result is one check's finding.
+type Result struct {
+	ID       string   `json:"id"`
+	Status   Status   `json:"status"`
+	Summary  string   `json:"summary"`
+	Evidence []string `json:"evidence"`
+	Fix      string   `json:"fix,omitempty"`
+}
+
+// Check judges Facts; it is pure and never panics on odd data.
+type Check struct {
+	ID  string
+	Run func(f *Facts) Result
+}
+
+// Checks are the checks of SPEC.md, in the order they are reported.
+var Checks = []Check{
+	{"credentials", checkCredentials},
+	{"instance-state", checkInstanceState},
+	{"status-checks", checkStatusChecks},
+	{"network-path", checkNetworkPath},
+	{"security-group", checkSecurityGroup},
+	{"network-acl", checkNetworkACL},
+	{"key-pair", checkKeyPair},
+	{"sshd", checkSSHD},
+	{"ssm-agent", checkSSMAgent},
+}
+
+// RunAll runs every check over f. A check that panics is reported as
+// unknown rather than taking ec2ssh down.
+func RunAll(f *Facts) []Result {
+	out := make([]Result, 0, len(Checks))
+	for _, c := range Checks {
+		out = append(out, runOne(c, f))
+	}
+	return out
+}
+
+func runOne(c Check, f *Facts) (r Result) {
+	defer func() {
+		if p := recover(); p != nil {
+			r = Result{ID: c.ID, Status: Unknown, Summary: fmt.Sprintf("the check failed on unexpected data: %v", p)}
+		}
+	}()
+	r = c.Run(f)
+	r.ID = c.ID
+	if r.Evidence == nil {
+		r.Evidence = []string{}
+	}
+	return r
+}
+
+// unknownFrom is the result for a check whose facts an API call could not
+// get: unknown, naming the permission it lacked.
+func unknownFrom(e *APIError) Result {
+	r := Result{Status: Unknown, Summary: "could not be checked: " + e.Error(), Evidence: []string{e.Op}}
+	if e.Denied {
+		r.Fix = fmt.Sprintf("grant %s to the caller's IAM identity to let ec2ssh check this", e.Permission)
+	}
+	return r
+}
+
+// firstErr returns the first non-nil APIError.
+func firstErr(errs ...*APIError) *APIError {
+	for _, e := range errs {
+		if e != nil {
+			return e
+		}
+	}
+	return nil
+}
+
+func plural(n int, one, many string) string {
+	if n == 1 {
+		return one
+	}
+	return many
+}
+
+func joinIDs(ids []string) string { return strings.Join(ids, ", ") }

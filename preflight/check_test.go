@@ -1,0 +1,231 @@
+package preflight
+
+import (
+	"encoding/json"
+	"strings"
+	"testing"
+)
+
+// base is a healthy instance seen from inside its VPC.
+func base() *Facts {
+	return &Facts{
+		Region: "eu-west-1", Port: 22,
+		Caller: &Caller{Account: "123456789012", ARN: "arn:aws:iam::123456789012:user/dev"},
+		Instance: &Instance{ID: "i-0abc", Name: "web-1", State: "running", PrivateIP: "10.0.1.5", PublicIP: "198.51.100.7",
+			SubnetID: "subnet-1", VPCID: "vpc-1", KeyName: "dev", InstanceProfile: "arn:aws:iam::123456789012:instance-profile/ssm",
+			Interfaces: []Interface{{ID: "eni-1", SecurityGroups: []string{"sg-1"}}}},
+		Status:           &InstanceStatus{System: "ok", Instance: "ok"},
+		VPCCIDRs:         []string{"10.0.0.0/16"},
+		RouteTable:       &RouteTable{ID: "rtb-main", Main: true, Routes: []Route{{"10.0.0.0/16", "local", "active"}, {"0.0.0.0/0", "igw-1", "active"}}},
+		InternetGateways: map[string][]string{"igw-1": {"vpc-1"}},
+		SecurityGroups:   []SecurityGroup{{ID: "sg-1", Name: "ssh", Ingress: []SGRule{{Protocol: "tcp", FromPort: 22, ToPort: 22, CIDRs: []string{"203.0.113.0/24"}}}}},
+		NetworkACL: &NetworkACL{ID: "acl-1", Entries: []ACLEntry{
+			{Number: 100, Protocol: "-1", Allow: true, CIDR: "0.0.0.0/0"},
+			{Number: 32767, Protocol: "-1", Allow: false, CIDR: "0.0.0.0/0"},
+			{Number: 100, Egress: true, Protocol: "-1", Allow: true, CIDR: "0.0.0.0/0"},
+			{Number: 32767, Egress: true, Protocol: "-1", Allow: false, CIDR: "0.0.0.0/0"},
+		}},
+		KeyPair:   &KeyPair{Name: "dev", Fingerprint: "SHA256:abcDEF123=", Type: "ed25519"},
+		LocalKeys: []LocalKey{{Source: "~/.ssh/dev", Type: "ssh-ed25519", Fingerprints: []string{"SHA256:abcDEF123"}}},
+		Role:      &Role{Profile: "ssm", Name: "ssm-role", Policies: []string{SSMCorePolicy}},
+		SSM:       &SSMAgent{Registered: true, PingStatus: "Online", AgentVersion: "3.3"},
+		Source:    Source{Address: "203.0.113.9", How: "--source-ip", EphemeralLow: 32768, EphemeralHigh: 60999},
+		SSHD:      &Probe{Address: "198.51.100.7", Port: 22, Result: "open", Banner: "SSH-2.0-OpenSSH_9.2"},
+	}
+}
+
+func result(t *testing.T, f *Facts, id string) Result {
+	t.Helper()
+	for _, r := range RunAll(f) {
+		if r.ID == id {
+			return r
+		}
+	}
+	t.Fatalf("no result for %s", id)
+	return Result{}
+}
+
+func TestHealthyPassesEverything(t *testing.T) {
+	for _, r := range RunAll(base()) {
+		if r.Status != Pass {
+			t.Errorf("%s = %s (%s), want pass", r.ID, r.Status, r.Summary)
+		}
+	}
+}
+
+func TestSecurityGroupRules(t *testing.T) {
+	tests := []struct {
+		name   string
+		groups []SecurityGroup
+		src    string
+		pls    map[string][]string
+		want   Status
+	}{
+		{"exact port", []SecurityGroup{{ID: "sg-a", Ingress: []SGRule{{Protocol: "tcp", FromPort: 22, ToPort: 22, CIDRs: []string{"203.0.113.9/32"}}}}}, "203.0.113.9", nil, Pass},
+		{"range including 22", []SecurityGroup{{ID: "sg-a", Ingress: []SGRule{{Protocol: "tcp", FromPort: 20, ToPort: 30, CIDRs: []string{"0.0.0.0/0"}}}}}, "203.0.113.9", nil, Pass},
+		{"range excluding 22", []SecurityGroup{{ID: "sg-a", Ingress: []SGRule{{Protocol: "tcp", FromPort: 23, ToPort: 30, CIDRs: []string{"0.0.0.0/0"}}}}}, "203.0.113.9", nil, Fail},
+		{"protocol -1", []SecurityGroup{{ID: "sg-a", Ingress: []SGRule{{Protocol: "-1", FromPort: -1, ToPort: -1, CIDRs: []string{"203.0.113.0/24"}}}}}, "203.0.113.9", nil, Pass},
+		{"udp 22 only", []SecurityGroup{{ID: "sg-a", Ingress: []SGRule{{Protocol: "udp", FromPort: 22, ToPort: 22, CIDRs: []string{"0.0.0.0/0"}}}}}, "203.0.113.9", nil, Fail},
+		{"other network", []SecurityGroup{{ID: "sg-a", Ingress: []SGRule{{Protocol: "tcp", FromPort: 22, ToPort: 22, CIDRs: []string{"192.0.2.0/24"}}}}}, "203.0.113.9", nil, Fail},
+		{"second group allows", []SecurityGroup{{ID: "sg-a"}, {ID: "sg-b", Ingress: []SGRule{{Protocol: "6", FromPort: 22, ToPort: 22, CIDRs: []string{"203.0.113.9/32"}}}}}, "203.0.113.9", nil, Pass},
+		{"ipv6", []SecurityGroup{{ID: "sg-a", Ingress: []SGRule{{Protocol: "tcp", FromPort: 22, ToPort: 22, IPv6CIDRs: []string{"2001:db8::/32"}}}}}, "2001:db8::5", nil, Pass},
+		{"ipv4 rule, ipv6 source", []SecurityGroup{{ID: "sg-a", Ingress: []SGRule{{Protocol: "tcp", FromPort: 22, ToPort: 22, CIDRs: []string{"0.0.0.0/0"}}}}}, "2001:db8::5", nil, Fail},
+		{"prefix list", []SecurityGroup{{ID: "sg-a", Ingress: []SGRule{{Protocol: "tcp", FromPort: 22, ToPort: 22, PrefixLists: []string{"pl-1"}}}}}, "203.0.113.9", map[string][]string{"pl-1": {"203.0.113.0/28"}}, Pass},
+		{"prefix list elsewhere", []SecurityGroup{{ID: "sg-a", Ingress: []SGRule{{Protocol: "tcp", FromPort: 22, ToPort: 22, PrefixLists: []string{"pl-1"}}}}}, "203.0.113.99", map[string][]string{"pl-1": {"203.0.113.0/28"}}, Fail},
+		{"group reference only", []SecurityGroup{{ID: "sg-a", Ingress: []SGRule{{Protocol: "tcp", FromPort: 22, ToPort: 22, Groups: []string{"sg-bastion"}}}}}, "203.0.113.9", nil, Warn},
+		{"no groups", nil, "203.0.113.9", nil, Unknown},
+		{"unknown source, open to all", []SecurityGroup{{ID: "sg-a", Ingress: []SGRule{{Protocol: "tcp", FromPort: 22, ToPort: 22, CIDRs: []string{"0.0.0.0/0"}}}}}, "", nil, Pass},
+		{"unknown source, narrow rule", []SecurityGroup{{ID: "sg-a", Ingress: []SGRule{{Protocol: "tcp", FromPort: 22, ToPort: 22, CIDRs: []string{"203.0.113.0/24"}}}}}, "", nil, Unknown},
+	}
+	for _, tt := range tests {
+		f := base()
+		f.SecurityGroups, f.PrefixLists, f.Source.Address = tt.groups, tt.pls, tt.src
+		r := result(t, f, "security-group")
+		if r.Status != tt.want {
+			t.Errorf("%s: security-group = %s (%s), want %s", tt.name, r.Status, r.Summary, tt.want)
+		}
+		if r.Status == Fail && (!strings.Contains(r.Fix, "authorize-security-group-ingress") || !strings.Contains(r.Fix, "sg-")) {
+			t.Errorf("%s: fix %q does not name the command and group", tt.name, r.Fix)
+		}
+	}
+}
+
+func TestNetworkACLRules(t *testing.T) {
+	allowAll := func(egress bool) []ACLEntry {
+		return []ACLEntry{{Number: 100, Egress: egress, Protocol: "-1", Allow: true, CIDR: "0.0.0.0/0"}, {Number: 32767, Egress: egress, Protocol: "-1", CIDR: "0.0.0.0/0"}}
+	}
+	tests := []struct {
+		name    string
+		entries []ACLEntry
+		want    Status
+		summary string
+	}{
+		{"allow all", append(allowAll(false), allowAll(true)...), Pass, ""},
+		{"deny 22 before allow", append([]ACLEntry{
+			{Number: 50, Protocol: "6", FromPort: 22, ToPort: 22, CIDR: "0.0.0.0/0"},
+			{Number: 100, Protocol: "-1", Allow: true, CIDR: "0.0.0.0/0"}}, allowAll(true)...), Fail, "rule 50"},
+		{"allow before deny wins", append([]ACLEntry{
+			{Number: 200, Protocol: "6", FromPort: 22, ToPort: 22, CIDR: "0.0.0.0/0"},
+			{Number: 100, Protocol: "6", FromPort: 22, ToPort: 22, Allow: true, CIDR: "203.0.113.0/24"}}, allowAll(true)...), Pass, ""},
+		{"deny for another network does not match", append([]ACLEntry{
+			{Number: 50, Protocol: "6", FromPort: 22, ToPort: 22, CIDR: "192.0.2.0/24"},
+			{Number: 100, Protocol: "6", FromPort: 0, ToPort: 65535, Allow: true, CIDR: "0.0.0.0/0"}}, allowAll(true)...), Pass, ""},
+		{"only the star rule", append([]ACLEntry{{Number: 32767, Protocol: "-1", CIDR: "0.0.0.0/0"}}, allowAll(true)...), Fail, "rule 32767"},
+		{"egress drops replies", append(allowAll(false),
+			ACLEntry{Number: 100, Egress: true, Protocol: "6", FromPort: 443, ToPort: 443, Allow: true, CIDR: "0.0.0.0/0"},
+			ACLEntry{Number: 32767, Egress: true, Protocol: "-1", CIDR: "0.0.0.0/0"}), Fail, "drops the replies"},
+		{"egress allows part of the ephemeral range", append(allowAll(false),
+			ACLEntry{Number: 100, Egress: true, Protocol: "6", FromPort: 1024, ToPort: 40000, Allow: true, CIDR: "0.0.0.0/0"},
+			ACLEntry{Number: 32767, Egress: true, Protocol: "-1", CIDR: "0.0.0.0/0"}), Fail, "40001-60999"},
+		{"egress deny numbered after allow", append(allowAll(false),
+			ACLEntry{Number: 90, Egress: true, Protocol: "6", FromPort: 1024, ToPort: 65535, Allow: true, CIDR: "0.0.0.0/0"},
+			ACLEntry{Number: 100, Egress: true, Protocol: "6", FromPort: 0, ToPort: 65535, CIDR: "0.0.0.0/0"}), Pass, ""},
+	}
+	for _, tt := range tests {
+		f := base()
+		f.NetworkACL.Entries = tt.entries
+		r := result(t, f, "network-acl")
+		if r.Status != tt.want || !strings.Contains(r.Summary, tt.summary) {
+			t.Errorf("%s: network-acl = %s (%s), want %s with %q", tt.name, r.Status, r.Summary, tt.want, tt.summary)
+		}
+	}
+}
+
+func TestNetworkPath(t *testing.T) {
+	f := base()
+	f.RouteTable.Routes = []Route{{"10.0.0.0/16", "local", "active"}, {"0.0.0.0/0", "nat-1", "active"}}
+	if r := result(t, f, "network-path"); r.Status != Fail {
+		t.Errorf("default route to a NAT: %s (%s), want fail", r.Status, r.Summary)
+	}
+	f = base()
+	f.InternetGateways = map[string][]string{"igw-1": {"vpc-other"}}
+	if r := result(t, f, "network-path"); r.Status != Fail || !strings.Contains(r.Fix, "attach-internet-gateway") {
+		t.Errorf("detached igw: %s (%s), want fail with attach", r.Status, r.Summary)
+	}
+	f = base()
+	f.Instance.PublicIP = ""
+	if r := result(t, f, "network-path"); r.Status != Fail {
+		t.Errorf("no public address from outside: %s, want fail", r.Status)
+	}
+	f.Source = Source{Address: "10.0.9.9", Private: true, How: "kernel route"}
+	if r := result(t, f, "network-path"); r.Status != Pass {
+		t.Errorf("no public address from inside: %s, want pass", r.Status)
+	}
+}
+
+func TestOtherChecks(t *testing.T) {
+	tests := []struct {
+		name   string
+		mutate func(*Facts)
+		id     string
+		want   Status
+	}{
+		{"stopped", func(f *Facts) { f.Instance.State = "stopped" }, "instance-state", Fail},
+		{"pending", func(f *Facts) { f.Instance.State = "pending" }, "instance-state", Warn},
+		{"terminated", func(f *Facts) { f.Instance.State = "terminated" }, "instance-state", Fail},
+		{"impaired", func(f *Facts) { f.Status.Instance = "impaired" }, "status-checks", Fail},
+		{"initializing", func(f *Facts) { f.Status.System = "initializing" }, "status-checks", Warn},
+		{"status when stopped", func(f *Facts) { f.Instance.State = "stopped" }, "status-checks", Skip},
+		{"wrong key", func(f *Facts) { f.LocalKeys[0].Fingerprints = []string{"SHA256:other"} }, "key-pair", Fail},
+		{"md5 hex case-insensitive", func(f *Facts) {
+			f.KeyPair.Fingerprint = "1f:51:ae:28:bf:89:e9:d8:1f:25:5d:37:2d:7d:b8:ca"
+			f.LocalKeys[0].Fingerprints = []string{"1F:51:AE:28:BF:89:E9:D8:1F:25:5D:37:2D:7D:B8:CA"}
+		}, "key-pair", Pass},
+		{"no key pair", func(f *Facts) { f.Instance.KeyName = "" }, "key-pair", Warn},
+		{"sshd refused", func(f *Facts) { f.SSHD.Result = "refused" }, "sshd", Fail},
+		{"sshd silent", func(f *Facts) { f.SSHD.Result = "timeout" }, "sshd", Unknown},
+		{"no profile", func(f *Facts) { f.SSM, f.Role, f.Instance.InstanceProfile = nil, nil, "" }, "ssm-agent", Fail},
+		{"role lacks policy", func(f *Facts) { f.SSM = nil; f.Role.Policies = []string{"arn:aws:iam::aws:policy/ReadOnlyAccess"} }, "ssm-agent", Fail},
+		{"agent lost", func(f *Facts) { f.SSM.PingStatus = "ConnectionLost" }, "ssm-agent", Fail},
+		{"no credentials", func(f *Facts) { f.Caller, f.CallerErr = nil, &APIError{Op: "sts:GetCallerIdentity", NoCreds: true} }, "credentials", Fail},
+	}
+	for _, tt := range tests {
+		f := base()
+		tt.mutate(f)
+		r := result(t, f, tt.id)
+		if r.Status != tt.want {
+			t.Errorf("%s: %s = %s (%s), want %s", tt.name, tt.id, r.Status, r.Summary, tt.want)
+		}
+		if r.Status == Fail && r.Fix == "" {
+			t.Errorf("%s: %s fails with no fix", tt.name, tt.id)
+		}
+	}
+}
+
+func TestDeniedIsUnknownNeverPass(t *testing.T) {
+	denied := &APIError{Op: "ec2:DescribeSecurityGroups", Code: "UnauthorizedOperation", Denied: true, Permission: "ec2:DescribeSecurityGroups"}
+	f := base()
+	f.SecurityGroups, f.SecurityGroupsErr = nil, denied
+	f.NetworkACL, f.NetworkACLErr = nil, denied
+	f.KeyPair, f.KeyPairErr = nil, denied
+	f.SSM, f.SSMErr = nil, denied
+	f.Role, f.RoleErr = nil, denied
+	for _, id := range []string{"security-group", "network-acl", "key-pair", "ssm-agent"} {
+		r := result(t, f, id)
+		if r.Status != Unknown || !strings.Contains(r.Summary+r.Fix, "ec2:DescribeSecurityGroups") {
+			t.Errorf("%s with a denied call = %s (%s / %s), want unknown naming the permission", id, r.Status, r.Summary, r.Fix)
+		}
+	}
+}
+
+// FuzzChecks feeds odd API data (as JSON) to every check: none may panic,
+// and each result has a valid status.
+func FuzzChecks(f *testing.F) {
+	b, _ := json.Marshal(base())
+	f.Add(b)
+	f.Add([]byte(`{"instance":{"id":"i-1","state":"running","interfaces":[{"security_groups":null}]},"security_groups":[{"ingress":[{"protocol":"tcp","from_port":70000,"to_port":-5,"cidrs":["bad"]}]}],"network_acl":{"entries":[{"number":-1,"protocol":"6","cidr":"::/0"}]},"source":{"address":"::1","ephemeral_low":9,"ephemeral_high":2}}`))
+	f.Fuzz(func(t *testing.T, data []byte) {
+		var facts Facts
+		if json.Unmarshal(data, &facts) != nil {
+			return
+		}
+		for _, c := range Checks {
+			r := c.Run(&facts) // directly: RunAll's recover would hide a panic
+			switch r.Status {
+			case Pass, Fail, Warn, Unknown, Skip:
+			default:
+				t.Fatalf("%s returned status %q", c.ID, r.Status)
+			}
+		}
+	})
+}

@@ -1,0 +1,251 @@
+// Package preflight owns what ec2ssh learns from AWS and the network about
+// an instance, and the checks that judge it (SPEC.md, "Pre-flight checks").
+// Gathering (gather.go, resolve.go: the only code here that calls AWS) is
+// kept apart from judging (check_*.go: pure functions of Facts), so a check
+// can be tested from a JSON snapshot with no network.
+package preflight
+
+import (
+	"net/netip"
+	"time"
+)
+
+// Facts is everything the checks judge. Each part that comes from an API
+// call has an *APIError beside it; nil data with a nil error means the part
+// was not gathered (not applicable).
+type Facts struct {
+	Region string `json:"region"`
+	Port   int    `json:"port"`
+
+	Caller    *Caller   `json:"caller,omitempty"`
+	CallerErr *APIError `json:"caller_error,omitempty"`
+
+	Instance    *Instance `json:"instance,omitempty"`
+	InstanceErr *APIError `json:"instance_error,omitempty"`
+
+	Status    *InstanceStatus `json:"status,omitempty"`
+	StatusErr *APIError       `json:"status_error,omitempty"`
+
+	Subnet    *Subnet   `json:"subnet,omitempty"`
+	SubnetErr *APIError `json:"subnet_error,omitempty"`
+	VPCCIDRs  []string  `json:"vpc_cidrs,omitempty"`
+
+	RouteTable    *RouteTable `json:"route_table,omitempty"`
+	RouteTableErr *APIError   `json:"route_table_error,omitempty"`
+	// InternetGateways maps igw id to the VPCs it is attached to.
+	InternetGateways    map[string][]string `json:"internet_gateways,omitempty"`
+	InternetGatewaysErr *APIError           `json:"internet_gateways_error,omitempty"`
+
+	SecurityGroups    []SecurityGroup `json:"security_groups,omitempty"`
+	SecurityGroupsErr *APIError       `json:"security_groups_error,omitempty"`
+	// PrefixLists maps a prefix list id to its CIDRs.
+	PrefixLists    map[string][]string `json:"prefix_lists,omitempty"`
+	PrefixListsErr *APIError           `json:"prefix_lists_error,omitempty"`
+
+	NetworkACL    *NetworkACL `json:"network_acl,omitempty"`
+	NetworkACLErr *APIError   `json:"network_acl_error,omitempty"`
+
+	KeyPair    *KeyPair   `json:"key_pair,omitempty"`
+	KeyPairErr *APIError  `json:"key_pair_error,omitempty"`
+	LocalKeys  []LocalKey `json:"local_keys,omitempty"`
+
+	Role    *Role     `json:"role,omitempty"`
+	RoleErr *APIError `json:"role_error,omitempty"`
+
+	SSM    *SSMAgent `json:"ssm,omitempty"`
+	SSMErr *APIError `json:"ssm_error,omitempty"`
+
+	Source Source `json:"source"`
+	SSHD   *Probe `json:"sshd,omitempty"`
+}
+
+// APIError is an AWS call that failed, as the checks need to know it.
+type APIError struct {
+	Op         string `json:"op"`                // "ec2:DescribeSecurityGroups"
+	Code       string `json:"code,omitempty"`    // the service's error code
+	Message    string `json:"message,omitempty"` // the service's message
+	Denied     bool   `json:"denied,omitempty"`  // an authorization failure
+	NoCreds    bool   `json:"no_credentials,omitempty"`
+	Permission string `json:"permission,omitempty"` // the IAM action it lacked, when Denied
+}
+
+func (e *APIError) Error() string {
+	if e.Denied {
+		return e.Op + ": access denied (needs " + e.Permission + ")"
+	}
+	if e.Code != "" {
+		return e.Op + ": " + e.Code + ": " + e.Message
+	}
+	return e.Op + ": " + e.Message
+}
+
+// Caller is STS GetCallerIdentity's answer.
+type Caller struct {
+	Account string `json:"account"`
+	ARN     string `json:"arn"`
+}
+
+// Instance is the part of DescribeInstances the checks use.
+type Instance struct {
+	ID              string      `json:"id"`
+	Name            string      `json:"name,omitempty"`
+	State           string      `json:"state"` // pending, running, stopping, stopped, shutting-down, terminated
+	StateReason     string      `json:"state_reason,omitempty"`
+	LaunchTime      time.Time   `json:"launch_time"`
+	PublicIP        string      `json:"public_ip,omitempty"`
+	PrivateIP       string      `json:"private_ip,omitempty"`
+	IPv6            []string    `json:"ipv6,omitempty"`
+	PublicDNS       string      `json:"public_dns,omitempty"`
+	PrivateDNS      string      `json:"private_dns,omitempty"`
+	SubnetID        string      `json:"subnet_id,omitempty"`
+	VPCID           string      `json:"vpc_id,omitempty"`
+	KeyName         string      `json:"key_name,omitempty"`
+	ImageID         string      `json:"image_id,omitempty"`
+	ImageName       string      `json:"image_name,omitempty"`
+	Platform        string      `json:"platform,omitempty"` // PlatformDetails: "Linux/UNIX", "Windows", …
+	InstanceProfile string      `json:"instance_profile,omitempty"`
+	Interfaces      []Interface `json:"interfaces,omitempty"`
+}
+
+// Interface is one network interface and its security groups.
+type Interface struct {
+	ID             string   `json:"id"`
+	SubnetID       string   `json:"subnet_id,omitempty"`
+	SecurityGroups []string `json:"security_groups"`
+}
+
+// GroupIDs returns the security groups of all the instance's interfaces.
+func (i *Instance) GroupIDs() []string {
+	var ids []string
+	seen := map[string]bool{}
+	for _, ifc := range i.Interfaces {
+		for _, g := range ifc.SecurityGroups {
+			if !seen[g] {
+				seen[g] = true
+				ids = append(ids, g)
+			}
+		}
+	}
+	return ids
+}
+
+// InstanceStatus is DescribeInstanceStatus's answer: "ok", "impaired",
+// "initializing", "insufficient-data", "not-applicable".
+type InstanceStatus struct {
+	System   string `json:"system"`
+	Instance string `json:"instance"`
+}
+
+// Subnet is the instance's subnet.
+type Subnet struct {
+	ID    string `json:"id"`
+	CIDR  string `json:"cidr"`
+	VPCID string `json:"vpc_id"`
+}
+
+// RouteTable is the table in force for the subnet (explicit or main).
+type RouteTable struct {
+	ID     string  `json:"id"`
+	Main   bool    `json:"main"` // true when the subnet has no association of its own
+	Routes []Route `json:"routes"`
+}
+
+// Route is one route; Target is the gateway, NAT, instance, … id.
+type Route struct {
+	Destination string `json:"destination"` // CIDR or prefix list id
+	Target      string `json:"target"`
+	State       string `json:"state"` // active, blackhole
+}
+
+// SecurityGroup is a group's inbound rules.
+type SecurityGroup struct {
+	ID      string   `json:"id"`
+	Name    string   `json:"name"`
+	Ingress []SGRule `json:"ingress"`
+}
+
+// SGRule is one IpPermission: a protocol, a port range, and its sources.
+type SGRule struct {
+	Protocol    string   `json:"protocol"` // "tcp", "udp", "icmp", "-1", or a number
+	FromPort    int      `json:"from_port"`
+	ToPort      int      `json:"to_port"`
+	CIDRs       []string `json:"cidrs,omitempty"`
+	IPv6CIDRs   []string `json:"ipv6_cidrs,omitempty"`
+	PrefixLists []string `json:"prefix_lists,omitempty"`
+	Groups      []string `json:"groups,omitempty"` // referenced security groups
+}
+
+// NetworkACL is the subnet's NACL.
+type NetworkACL struct {
+	ID      string     `json:"id"`
+	Entries []ACLEntry `json:"entries"`
+}
+
+// ACLEntry is one NACL rule.
+type ACLEntry struct {
+	Number   int    `json:"number"`
+	Egress   bool   `json:"egress"`
+	Protocol string `json:"protocol"` // "-1", "6", "17", …
+	Allow    bool   `json:"allow"`
+	CIDR     string `json:"cidr"`
+	FromPort int    `json:"from_port"` // 0/0 with protocol -1 means all
+	ToPort   int    `json:"to_port"`
+}
+
+// KeyPair is the instance's key pair as EC2 records it.
+type KeyPair struct {
+	Name        string `json:"name"`
+	Fingerprint string `json:"fingerprint"`
+	Type        string `json:"type"` // rsa, ed25519
+}
+
+// LocalKey is a key ec2ssh could offer, with the fingerprints EC2 could
+// have recorded for it.
+type LocalKey struct {
+	Source       string   `json:"source"` // file path, or "agent"
+	Type         string   `json:"type"`
+	Fingerprints []string `json:"fingerprints"`
+}
+
+// Role is the instance profile's role and what it grants for SSM.
+type Role struct {
+	Profile  string   `json:"profile"`
+	Name     string   `json:"name,omitempty"`
+	Policies []string `json:"policies,omitempty"` // attached managed policy ARNs
+	// InlineSSM is true when an inline policy grants what
+	// AmazonSSMManagedInstanceCore does for Session Manager.
+	InlineSSM bool `json:"inline_ssm,omitempty"`
+}
+
+// SSMAgent is DescribeInstanceInformation's answer for the instance.
+type SSMAgent struct {
+	Registered   bool      `json:"registered"`
+	PingStatus   string    `json:"ping_status,omitempty"` // Online, ConnectionLost, Inactive
+	LastPing     time.Time `json:"last_ping,omitempty"`
+	AgentVersion string    `json:"agent_version,omitempty"`
+}
+
+// Source is the address SSH connections come from, as the instance sees it.
+type Source struct {
+	Address string `json:"address,omitempty"` // empty: not known
+	Private bool   `json:"private"`           // inside the VPC, so no public address is needed
+	How     string `json:"how,omitempty"`     // "kernel route", "--source-ip", …
+	// Ephemeral is the client's ephemeral port range, for NACL egress.
+	EphemeralLow  int `json:"ephemeral_low"`
+	EphemeralHigh int `json:"ephemeral_high"`
+}
+
+// Addr returns the source address parsed, or false when unknown.
+func (s Source) Addr() (netip.Addr, bool) {
+	a, err := netip.ParseAddr(s.Address)
+	return a, err == nil
+}
+
+// Probe is what the SSH port answered.
+type Probe struct {
+	Address string `json:"address"`
+	Port    int    `json:"port"`
+	Result  string `json:"result"` // "open", "refused", "timeout", "no-banner", "unreachable"
+	Banner  string `json:"banner,omitempty"`
+	Detail  string `json:"detail,omitempty"`
+}
