@@ -31,6 +31,16 @@ var (
 )
 
 func TestMain(m *testing.M) {
+	// The suite runs in a private network namespace of its own, where the
+	// lab's addresses and firewall rules cannot touch the machine's.
+	if !lab.InNetns() && lab.NetnsSupported() == nil {
+		code, err := lab.Reexec()
+		if err != nil {
+			fmt.Fprintln(os.Stderr, "lab:", err)
+			os.Exit(1)
+		}
+		os.Exit(code)
+	}
 	os.Exit(func() int {
 		var err error
 		workDir, err = os.MkdirTemp("", "ec2ssh-e2e-")
@@ -46,6 +56,10 @@ func TestMain(m *testing.M) {
 		labErr = startLab()
 		if sshd != nil {
 			defer sshd.Stop()
+		}
+		worldErr = startWorld()
+		if world != nil {
+			defer world.Stop()
 		}
 		return m.Run()
 	}())

@@ -14,6 +14,8 @@ import (
 
 	"github.com/ec2ssh/ec2ssh/connect"
 	"github.com/ec2ssh/ec2ssh/failure"
+	"github.com/ec2ssh/ec2ssh/preflight"
+	"golang.org/x/term"
 )
 
 // Version is set at build time with -ldflags "-X main.Version=…".
@@ -82,6 +84,9 @@ func run(ctx context.Context, argv []string, stdin, stdout, stderr *os.File) int
 	for _, k := range cfg.Ignored {
 		env.Debug("debug1: ec2ssh does not act on: %s", k)
 	}
+	if args.Diagnose {
+		return runDiagnose(ctx, args, cfg, env, stdout, stderr)
+	}
 	if args.Proxy {
 		return proxy(ctx, args, cfg, stdin, stdout, stderr, env)
 	}
@@ -100,18 +105,12 @@ func run(ctx context.Context, argv []string, stdin, stdout, stderr *os.File) int
 	}
 
 	env.Prompter = connect.OpenPrompter(cfg.BatchMode)
-	creds, err := connect.LoadCredentials(cfg, env.Prompter, env.Debug)
+	start := time.Now()
+	client, creds, err := dialTarget(ctx, args, cfg, env, stderr)
 	if err != nil {
 		return report(stderr, err, args.Quiet)
 	}
 	defer creds.Close()
-	hostKeys := connect.NewHostKeys(cfg, env.Prompter, env.Log)
-
-	start := time.Now()
-	client, err := connect.Dial(ctx, cfg, creds, hostKeys, nil, env)
-	if err != nil {
-		return report(stderr, err, args.Quiet)
-	}
 	defer client.Close()
 	env.Debug("debug1: connected and authenticated in %v", time.Since(start).Round(time.Millisecond))
 
@@ -147,27 +146,14 @@ func run(ctx context.Context, argv []string, stdin, stdout, stderr *os.File) int
 // notYet refuses ec2ssh options whose feature has not landed, rather than
 // ignoring them.
 func notYet(a *connect.Args) error {
-	var opt string
 	switch {
-	case a.Diagnose:
-		opt = "--diagnose"
-	case a.JSON:
-		opt = "--json"
 	case a.Fallback == "ssm":
-		opt = "--fallback=ssm"
-	case a.Region != "":
-		opt = "--region"
-	case a.Profile != "":
-		opt = "--profile"
-	case a.Address != "" && a.Address != "auto":
-		opt = "--address"
-	case a.SourceIP != "":
-		opt = "--source-ip"
-	default:
-		return nil
+		return failure.Configf("the SSM fallback arrives in a later release; use --fallback=never or leave it out",
+			"--fallback=ssm is not available yet")
+	case a.JSON && !a.Diagnose:
+		return failure.Configf("use it as: ec2ssh --diagnose --json DESTINATION", "--json goes with --diagnose")
 	}
-	return failure.Configf("this ec2ssh connects to hosts by name or address only; the EC2 features arrive in a later release",
-		"%s is not available yet", opt)
+	return nil
 }
 
 func waitClosed(c *connect.Client) <-chan struct{} {
@@ -209,6 +195,20 @@ func proxy(ctx context.Context, args *connect.Args, cfg *connect.Config, stdin, 
 	port, _ := strconv.Atoi(args.ProxyPort)
 	c := *cfg
 	c.Port = port
+	if preflight.ClassifyDest(c.HostName) == preflight.DestID {
+		side := newEC2Side(args, env)
+		t := side.cached(ctx, c.HostName)
+		if t == nil {
+			var err error
+			if t, err = side.resolve(ctx, c.HostName); err != nil {
+				return report(stderr, err, args.Quiet)
+			}
+			if t == nil {
+				return report(stderr, failure.Configf("check the id and the region", "no instance %s", c.HostName), args.Quiet)
+			}
+		}
+		c.HostName = t.Address
+	}
 	c.ProxyCommand, c.ProxyJump = "", ""
 	conn, err := connect.DirectTransport(&c, env)(ctx)
 	if err != nil {
@@ -260,6 +260,8 @@ func detach() {
 		syscall.Setsid()
 	}
 }
+
+func isTerminal(f *os.File) bool { return term.IsTerminal(int(f.Fd())) }
 
 func devNull() *os.File {
 	f, err := os.Open(os.DevNull)

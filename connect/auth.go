@@ -2,6 +2,8 @@ package connect
 
 import (
 	"bytes"
+	"crypto"
+	"crypto/ed25519"
 	"crypto/x509"
 	"errors"
 	"fmt"
@@ -23,12 +25,33 @@ import (
 // passwords and keyboard-interactive answers.
 type Credentials struct {
 	Signers  []ssh.Signer // in the order they are offered
+	Keys     []KeyInfo    // the same keys, for checks that compare them with EC2's
 	Agent    agent.ExtendedAgent
 	Prompter Prompter
 	cfg      *Config
 	user     string
 	host     string
 	closers  []func()
+}
+
+// KeyInfo describes one local key for comparison with an EC2 key pair.
+type KeyInfo struct {
+	Source  string // file path, or "agent"
+	Type    string
+	Blob    []byte            // SSH wire-format public key
+	Public  crypto.PublicKey  // nil for key types without one
+	Private crypto.PrivateKey // only for unencrypted identity files
+}
+
+func keyInfo(source string, pub ssh.PublicKey, priv crypto.PrivateKey) KeyInfo {
+	k := KeyInfo{Source: source, Type: pub.Type(), Blob: pub.Marshal(), Private: priv}
+	if cpk, ok := pub.(ssh.CryptoPublicKey); ok {
+		k.Public = cpk.CryptoPublicKey()
+	}
+	if p, ok := priv.(*ed25519.PrivateKey); ok { // x/crypto hands ed25519 keys out by pointer
+		k.Private = *p
+	}
+	return k
 }
 
 // Close releases the agent connection.
@@ -92,6 +115,13 @@ func LoadCredentials(c *Config, p Prompter, log func(string, ...any)) (*Credenti
 			return nil, &failure.Error{Kind: failure.Config, Op: "load identity file", Target: path, Err: err,
 				Hint: "check the file given with -i or IdentityFile"}
 		}
+		var priv crypto.PrivateKey
+		if _, locked := s.(*lockedSigner); !locked {
+			if pem, err := os.ReadFile(path); err == nil {
+				priv, _ = ssh.ParseRawPrivateKey(pem)
+			}
+		}
+		cr.Keys = append(cr.Keys, keyInfo(path, s.PublicKey(), priv))
 		if a := inAgent(s.PublicKey()); a != nil {
 			s = a
 		}
@@ -120,6 +150,7 @@ func LoadCredentials(c *Config, p Prompter, log func(string, ...any)) (*Credenti
 			}
 			if !dup {
 				cr.Signers = append(cr.Signers, a)
+				cr.Keys = append(cr.Keys, keyInfo("agent", a.PublicKey(), nil))
 			}
 		}
 	}

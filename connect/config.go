@@ -25,6 +25,7 @@ type Config struct {
 	Alias    string // the destination as typed: what Host patterns match
 	HostName string
 	User     string
+	UserSet  bool // User came from the command line or a file, not the local user name
 	Port     int
 
 	IdentityFiles    []string // unexpanded, in order; see ExpandPath
@@ -150,6 +151,7 @@ func resolveConfig(args *Args, alias string, files ConfigFiles, explicit bool) (
 	c.HostName = strings.ToLower(hostname)
 
 	c.User = r.first("User", "")
+	c.UserSet = c.User != ""
 	if c.User == "" {
 		c.User = localUser()
 	}

@@ -76,8 +76,15 @@ func StartSSHD(dir string, o SSHDOptions) (*SSHD, error) {
 	if err != nil {
 		return nil, err
 	}
-	ak := filepath.Join(dir, "authorized_keys")
-	if err := os.WriteFile(ak, []byte(strings.Join(o.AuthorizedKeys, "\n")+"\n"), 0o600); err != nil {
+	// sshd reads authorized_keys as the user logging in, so the file lives
+	// where any user can read it (public keys only).
+	akDir, err := os.MkdirTemp("", "ec2ssh-lab-keys-")
+	if err != nil {
+		return nil, err
+	}
+	os.Chmod(akDir, 0o755)
+	ak := filepath.Join(akDir, "authorized_keys")
+	if err := os.WriteFile(ak, []byte(strings.Join(o.AuthorizedKeys, "\n")+"\n"), 0o644); err != nil {
 		return nil, err
 	}
 	if o.Port == 0 {
@@ -117,10 +124,11 @@ func StartSSHD(dir string, o SSHDOptions) (*SSHD, error) {
 	cmd.Stdout, cmd.Stderr = logFile, logFile
 	if err := cmd.Start(); err != nil {
 		logFile.Close()
+		os.RemoveAll(akDir)
 		return nil, err
 	}
 	s := &SSHD{Addr: o.Addr, Port: o.Port, Dir: dir, HostKeyPub: strings.TrimSpace(string(pub)), cmd: cmd, done: make(chan struct{})}
-	go func() { cmd.Wait(); logFile.Close(); close(s.done) }()
+	go func() { cmd.Wait(); logFile.Close(); os.RemoveAll(akDir); close(s.done) }()
 	if err := s.waitBanner(10 * time.Second); err != nil {
 		s.Stop()
 		log, _ := os.ReadFile(filepath.Join(dir, "sshd.log"))

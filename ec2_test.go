@@ -1,0 +1,232 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"sort"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/ec2ssh/ec2ssh/lab"
+	"github.com/ec2ssh/ec2ssh/preflight"
+)
+
+var (
+	world    *lab.World
+	worldErr error
+	ec2Cfg   string // ssh_config for the EC2 lab
+)
+
+func startWorld() error {
+	if !lab.InNetns() {
+		return fmt.Errorf("not in a lab network namespace: %v", lab.NetnsSupported())
+	}
+	dir := filepath.Join(workDir, "world")
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return err
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	var err error
+	if world, err = lab.StartWorld(ctx, dir); err != nil {
+		return err
+	}
+	ec2Cfg = filepath.Join(dir, "config")
+	return os.WriteFile(ec2Cfg, []byte(fmt.Sprintf(`Host *
+  IdentityFile %s
+  IdentityFile %s
+  IdentitiesOnly yes
+  IdentityAgent none
+  UserKnownHostsFile /dev/null
+  GlobalKnownHostsFile /dev/null
+  StrictHostKeyChecking no
+  BatchMode yes
+`, world.ED25519Key, world.RSAKey)), 0o600)
+}
+
+func needWorld(t *testing.T) {
+	t.Helper()
+	if worldErr != nil {
+		if os.Getenv("CI") == "true" {
+			t.Fatalf("the EC2 lab is needed (CI=true): %v", worldErr)
+		}
+		t.Skipf("no EC2 lab: %v", worldErr)
+	}
+}
+
+// runEC2 runs ec2ssh against the lab world, with a cache of its own.
+func runEC2(t *testing.T, timeout time.Duration, args ...string) (result, time.Duration) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), timeout)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, bin, append([]string{"-F", ec2Cfg}, args...)...)
+	cmd.Env = append(append(cleanEnv(), world.AWSEnv()...), "XDG_CACHE_HOME="+t.TempDir())
+	var out, errb strings.Builder
+	cmd.Stdout, cmd.Stderr = &out, &errb
+	start := time.Now()
+	err := cmd.Run()
+	took := time.Since(start)
+	if ctx.Err() != nil {
+		t.Fatalf("ec2ssh %q ran past %v; stderr %q", args, timeout, errb.String())
+	}
+	code := 0
+	if ee, ok := err.(*exec.ExitError); ok {
+		code = ee.ExitCode()
+	} else if err != nil {
+		t.Fatal(err)
+	}
+	return result{[]byte(out.String()), []byte(errb.String()), code}, took
+}
+
+// TestDiagnoseEachCause breaks one lab instance per cause and requires
+// --diagnose --json to fail exactly the right check, with a fix.
+func TestDiagnoseEachCause(t *testing.T) {
+	needWorld(t)
+	tests := []struct {
+		name string
+		fail []string // the checks that must fail, and no others
+		pass []string // checks that must pass
+	}{
+		{"healthy", nil, []string{"credentials", "instance-state", "security-group", "network-acl", "key-pair", "sshd"}},
+		{"sg-no-22", []string{"security-group"}, []string{"network-acl", "key-pair"}},
+		{"sg-other-net", []string{"security-group"}, []string{"network-acl"}},
+		{"sg-range", nil, []string{"security-group", "sshd"}},
+		{"nacl-deny", []string{"network-acl"}, []string{"security-group"}},
+		{"nacl-egress", []string{"network-acl"}, []string{"security-group"}},
+		{"wrong-key", []string{"key-pair"}, []string{"security-group", "sshd"}},
+		{"sshd-stopped", []string{"sshd"}, []string{"security-group", "network-acl"}},
+		{"stopped", []string{"instance-state"}, nil},
+		{"no-profile", []string{"ssm-agent"}, []string{"sshd", "key-pair"}},
+		{"imported-rsa", nil, []string{"key-pair"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			r, _ := runEC2(t, 90*time.Second, "--diagnose", "--json", tt.name)
+			var rep preflight.Report
+			if err := json.Unmarshal(r.stdout, &rep); err != nil {
+				t.Fatalf("not JSON (exit %d): %v\n%s\nstderr: %s", r.code, err, r.stdout, r.stderr)
+			}
+			if rep.Target.InstanceID != world.Instances[tt.name].ID || rep.Target.Name != tt.name {
+				t.Errorf("target = %+v, want %s", rep.Target, world.Instances[tt.name].ID)
+			}
+			var failed []string
+			for _, c := range rep.Checks {
+				if c.Status == preflight.Fail {
+					failed = append(failed, c.ID)
+					if c.Fix == "" {
+						t.Errorf("%s fails with no fix", c.ID)
+					}
+				}
+			}
+			sort.Strings(failed)
+			want := append([]string(nil), tt.fail...)
+			sort.Strings(want)
+			if strings.Join(failed, ",") != strings.Join(want, ",") {
+				t.Errorf("failed checks = %v, want %v\n%s", failed, want, r.stdout)
+			}
+			for _, id := range tt.pass {
+				if c, _ := rep.Result(id); c.Status != preflight.Pass {
+					t.Errorf("%s = %s (%s), want pass", id, c.Status, c.Summary)
+				}
+			}
+			wantCode := 0
+			if len(tt.fail) > 0 {
+				wantCode = 1
+			}
+			if r.code != wantCode {
+				t.Errorf("exit = %d, want %d", r.code, wantCode)
+			}
+		})
+	}
+}
+
+// TestConnectToInstances reaches the healthy instance by Name tag, by id
+// and by private address, as the AMI's default user when none is given.
+func TestConnectToInstances(t *testing.T) {
+	needWorld(t)
+	healthy := world.Instances["healthy"]
+	for _, tt := range []struct{ dest, user string }{
+		{"healthy", lab.LoginUser},
+		{healthy.ID, lab.LoginUser},
+		{"root@healthy", "root"},
+		{healthy.IP, "root"}, // an address is dialled at once: the local user, as ssh
+	} {
+		r, _ := runEC2(t, 60*time.Second, tt.dest, "whoami; hostname -I 2>/dev/null | true; exit 7")
+		if r.code != 7 || strings.TrimSpace(string(r.stdout)) != tt.user {
+			t.Errorf("ec2ssh %s: exit %d, stdout %q, stderr %q; want 7 and %q", tt.dest, r.code, r.stdout, r.stderr, tt.user)
+		}
+	}
+}
+
+func TestAmbiguousName(t *testing.T) {
+	needWorld(t)
+	r, _ := runEC2(t, 60*time.Second, "twin", "true")
+	if r.code != 255 {
+		t.Errorf("exit = %d, want 255", r.code)
+	}
+	for _, id := range world.Twins {
+		if !strings.Contains(string(r.stderr), id) {
+			t.Errorf("stderr does not list %s: %q", id, r.stderr)
+		}
+	}
+}
+
+// TestBlockedPortIsCutShort: the security group blocks port 22; the checks
+// prove it and end the dial instead of waiting out the TCP timeout.
+func TestBlockedPortIsCutShort(t *testing.T) {
+	needWorld(t)
+	for _, name := range []string{"sg-no-22", "nacl-egress", "stopped"} {
+		r, took := runEC2(t, 60*time.Second, name, "true")
+		stderr := string(r.stderr)
+		if r.code != 255 || !strings.Contains(stderr, "ec2ssh: error: ") {
+			t.Errorf("%s: exit %d, stderr %q", name, r.code, stderr)
+		}
+		want := map[string]string{"sg-no-22": "security-group", "nacl-egress": "network-acl", "stopped": "is stopped"}[name]
+		if !strings.Contains(stderr, want) || !strings.Contains(stderr, "ec2ssh: fix: ") && !strings.Contains(stderr, "ec2ssh: hint: ") {
+			t.Errorf("%s: stderr does not name %q with a fix: %q", name, want, stderr)
+		}
+		t.Logf("%s: failed in %v", name, took.Round(time.Millisecond))
+	}
+}
+
+// TestPlainSSHMakesNoAWSCall: a destination that is not an instance, with
+// no AWS credentials, connects as plain ssh and asks AWS nothing.
+func TestPlainSSHMakesNoAWSCall(t *testing.T) {
+	needLab(t)
+	var calls atomic.Int32
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			calls.Add(1)
+			c.Close()
+		}
+	}()
+	home := t.TempDir() // no ~/.aws
+	for _, args := range [][]string{{"-F", cfgFile, "lab", "echo plain"}, {"-F", cfgFile, "-o", "HostName=not-an-instance.invalid", "lab", "true"}} {
+		cmd := exec.Command(bin, args...)
+		cmd.Env = []string{"PATH=" + os.Getenv("PATH"), "HOME=" + home, "AWS_ENDPOINT_URL=http://" + ln.Addr().String(), "XDG_CACHE_HOME=" + home}
+		out, _ := cmd.Output()
+		if args[2] == "lab" && string(out) != "plain\n" {
+			t.Errorf("ec2ssh %q = %q, want plain", args, out)
+		}
+	}
+	if n := calls.Load(); n != 0 {
+		t.Errorf("%d connections to the AWS endpoint, want none", n)
+	}
+}

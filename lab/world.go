@@ -1,0 +1,342 @@
+package lab
+
+import (
+	"context"
+	"fmt"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/credentials"
+	"github.com/aws/aws-sdk-go-v2/service/ec2"
+	ec2types "github.com/aws/aws-sdk-go-v2/service/ec2/types"
+	"github.com/aws/aws-sdk-go-v2/service/iam"
+)
+
+// Region is the lab's AWS region.
+const Region = "us-east-1"
+
+// MotoPort is where moto_server listens on the lab's loopback.
+const MotoPort = 5000
+
+// World is a small AWS account in moto's emulator, with real sshd
+// processes at the instances' private addresses (127.0.x.y, in a VPC of
+// 127.0.0.0/16) and nftables rules that make the network do what the
+// security groups and network ACLs say. It must run inside a lab network
+// namespace (see Reexec).
+type World struct {
+	Dir       string
+	MotoURL   string
+	Instances map[string]*Instance // by Name tag
+	Twins     []string             // ids of the two instances named "twin"
+	// Keys: the local keys (IdentityFile) and one that is not local.
+	ED25519Key, RSAKey, OtherKey string
+	moto                         *exec.Cmd
+	sshds                        []*SSHD
+	ec2                          *ec2.Client
+}
+
+// Instance is one lab instance.
+type Instance struct {
+	Name, ID, IP string
+	SSHD         *SSHD // nil when its sshd is stopped
+}
+
+// AWSEnv is the environment that points the AWS SDK (and ec2ssh) at the
+// lab: moto for EC2, IAM and STS, fixed fake credentials.
+func (w *World) AWSEnv() []string {
+	return []string{
+		"AWS_ENDPOINT_URL=" + w.MotoURL,
+		"AWS_ACCESS_KEY_ID=AKIALABLABLABLABLAB0",
+		"AWS_SECRET_ACCESS_KEY=lab-secret-not-a-real-one",
+		"AWS_REGION=" + Region,
+		"AWS_EC2_METADATA_DISABLED=true",
+	}
+}
+
+// StartWorld starts moto and builds the world under dir.
+func StartWorld(ctx context.Context, dir string) (*World, error) {
+	if !InNetns() {
+		return nil, fmt.Errorf("the EC2 lab runs only inside its own network namespace")
+	}
+	for _, tool := range []string{"moto_server", "nft", SSHDPath} {
+		if _, err := exec.LookPath(tool); err != nil {
+			return nil, fmt.Errorf("%s not found (moto_server comes with the machine's Python; nft: apt-get install nftables)", tool)
+		}
+	}
+	w := &World{Dir: dir, MotoURL: fmt.Sprintf("http://127.0.0.1:%d", MotoPort), Instances: map[string]*Instance{}}
+	if err := w.startMoto(); err != nil {
+		return nil, err
+	}
+	if err := w.build(ctx); err != nil {
+		w.Stop()
+		return nil, err
+	}
+	return w, nil
+}
+
+func (w *World) startMoto() error {
+	log, err := os.Create(filepath.Join(w.Dir, "moto.log"))
+	if err != nil {
+		return err
+	}
+	w.moto = exec.Command("moto_server", "-H", "127.0.0.1", "-p", fmt.Sprint(MotoPort))
+	w.moto.Env = append(os.Environ(), "MOTO_IAM_LOAD_MANAGED_POLICIES=true")
+	w.moto.Stdout, w.moto.Stderr = log, log
+	if err := w.moto.Start(); err != nil {
+		return fmt.Errorf("start moto_server: %w", err)
+	}
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		resp, err := http.Get(w.MotoURL + "/moto-api/")
+		if err == nil {
+			resp.Body.Close()
+			return nil
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("moto_server did not answer on %s: %v", w.MotoURL, err)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+}
+
+// Stop ends moto and every sshd.
+func (w *World) Stop() {
+	for _, s := range w.sshds {
+		s.Stop()
+	}
+	if w.moto != nil && w.moto.Process != nil {
+		w.moto.Process.Kill()
+		w.moto.Wait()
+	}
+}
+
+type spec struct {
+	name, subnet, ip, key, sg string
+	profile, sshd, stopped    bool
+	dropIn, dropOut           bool
+}
+
+var specs = []spec{
+	{name: "healthy", subnet: "a", ip: "127.0.1.10", key: "lab-ed25519", sg: "ssh", profile: true, sshd: true},
+	{name: "sg-no-22", subnet: "a", ip: "127.0.1.11", key: "lab-ed25519", sg: "web", profile: true, sshd: true, dropIn: true},
+	{name: "sg-other-net", subnet: "a", ip: "127.0.1.12", key: "lab-ed25519", sg: "othernet", profile: true, sshd: true, dropIn: true},
+	{name: "sg-range", subnet: "a", ip: "127.0.1.13", key: "lab-ed25519", sg: "range", profile: true, sshd: true},
+	{name: "wrong-key", subnet: "a", ip: "127.0.1.14", key: "lab-other", sg: "ssh", profile: true, sshd: true},
+	{name: "sshd-stopped", subnet: "a", ip: "127.0.1.15", key: "lab-ed25519", sg: "ssh", profile: true},
+	{name: "stopped", subnet: "a", ip: "127.0.1.16", key: "lab-ed25519", sg: "ssh", profile: true, stopped: true, dropIn: true},
+	{name: "no-profile", subnet: "a", ip: "127.0.1.17", key: "lab-ed25519", sg: "ssh", sshd: true},
+	{name: "imported-rsa", subnet: "a", ip: "127.0.1.18", key: "lab-rsa", sg: "ssh", profile: true, sshd: true},
+	{name: "twin", subnet: "a", ip: "127.0.1.19", key: "lab-ed25519", sg: "ssh", profile: true, sshd: true},
+	{name: "twin", subnet: "a", ip: "127.0.1.20", key: "lab-ed25519", sg: "ssh", profile: true, sshd: true},
+	{name: "nacl-deny", subnet: "b", ip: "127.0.2.10", key: "lab-ed25519", sg: "ssh", profile: true, sshd: true, dropIn: true},
+	{name: "nacl-egress", subnet: "c", ip: "127.0.3.10", key: "lab-ed25519", sg: "ssh", profile: true, sshd: true, dropOut: true},
+}
+
+// LoginUser is the lab AMI's default user (Amazon Linux: ec2-user).
+const LoginUser = "ec2-user"
+
+func (w *World) build(ctx context.Context) error {
+	cfg := aws.Config{Region: Region, BaseEndpoint: aws.String(w.MotoURL),
+		Credentials: credentials.NewStaticCredentialsProvider("AKIALABLABLABLABLAB0", "lab-secret-not-a-real-one", "")}
+	e := ec2.NewFromConfig(cfg)
+	w.ec2 = e
+	im := iam.NewFromConfig(cfg)
+
+	// Keys: two local (ED25519, RSA), one that is not.
+	w.ED25519Key, w.RSAKey, w.OtherKey = filepath.Join(w.Dir, "id_ed25519"), filepath.Join(w.Dir, "id_rsa"), filepath.Join(w.Dir, "other_ed25519")
+	for path, typ := range map[string]string{w.ED25519Key: "ed25519", w.RSAKey: "rsa", w.OtherKey: "ed25519"} {
+		if err := Keygen(path, typ, ""); err != nil {
+			return err
+		}
+	}
+	pubs := map[string]string{}
+	for name, path := range map[string]string{"lab-ed25519": w.ED25519Key, "lab-rsa": w.RSAKey, "lab-other": w.OtherKey} {
+		pub, err := os.ReadFile(path + ".pub")
+		if err != nil {
+			return err
+		}
+		pubs[name] = string(pub)
+		if _, err := e.ImportKeyPair(ctx, &ec2.ImportKeyPairInput{KeyName: aws.String(name), PublicKeyMaterial: pub}); err != nil {
+			return fmt.Errorf("import key pair %s: %w", name, err)
+		}
+	}
+	if err := ensureUser(LoginUser); err != nil {
+		return err
+	}
+
+	vpc, err := e.CreateVpc(ctx, &ec2.CreateVpcInput{CidrBlock: aws.String("127.0.0.0/16")})
+	if err != nil {
+		return fmt.Errorf("create vpc: %w", err)
+	}
+	vpcID := vpc.Vpc.VpcId
+	igw, err := e.CreateInternetGateway(ctx, &ec2.CreateInternetGatewayInput{})
+	if err != nil {
+		return err
+	}
+	if _, err := e.AttachInternetGateway(ctx, &ec2.AttachInternetGatewayInput{InternetGatewayId: igw.InternetGateway.InternetGatewayId, VpcId: vpcID}); err != nil {
+		return err
+	}
+	rts, err := e.DescribeRouteTables(ctx, &ec2.DescribeRouteTablesInput{Filters: []ec2types.Filter{
+		{Name: aws.String("vpc-id"), Values: []string{*vpcID}}, {Name: aws.String("association.main"), Values: []string{"true"}}}})
+	if err != nil || len(rts.RouteTables) == 0 {
+		return fmt.Errorf("main route table: %v", err)
+	}
+	if _, err := e.CreateRoute(ctx, &ec2.CreateRouteInput{RouteTableId: rts.RouteTables[0].RouteTableId,
+		DestinationCidrBlock: aws.String("0.0.0.0/0"), GatewayId: igw.InternetGateway.InternetGatewayId}); err != nil {
+		return err
+	}
+
+	subnets := map[string]*string{}
+	for key, cidr := range map[string]string{"a": "127.0.1.0/24", "b": "127.0.2.0/24", "c": "127.0.3.0/24"} {
+		s, err := e.CreateSubnet(ctx, &ec2.CreateSubnetInput{VpcId: vpcID, CidrBlock: aws.String(cidr)})
+		if err != nil {
+			return fmt.Errorf("create subnet %s: %w", cidr, err)
+		}
+		subnets[key] = s.Subnet.SubnetId
+	}
+	// Subnet b: a deny for 22 numbered before the allow. Subnet c: ingress
+	// open, egress only to 443, so the replies to the client are dropped.
+	if err := w.nacl(ctx, *vpcID, subnets["b"], []ec2.CreateNetworkAclEntryInput{
+		{RuleNumber: aws.Int32(50), Protocol: aws.String("6"), RuleAction: ec2types.RuleActionDeny, CidrBlock: aws.String("0.0.0.0/0"), PortRange: &ec2types.PortRange{From: aws.Int32(22), To: aws.Int32(22)}},
+		{RuleNumber: aws.Int32(100), Protocol: aws.String("-1"), RuleAction: ec2types.RuleActionAllow, CidrBlock: aws.String("0.0.0.0/0")},
+		{RuleNumber: aws.Int32(100), Egress: aws.Bool(true), Protocol: aws.String("-1"), RuleAction: ec2types.RuleActionAllow, CidrBlock: aws.String("0.0.0.0/0")},
+	}); err != nil {
+		return err
+	}
+	if err := w.nacl(ctx, *vpcID, subnets["c"], []ec2.CreateNetworkAclEntryInput{
+		{RuleNumber: aws.Int32(100), Protocol: aws.String("-1"), RuleAction: ec2types.RuleActionAllow, CidrBlock: aws.String("0.0.0.0/0")},
+		{RuleNumber: aws.Int32(100), Egress: aws.Bool(true), Protocol: aws.String("6"), RuleAction: ec2types.RuleActionAllow, CidrBlock: aws.String("0.0.0.0/0"), PortRange: &ec2types.PortRange{From: aws.Int32(443), To: aws.Int32(443)}},
+	}); err != nil {
+		return err
+	}
+
+	sgs := map[string]*string{}
+	for key, perm := range map[string]ec2types.IpPermission{
+		"ssh":      {IpProtocol: aws.String("tcp"), FromPort: aws.Int32(22), ToPort: aws.Int32(22), IpRanges: []ec2types.IpRange{{CidrIp: aws.String("127.0.0.0/8")}}},
+		"web":      {IpProtocol: aws.String("tcp"), FromPort: aws.Int32(80), ToPort: aws.Int32(80), IpRanges: []ec2types.IpRange{{CidrIp: aws.String("0.0.0.0/0")}}},
+		"othernet": {IpProtocol: aws.String("tcp"), FromPort: aws.Int32(22), ToPort: aws.Int32(22), IpRanges: []ec2types.IpRange{{CidrIp: aws.String("10.99.0.0/16")}}},
+		"range":    {IpProtocol: aws.String("tcp"), FromPort: aws.Int32(20), ToPort: aws.Int32(30), IpRanges: []ec2types.IpRange{{CidrIp: aws.String("0.0.0.0/0")}}},
+	} {
+		g, err := e.CreateSecurityGroup(ctx, &ec2.CreateSecurityGroupInput{GroupName: aws.String("lab-" + key), Description: aws.String("lab " + key), VpcId: vpcID})
+		if err != nil {
+			return fmt.Errorf("create security group %s: %w", key, err)
+		}
+		if _, err := e.AuthorizeSecurityGroupIngress(ctx, &ec2.AuthorizeSecurityGroupIngressInput{GroupId: g.GroupId, IpPermissions: []ec2types.IpPermission{perm}}); err != nil {
+			return err
+		}
+		sgs[key] = g.GroupId
+	}
+
+	// The instance profile the SSM agent needs.
+	trust := `{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Principal":{"Service":"ec2.amazonaws.com"},"Action":"sts:AssumeRole"}]}`
+	if _, err := im.CreateRole(ctx, &iam.CreateRoleInput{RoleName: aws.String("lab-ssm-role"), AssumeRolePolicyDocument: aws.String(trust)}); err != nil {
+		return fmt.Errorf("create role: %w", err)
+	}
+	if _, err := im.AttachRolePolicy(ctx, &iam.AttachRolePolicyInput{RoleName: aws.String("lab-ssm-role"),
+		PolicyArn: aws.String("arn:aws:iam::aws:policy/AmazonSSMManagedInstanceCore")}); err != nil {
+		return fmt.Errorf("attach AmazonSSMManagedInstanceCore (MOTO_IAM_LOAD_MANAGED_POLICIES): %w", err)
+	}
+	if _, err := im.CreateInstanceProfile(ctx, &iam.CreateInstanceProfileInput{InstanceProfileName: aws.String("lab-ssm")}); err != nil {
+		return err
+	}
+	if _, err := im.AddRoleToInstanceProfile(ctx, &iam.AddRoleToInstanceProfileInput{InstanceProfileName: aws.String("lab-ssm"), RoleName: aws.String("lab-ssm-role")}); err != nil {
+		return err
+	}
+
+	imgs, err := e.DescribeImages(ctx, &ec2.DescribeImagesInput{Filters: []ec2types.Filter{{Name: aws.String("name"), Values: []string{"amzn*"}}}})
+	if err != nil || len(imgs.Images) == 0 {
+		return fmt.Errorf("no Amazon Linux image in moto: %v", err)
+	}
+	ami := imgs.Images[0].ImageId
+
+	var nft []string
+	for _, s := range specs {
+		in := &ec2.RunInstancesInput{ImageId: ami, MinCount: aws.Int32(1), MaxCount: aws.Int32(1), InstanceType: ec2types.InstanceTypeT3Micro,
+			KeyName: aws.String(s.key), SubnetId: subnets[s.subnet], PrivateIpAddress: aws.String(s.ip), SecurityGroupIds: []string{*sgs[s.sg]},
+			TagSpecifications: []ec2types.TagSpecification{{ResourceType: ec2types.ResourceTypeInstance, Tags: []ec2types.Tag{{Key: aws.String("Name"), Value: aws.String(s.name)}}}}}
+		if s.profile {
+			in.IamInstanceProfile = &ec2types.IamInstanceProfileSpecification{Name: aws.String("lab-ssm")}
+		}
+		out, err := e.RunInstances(ctx, in)
+		if err != nil {
+			return fmt.Errorf("run instance %s: %w", s.name, err)
+		}
+		li := &Instance{Name: s.name, ID: *out.Instances[0].InstanceId, IP: s.ip}
+		if s.stopped {
+			if _, err := e.StopInstances(ctx, &ec2.StopInstancesInput{InstanceIds: []string{li.ID}}); err != nil {
+				return err
+			}
+		}
+		if s.sshd {
+			sd, err := StartSSHD(filepath.Join(w.Dir, "sshd-"+s.ip), SSHDOptions{Addr: s.ip, Port: 22, AuthorizedKeys: []string{pubs[s.key]}})
+			if err != nil {
+				return err
+			}
+			w.sshds = append(w.sshds, sd)
+			li.SSHD = sd
+		}
+		if s.dropIn {
+			nft = append(nft, fmt.Sprintf("add rule inet lab input ip daddr %s tcp dport 22 drop", s.ip))
+		}
+		if s.dropOut {
+			nft = append(nft, fmt.Sprintf("add rule inet lab output ip saddr %s tcp sport 22 drop", s.ip))
+		}
+		if s.name == "twin" {
+			w.Twins = append(w.Twins, li.ID)
+		} else {
+			w.Instances[s.name] = li
+		}
+	}
+	return Nft("add table inet lab\n" +
+		"add chain inet lab input { type filter hook input priority 0; policy accept; }\n" +
+		"add chain inet lab output { type filter hook output priority 0; policy accept; }\n" +
+		strings.Join(nft, "\n") + "\n")
+}
+
+// nacl gives subnet a new network ACL with entries (each ACL also ends in
+// EC2's "*" deny rules).
+func (w *World) nacl(ctx context.Context, vpcID string, subnet *string, entries []ec2.CreateNetworkAclEntryInput) error {
+	acl, err := w.ec2.CreateNetworkAcl(ctx, &ec2.CreateNetworkAclInput{VpcId: aws.String(vpcID)})
+	if err != nil {
+		return err
+	}
+	for _, en := range entries {
+		en.NetworkAclId = acl.NetworkAcl.NetworkAclId
+		if en.Egress == nil {
+			en.Egress = aws.Bool(false)
+		}
+		if _, err := w.ec2.CreateNetworkAclEntry(ctx, &en); err != nil {
+			return fmt.Errorf("nacl entry: %w", err)
+		}
+	}
+	cur, err := w.ec2.DescribeNetworkAcls(ctx, &ec2.DescribeNetworkAclsInput{Filters: []ec2types.Filter{{Name: aws.String("association.subnet-id"), Values: []string{*subnet}}}})
+	if err != nil || len(cur.NetworkAcls) == 0 {
+		return fmt.Errorf("find the subnet's network acl: %v", err)
+	}
+	for _, as := range cur.NetworkAcls[0].Associations {
+		if aws.ToString(as.SubnetId) == *subnet {
+			_, err := w.ec2.ReplaceNetworkAclAssociation(ctx, &ec2.ReplaceNetworkAclAssociationInput{AssociationId: as.NetworkAclAssociationId, NetworkAclId: acl.NetworkAcl.NetworkAclId})
+			return err
+		}
+	}
+	return fmt.Errorf("subnet %s has no network acl association", *subnet)
+}
+
+// ensureUser creates a local login user for the lab's sshd when missing.
+func ensureUser(name string) error {
+	if exec.Command("id", name).Run() == nil {
+		exec.Command("usermod", "-p", "*", name).Run()
+		return nil
+	}
+	// "*" as the password: no password login, but not locked ("!"), which
+	// sshd without PAM would refuse even for key logins.
+	if out, err := exec.Command("useradd", "-m", "-s", "/bin/bash", "-p", "*", name).CombinedOutput(); err != nil {
+		return fmt.Errorf("useradd %s: %v: %s", name, err, out)
+	}
+	return nil
+}

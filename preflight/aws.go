@@ -1,0 +1,140 @@
+package preflight
+
+import (
+	"context"
+	"errors"
+	"os"
+	"path/filepath"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/aws/retry"
+	"github.com/aws/aws-sdk-go-v2/config"
+	"github.com/aws/aws-sdk-go-v2/service/ec2"
+	"github.com/aws/aws-sdk-go-v2/service/iam"
+	"github.com/aws/aws-sdk-go-v2/service/ssm"
+	"github.com/aws/aws-sdk-go-v2/service/sts"
+	"github.com/aws/smithy-go"
+
+	"github.com/ec2ssh/ec2ssh/failure"
+)
+
+// CallTimeout bounds each AWS call: a diagnosis that waits longer than a
+// TCP timeout helps nobody.
+const CallTimeout = 8 * time.Second
+
+// AWS holds the service clients, built from the SDK's usual chain
+// (environment, shared config and credentials files, SSO, assume-role,
+// IMDS) plus --profile and --region, and AWS_ENDPOINT_URL_* overrides.
+type AWS struct {
+	Config  aws.Config
+	Profile string
+	EC2     *ec2.Client
+	IAM     *iam.Client
+	STS     *sts.Client
+	SSM     *ssm.Client
+}
+
+// Configured reports whether AWS credentials are set up here without
+// asking any service: environment variables, a profile, or the shared
+// files. When false, ec2ssh makes no AWS call for a destination it can
+// reach as plain ssh (SPEC.md: "Not an instance (or no AWS credentials)").
+func Configured(profile string) bool {
+	if profile != "" {
+		return true
+	}
+	for _, v := range []string{"AWS_ACCESS_KEY_ID", "AWS_PROFILE", "AWS_DEFAULT_PROFILE", "AWS_WEB_IDENTITY_TOKEN_FILE",
+		"AWS_CONTAINER_CREDENTIALS_RELATIVE_URI", "AWS_CONTAINER_CREDENTIALS_FULL_URI"} {
+		if os.Getenv(v) != "" {
+			return true
+		}
+	}
+	home, _ := os.UserHomeDir()
+	for _, f := range []string{os.Getenv("AWS_SHARED_CREDENTIALS_FILE"), os.Getenv("AWS_CONFIG_FILE"),
+		filepath.Join(home, ".aws", "credentials"), filepath.Join(home, ".aws", "config")} {
+		if f == "" {
+			continue
+		}
+		if st, err := os.Stat(f); err == nil && st.Size() > 0 {
+			return true
+		}
+	}
+	return false
+}
+
+// LoadAWS builds the clients. It makes no call; its error is a
+// failure.AWSAuth for a profile or config file that cannot be read.
+func LoadAWS(ctx context.Context, profile, region string) (*AWS, error) {
+	opts := []func(*config.LoadOptions) error{
+		config.WithRetryer(func() aws.Retryer { return retry.AddWithMaxAttempts(retry.NewStandard(), 2) }),
+	}
+	if profile != "" {
+		opts = append(opts, config.WithSharedConfigProfile(profile))
+	}
+	if region != "" {
+		opts = append(opts, config.WithRegion(region))
+	}
+	cfg, err := config.LoadDefaultConfig(ctx, opts...)
+	if err != nil {
+		return nil, &failure.Error{Kind: failure.AWSAuth, Op: "load AWS configuration", Err: err,
+			Hint: "check the profile name and ~/.aws/config (aws configure list)"}
+	}
+	return &AWS{Config: cfg, Profile: profile, EC2: ec2.NewFromConfig(cfg), IAM: iam.NewFromConfig(cfg),
+		STS: sts.NewFromConfig(cfg), SSM: ssm.NewFromConfig(cfg)}, nil
+}
+
+// Region is the region in force, or "".
+func (a *AWS) Region() string { return a.Config.Region }
+
+// apiError classifies an AWS SDK error at the boundary where it enters:
+// smithy API error codes for denials and bad credentials, the credential
+// chain's own failure for missing credentials.
+func apiError(op, permission string, err error) *APIError {
+	if err == nil {
+		return nil
+	}
+	e := &APIError{Op: op, Message: err.Error()}
+	var ae smithy.APIError
+	if errors.As(err, &ae) {
+		e.Code, e.Message = ae.ErrorCode(), ae.ErrorMessage()
+		switch e.Code {
+		case "UnauthorizedOperation", "AccessDenied", "AccessDeniedException", "UnauthorizedAccess":
+			e.Denied, e.Permission = true, permission
+		}
+		return e
+	}
+	return e
+}
+
+// Credentials retrieves the credentials once, so that "none found" is
+// known before any service is asked (and reported as such, not as a
+// failure of whichever call came first).
+func (a *AWS) Credentials(ctx context.Context) *APIError {
+	if a.Config.Credentials == nil {
+		return &APIError{Op: "load credentials", NoCreds: true, Message: "no AWS credentials found"}
+	}
+	ctx, cancel := callCtx(ctx)
+	defer cancel()
+	if _, err := a.Config.Credentials.Retrieve(ctx); err != nil {
+		return &APIError{Op: "load credentials", NoCreds: true, Message: "no usable AWS credentials: " + err.Error()}
+	}
+	return nil
+}
+
+// AsFailure turns an APIError from resolution into a failure.Error.
+func (e *APIError) AsFailure() error {
+	kind := failure.AWSAuth
+	hint := "check your AWS credentials and region: aws sts get-caller-identity"
+	if e.Denied {
+		hint = "the caller needs " + e.Permission + " (an IAM policy change)"
+	}
+	if !e.Denied && !e.NoCreds && e.Code == "" {
+		kind = failure.Unknown
+		hint = "AWS could not be reached; check the network and AWS_ENDPOINT_URL"
+	}
+	return &failure.Error{Kind: kind, Msg: e.Error(), Err: e, Hint: hint}
+}
+
+func callCtx(ctx context.Context) (context.Context, context.CancelFunc) {
+	return context.WithTimeout(ctx, CallTimeout)
+}

@@ -1,0 +1,257 @@
+package preflight
+
+import (
+	"context"
+	"fmt"
+	"net/netip"
+	"regexp"
+	"sort"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/ec2"
+	ec2types "github.com/aws/aws-sdk-go-v2/service/ec2/types"
+
+	"github.com/ec2ssh/ec2ssh/failure"
+)
+
+// DestKind is how a destination names an instance (SPEC.md, "Destinations").
+type DestKind int
+
+const (
+	DestName    DestKind = iota // a Name tag (or a host name that is not EC2's)
+	DestID                      // i-0123456789abcdef0
+	DestAddress                 // an IPv4 or IPv6 literal
+	DestEC2DNS                  // ec2-….amazonaws.com, ip-….internal
+)
+
+var instanceID = regexp.MustCompile(`^i-[0-9a-f]{8}([0-9a-f]{9})?$`)
+
+// ClassifyDest says how dest names an instance.
+func ClassifyDest(dest string) DestKind {
+	switch {
+	case instanceID.MatchString(dest):
+		return DestID
+	case isAddr(dest):
+		return DestAddress
+	case strings.HasSuffix(dest, ".amazonaws.com") && strings.HasPrefix(dest, "ec2-"),
+		strings.HasPrefix(dest, "ip-") && (strings.HasSuffix(dest, ".internal") || strings.HasSuffix(dest, ".compute.internal")):
+		return DestEC2DNS
+	}
+	return DestName
+}
+
+func isAddr(s string) bool {
+	_, err := netip.ParseAddr(s)
+	return err == nil
+}
+
+// Resolve finds the instance dest names. It returns (nil, nil) when no
+// instance matches; a failure.Config error listing the candidates when a
+// Name tag matches several; an AWS error (failure.AWSAuth) when asking
+// failed.
+func (a *AWS) Resolve(ctx context.Context, dest string) (*Instance, error) {
+	var filterSets [][]ec2types.Filter
+	var ids []string
+	switch ClassifyDest(dest) {
+	case DestID:
+		ids = []string{dest}
+	case DestAddress:
+		key := "private-ip-address"
+		if addr, _ := netip.ParseAddr(dest); addr.Is6() {
+			key = "network-interface.ipv6-addresses.ipv6-address"
+		}
+		// EC2 ANDs filters, so public and private are asked separately.
+		filterSets = [][]ec2types.Filter{{{Name: aws.String(key), Values: []string{dest}}}, {{Name: aws.String("ip-address"), Values: []string{dest}}}}
+	case DestEC2DNS:
+		filterSets = [][]ec2types.Filter{{{Name: aws.String("dns-name"), Values: []string{dest}}}, {{Name: aws.String("private-dns-name"), Values: []string{dest}}}}
+	default:
+		filterSets = [][]ec2types.Filter{{{Name: aws.String("tag:Name"), Values: []string{dest}}}}
+	}
+	if len(ids) > 0 {
+		filterSets = [][]ec2types.Filter{nil}
+	}
+	var mu sync.Mutex
+	found := map[string]*Instance{}
+	var firstErr *APIError
+	var wg sync.WaitGroup
+	for _, filters := range filterSets {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			ins, err := a.describeInstances(ctx, ids, filters)
+			mu.Lock()
+			defer mu.Unlock()
+			if err != nil {
+				if firstErr == nil {
+					firstErr = err
+				}
+				return
+			}
+			for _, in := range ins {
+				found[in.ID] = in
+			}
+		}()
+	}
+	wg.Wait()
+	if firstErr != nil {
+		if firstErr.Code == "InvalidInstanceID.NotFound" || firstErr.Code == "InvalidInstanceID.Malformed" {
+			return nil, &failure.Error{Kind: failure.Config, Msg: "no instance " + dest + " in " + a.Region(),
+				Hint: "check the id and the region (--region, AWS_REGION)"}
+		}
+		return nil, firstErr.AsFailure()
+	}
+	var live, all []*Instance
+	for _, in := range found {
+		all = append(all, in)
+		if in.State != "terminated" && in.State != "shutting-down" {
+			live = append(live, in)
+		}
+	}
+	cands := live
+	if len(cands) == 0 {
+		cands = all
+	}
+	switch len(cands) {
+	case 0:
+		return nil, nil
+	case 1:
+		return cands[0], nil
+	}
+	sort.Slice(cands, func(i, j int) bool { return cands[i].LaunchTime.Before(cands[j].LaunchTime) })
+	var lines []string
+	for _, in := range cands {
+		addr := in.PublicIP
+		if addr == "" {
+			addr = in.PrivateIP
+		}
+		lines = append(lines, fmt.Sprintf("%s  %-10s %-15s launched %s", in.ID, in.State, addr, in.LaunchTime.UTC().Format(time.RFC3339)))
+	}
+	return nil, &failure.Error{Kind: failure.Config,
+		Msg:  fmt.Sprintf("%d instances are named %q:\n  %s", len(cands), dest, strings.Join(lines, "\n  ")),
+		Hint: "connect by instance id instead, e.g. ec2ssh " + cands[0].ID}
+}
+
+func (a *AWS) describeInstances(ctx context.Context, ids []string, filters []ec2types.Filter) ([]*Instance, *APIError) {
+	ctx, cancel := callCtx(ctx)
+	defer cancel()
+	p := ec2.NewDescribeInstancesPaginator(a.EC2, &ec2.DescribeInstancesInput{InstanceIds: ids, Filters: filters})
+	var out []*Instance
+	for p.HasMorePages() {
+		page, err := p.NextPage(ctx)
+		if err != nil {
+			return nil, apiError("ec2:DescribeInstances", "ec2:DescribeInstances", err)
+		}
+		for _, r := range page.Reservations {
+			for _, in := range r.Instances {
+				out = append(out, convertInstance(in))
+			}
+		}
+	}
+	return out, nil
+}
+
+func convertInstance(in ec2types.Instance) *Instance {
+	i := &Instance{
+		ID: aws.ToString(in.InstanceId), PublicIP: aws.ToString(in.PublicIpAddress), PrivateIP: aws.ToString(in.PrivateIpAddress),
+		PublicDNS: aws.ToString(in.PublicDnsName), PrivateDNS: aws.ToString(in.PrivateDnsName), SubnetID: aws.ToString(in.SubnetId),
+		VPCID: aws.ToString(in.VpcId), KeyName: aws.ToString(in.KeyName), ImageID: aws.ToString(in.ImageId),
+		Platform: aws.ToString(in.PlatformDetails), LaunchTime: aws.ToTime(in.LaunchTime),
+	}
+	if in.State != nil {
+		i.State = string(in.State.Name)
+	}
+	if in.StateReason != nil {
+		i.StateReason = aws.ToString(in.StateReason.Message)
+	}
+	if in.IamInstanceProfile != nil {
+		i.InstanceProfile = aws.ToString(in.IamInstanceProfile.Arn)
+	}
+	for _, t := range in.Tags {
+		if aws.ToString(t.Key) == "Name" {
+			i.Name = aws.ToString(t.Value)
+		}
+	}
+	for _, ni := range in.NetworkInterfaces {
+		ifc := Interface{ID: aws.ToString(ni.NetworkInterfaceId), SubnetID: aws.ToString(ni.SubnetId)}
+		for _, g := range ni.Groups {
+			ifc.SecurityGroups = append(ifc.SecurityGroups, aws.ToString(g.GroupId))
+		}
+		for _, a := range ni.Ipv6Addresses {
+			i.IPv6 = append(i.IPv6, aws.ToString(a.Ipv6Address))
+		}
+		i.Interfaces = append(i.Interfaces, ifc)
+	}
+	if len(i.Interfaces) == 0 && len(in.SecurityGroups) > 0 {
+		ifc := Interface{ID: "primary", SubnetID: i.SubnetID}
+		for _, g := range in.SecurityGroups {
+			ifc.SecurityGroups = append(ifc.SecurityGroups, aws.ToString(g.GroupId))
+		}
+		i.Interfaces = append(i.Interfaces, ifc)
+	}
+	return i
+}
+
+// Address picks the address to dial: the public IPv4 when there is one,
+// else the private one; mode "public" or "private" forces a choice.
+func (i *Instance) Address(mode string) (string, error) {
+	switch mode {
+	case "public":
+		if i.PublicIP == "" {
+			return "", &failure.Error{Kind: failure.Config, Msg: i.ID + " has no public address", Hint: "use --address=private from inside the VPC, or --fallback=ssm"}
+		}
+		return i.PublicIP, nil
+	case "private":
+		return i.PrivateIP, nil
+	}
+	if i.PublicIP != "" {
+		return i.PublicIP, nil
+	}
+	if i.PrivateIP == "" && len(i.IPv6) > 0 {
+		return i.IPv6[0], nil
+	}
+	return i.PrivateIP, nil
+}
+
+// defaultUsers maps words in an AMI's name or description to its login
+// user (SPEC.md, "Destinations").
+var defaultUsers = []struct{ word, user string }{
+	{"bitnami", "bitnami"},
+	{"ubuntu", "ubuntu"},
+	{"debian", "admin"},
+	{"centos", "centos"},
+	{"fedora", "fedora"},
+	{"amzn", "ec2-user"}, {"al2023", "ec2-user"}, {"amazon linux", "ec2-user"},
+	{"rhel", "ec2-user"}, {"red hat", "ec2-user"},
+	{"suse", "ec2-user"}, {"sles", "ec2-user"},
+}
+
+// DefaultUser returns the login user of an AMI from its name and
+// description, or "" when it is not recognised.
+func DefaultUser(imageName, description string) string {
+	s := strings.ToLower(imageName + " " + description)
+	for _, d := range defaultUsers {
+		if strings.Contains(s, d.word) {
+			return d.user
+		}
+	}
+	return ""
+}
+
+// ImageUser looks up the instance's AMI and returns its default user, or
+// "" when the image is unknown or unrecognised.
+func (a *AWS) ImageUser(ctx context.Context, in *Instance) string {
+	if in.ImageID == "" {
+		return ""
+	}
+	ctx, cancel := callCtx(ctx)
+	defer cancel()
+	out, err := a.EC2.DescribeImages(ctx, &ec2.DescribeImagesInput{ImageIds: []string{in.ImageID}})
+	if err != nil || len(out.Images) == 0 {
+		return ""
+	}
+	in.ImageName = aws.ToString(out.Images[0].Name)
+	return DefaultUser(in.ImageName, aws.ToString(out.Images[0].Description))
+}

@@ -1,0 +1,369 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/ec2ssh/ec2ssh/connect"
+	"github.com/ec2ssh/ec2ssh/failure"
+	"github.com/ec2ssh/ec2ssh/preflight"
+)
+
+// DiagnosisWait bounds how long a failed connection waits for the checks
+// before it reports without them.
+const DiagnosisWait = 15 * time.Second
+
+// ec2Side is the EC2 part of one run. Its AWS clients are made on first
+// use, so a destination reachable as plain ssh makes no AWS call unless the
+// connection fails or credentials are configured.
+type ec2Side struct {
+	args  *connect.Args
+	env   *connect.Env
+	cache *preflight.Cache
+
+	once   sync.Once
+	aws    *preflight.AWS
+	awsErr error
+}
+
+// target is an instance a destination resolved to.
+type target struct {
+	Dest     string // as resolved (the HostName)
+	Instance *preflight.Instance
+	ID       string
+	Name     string
+	Address  string
+	User     string // the AMI's default user, "" if unknown
+}
+
+func (t *target) String() string {
+	if t.Name != "" && t.Name != t.ID {
+		return t.Name + " (" + t.ID + ")"
+	}
+	return t.ID
+}
+
+func newEC2Side(args *connect.Args, env *connect.Env) *ec2Side {
+	c := preflight.DefaultCache()
+	if args.NoCache {
+		c = nil
+	}
+	return &ec2Side{args: args, env: env, cache: c}
+}
+
+func (e *ec2Side) client(ctx context.Context) (*preflight.AWS, error) {
+	e.once.Do(func() {
+		e.aws, e.awsErr = preflight.LoadAWS(ctx, e.args.Profile, e.args.Region)
+	})
+	return e.aws, e.awsErr
+}
+
+// configured reports whether AWS may be asked without being needed.
+func (e *ec2Side) configured() bool { return preflight.Configured(e.args.Profile) }
+
+func (e *ec2Side) cached(ctx context.Context, dest string) *target {
+	if e.cache == nil || !e.configured() {
+		return nil
+	}
+	a, err := e.client(ctx)
+	if err != nil {
+		return nil
+	}
+	c := e.cache.Get(e.args.Profile, a.Region(), dest)
+	if c == nil {
+		return nil
+	}
+	e.env.Debug("debug1: ec2ssh: %s is %s at %s (cached)", dest, c.InstanceID, c.Address)
+	return &target{Dest: dest, ID: c.InstanceID, Name: c.Name, Address: c.Address, User: c.User}
+}
+
+func (e *ec2Side) dropCache(ctx context.Context, dest string) {
+	if e.cache == nil || e.aws == nil {
+		return
+	}
+	e.cache.Drop(e.args.Profile, e.aws.Region(), dest)
+}
+
+// resolve asks EC2 which instance dest is. (nil, nil): not an instance.
+func (e *ec2Side) resolve(ctx context.Context, dest string) (*target, error) {
+	a, err := e.client(ctx)
+	if err != nil {
+		return nil, err
+	}
+	if a.Region() == "" {
+		return nil, &failure.Error{Kind: failure.AWSAuth, Msg: "no AWS region is configured to look up " + dest,
+			Hint: "pass --region, set AWS_REGION, or run: aws configure set region REGION"}
+	}
+	start := time.Now()
+	in, err := a.Resolve(ctx, dest)
+	if err != nil || in == nil {
+		return nil, err
+	}
+	addr, err := in.Address(e.args.Address)
+	if err != nil {
+		return nil, err
+	}
+	t := &target{Dest: dest, Instance: in, ID: in.ID, Name: in.Name, Address: addr, User: a.ImageUser(ctx, in)}
+	e.env.Debug("debug1: ec2ssh: %s is %s (%s) at %s, resolved in %v", dest, in.ID, in.State, addr, time.Since(start).Round(time.Millisecond))
+	if e.cache != nil && in.State == "running" {
+		e.cache.Put(e.args.Profile, a.Region(), dest, preflight.Cached{InstanceID: in.ID, Name: in.Name, Address: addr, User: t.User})
+	}
+	return t, nil
+}
+
+// apply points cfg at the instance: its address, and the AMI's default
+// user when neither the command line nor ssh_config named one.
+func (t *target) apply(cfg *connect.Config) {
+	cfg.HostName = t.Address
+	if !cfg.UserSet && t.User != "" {
+		cfg.User = t.User
+	}
+}
+
+// gather collects the facts about t (resolving dest first when t is nil).
+// probe asks the SSH port itself; without it the dial's own result stands
+// in (see probeFromDial).
+func (e *ec2Side) gather(ctx context.Context, dest string, t *target, cfg *connect.Config, creds *connect.Credentials, probe bool) (*preflight.Facts, *target, error) {
+	a, err := e.client(ctx)
+	if err != nil {
+		return nil, t, err
+	}
+	if t == nil || t.Instance == nil {
+		if t, err = e.resolve(ctx, dest); err != nil {
+			return nil, nil, err
+		}
+	}
+	req := preflight.Request{Port: cfg.Port, SourceIP: e.args.SourceIP, NoProbe: !probe, Address: cfg.HostName}
+	if t != nil {
+		req.Instance, req.Address = t.Instance, t.Address
+	}
+	if creds != nil {
+		for _, k := range creds.Keys {
+			req.Keys = append(req.Keys, preflight.KeyMaterial{Source: k.Source, Type: k.Type, Blob: k.Blob, Public: k.Public, Private: k.Private})
+		}
+	}
+	start := time.Now()
+	facts := a.Gather(ctx, req)
+	e.env.Debug("debug1: ec2ssh: checks gathered in %v", time.Since(start).Round(time.Millisecond))
+	return facts, t, nil
+}
+
+// doomed reports a check whose failure means the dial cannot succeed, so
+// waiting for its TCP timeout is pointless.
+func doomed(r *preflight.Report) *preflight.Result {
+	for _, id := range []string{"instance-state", "security-group", "network-acl", "network-path"} {
+		if c, ok := r.Result(id); ok && c.Status == preflight.Fail {
+			return &c
+		}
+	}
+	return nil
+}
+
+// doomedError is the cause a dial is cancelled with when a check proved it
+// cannot succeed.
+type doomedError struct {
+	check preflight.Result
+	t     *target
+}
+
+func (d *doomedError) Error() string { return d.check.Summary }
+
+// asFailure turns a cut-short dial into the failure the check found.
+func (d *doomedError) asFailure() error {
+	kind := failure.Unreachable
+	if d.check.ID == "instance-state" {
+		kind = failure.InstanceState
+	}
+	return &failure.Error{Kind: kind, Msg: fmt.Sprintf("%s: %s", d.t, d.check.Summary), Hint: d.check.Fix}
+}
+
+// probeFromDial is what the dial learnt about the SSH port, so the sshd
+// check needs no second connection.
+func probeFromDial(addr string, port int, err error) *preflight.Probe {
+	p := &preflight.Probe{Address: addr, Port: port, Result: "open", Banner: "SSH-2.0 (the handshake began)"}
+	switch failure.KindOf(err) {
+	case failure.Refused:
+		p.Result, p.Banner = "refused", ""
+	case failure.Unreachable:
+		p.Result, p.Banner = "timeout", ""
+	case failure.NoBanner:
+		p.Result, p.Banner = "no-banner", ""
+	case failure.DNS, failure.Canceled, failure.Config:
+		return nil
+	}
+	return p
+}
+
+// explain writes the failed checks of a report (all of them with -v) to w.
+func explain(w io.Writer, t *target, r *preflight.Report, verbose bool, dialErr error) {
+	name := r.Target.Address
+	if t != nil {
+		name = t.String()
+	}
+	for _, c := range r.Checks {
+		if c.ID == "sshd" && c.Status != preflight.Fail {
+			continue
+		}
+		switch {
+		case c.Status == preflight.Fail:
+			fmt.Fprintf(w, "ec2ssh: %s: %s: %s\r\n", name, c.ID, c.Summary)
+			if c.Fix != "" {
+				fmt.Fprintf(w, "ec2ssh: fix: %s\r\n", c.Fix)
+			}
+		case verbose:
+			fmt.Fprintf(w, "ec2ssh: %s: %s: %s: %s\r\n", name, c.ID, c.Status, c.Summary)
+		}
+	}
+}
+
+// runDiagnose is --diagnose: every check, as a table or JSON; exit 0 when
+// none failed, 1 when some did, 255 when it could not run.
+func runDiagnose(ctx context.Context, args *connect.Args, cfg *connect.Config, env *connect.Env, stdout, stderr *os.File) int {
+	side := newEC2Side(args, env)
+	side.cache = nil // a diagnosis looks afresh
+	creds, err := connect.LoadCredentials(cfg, nil, env.Debug)
+	if err != nil {
+		return report(stderr, err, args.Quiet)
+	}
+	defer creds.Close()
+	if !side.configured() && preflight.ClassifyDest(cfg.HostName) != preflight.DestID {
+		// Without AWS there is only the port to look at; say so.
+		env.Log("ec2ssh: no AWS credentials are configured: only the SSH port can be checked")
+	}
+	facts, t, err := side.gather(ctx, cfg.HostName, nil, cfg, creds, true)
+	if err != nil {
+		return report(stderr, err, args.Quiet)
+	}
+	addr := cfg.HostName
+	if t != nil {
+		addr = t.Address
+	}
+	rep := preflight.NewReport(facts, addr)
+	if t == nil {
+		env.Log("ec2ssh: %s is not an EC2 instance in %s: the instance checks are skipped", cfg.HostName, rep.Target.Region)
+	}
+	if args.JSON {
+		if err := rep.WriteJSON(stdout); err != nil {
+			return report(stderr, err, args.Quiet)
+		}
+	} else {
+		rep.WriteTable(stdout, isTerminal(stdout) && os.Getenv("NO_COLOR") == "")
+	}
+	if len(rep.Failed()) > 0 {
+		return 1
+	}
+	return 0
+}
+
+type gathered struct {
+	facts *preflight.Facts
+	t     *target
+	err   error
+}
+
+// dialTarget resolves the destination when it names an instance, dials it,
+// and runs the checks beside the dial. The happy path never waits on AWS:
+// an address or a resolvable name is dialled at once, and the checks'
+// results are dropped when the connection succeeds. When it fails, the
+// failed checks are written to stderr before the error is returned; a
+// check that proves the dial doomed cuts it short.
+func dialTarget(ctx context.Context, args *connect.Args, cfg *connect.Config, env *connect.Env, stderr io.Writer) (*connect.Client, *connect.Credentials, error) {
+	side := newEC2Side(args, env)
+	dest := cfg.HostName
+	kind := preflight.ClassifyDest(dest)
+	var t *target
+	switch kind {
+	case preflight.DestID:
+		if t = side.cached(ctx, dest); t == nil {
+			var err error
+			if t, err = side.resolve(ctx, dest); err != nil {
+				return nil, nil, err
+			}
+			if t == nil {
+				return nil, nil, &failure.Error{Kind: failure.Config, Msg: "no instance " + dest + " in " + side.aws.Region(),
+					Hint: "check the id and the region (--region, AWS_REGION)"}
+			}
+		}
+	case preflight.DestName:
+		t = side.cached(ctx, dest)
+	}
+	if t != nil {
+		t.apply(cfg)
+	}
+	for attempt := 0; ; attempt++ {
+		creds, err := connect.LoadCredentials(cfg, env.Prompter, env.Debug)
+		if err != nil {
+			return nil, nil, err
+		}
+		beside := t != nil || ((kind == preflight.DestAddress || kind == preflight.DestEC2DNS) && side.configured())
+		dialCtx, cancelDial := context.WithCancelCause(ctx)
+		gatherCtx, cancelGather := context.WithCancel(ctx)
+		results := make(chan gathered, 1)
+		if beside {
+			c := *cfg
+			go func() {
+				f, tt, err := side.gather(gatherCtx, dest, t, &c, creds, false)
+				results <- gathered{f, tt, err}
+				if f != nil && tt != nil {
+					if bad := doomed(preflight.NewReport(f, tt.Address)); bad != nil {
+						cancelDial(&doomedError{check: *bad, t: tt})
+					}
+				}
+			}()
+		}
+		client, err := connect.Dial(dialCtx, cfg, creds, connect.NewHostKeys(cfg, env.Prompter, env.Log), nil, env)
+		if err == nil {
+			cancelGather() // the checks' answers are not needed
+			cancelDial(nil)
+			return client, creds, nil
+		}
+		creds.Close()
+		var de *doomedError
+		if errors.As(context.Cause(dialCtx), &de) && ctx.Err() == nil {
+			err = de.asFailure()
+		}
+		cancelDial(nil)
+		// A name DNS does not know may be a Name tag (SPEC.md, "Destinations").
+		if attempt == 0 && kind == preflight.DestName && t == nil && failure.KindOf(err) == failure.DNS && side.configured() {
+			cancelGather()
+			tt, rerr := side.resolve(ctx, dest)
+			if rerr != nil {
+				return nil, nil, rerr
+			}
+			if tt != nil {
+				t = tt
+				t.apply(cfg)
+				continue
+			}
+			return nil, nil, err
+		}
+		side.dropCache(ctx, dest)
+		if beside && failure.KindOf(err) != failure.Canceled {
+			select {
+			case g := <-results:
+				if g.facts != nil {
+					g.facts.SSHD = probeFromDial(cfg.HostName, cfg.Port, err)
+					if de != nil {
+						g.facts.SSHD = nil // the dial was cut short: it learnt nothing
+					}
+					if cfg.LogLevel != "QUIET" {
+						explain(stderr, g.t, preflight.NewReport(g.facts, cfg.HostName), strings.HasPrefix(cfg.LogLevel, "DEBUG"), err)
+					}
+				} else if g.err != nil {
+					env.Debug("debug1: ec2ssh: the checks could not run: %v", g.err)
+				}
+			case <-time.After(DiagnosisWait):
+				env.Debug("debug1: ec2ssh: the checks took longer than %v; reporting without them", DiagnosisWait)
+			case <-ctx.Done():
+			}
+		}
+		cancelGather()
+		return nil, nil, err
+	}
+}
