@@ -4,7 +4,7 @@ BINDIR  ?= $(HOME)/.local/bin
 VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 LDFLAGS := -s -w -X main.Version=$(VERSION)
 
-.PHONY: build test test-short vet fuzz demo lab install clean
+.PHONY: build test vet fuzz demo lab lab-deps install clean
 
 build:
 	$(GO) build -trimpath -ldflags '$(LDFLAGS)' -o bin/ec2ssh .
@@ -21,6 +21,20 @@ test: vet
 # A short fuzzing pass over the parsers.
 fuzz:
 	$(GO) test -run '^$$' -fuzz FuzzParseArgs -fuzztime 30s ./connect
+
+# The local lab: moto's EC2 emulator, a real sshd per instance and nftables
+# rules, in a private network namespace (needs root). No AWS account.
+lab-deps:
+	@command -v moto_server >/dev/null || { echo "moto_server is missing: it comes with the machine's Python (pip install 'moto[server]')"; exit 1; }
+	@missing=""; for p in openssh-server openssh-client nftables iproute2; do \
+	  dpkg-query -W -f='$${Status}' $$p 2>/dev/null | grep -q "install ok installed" || missing="$$missing $$p"; done; \
+	  if [ -n "$$missing" ]; then echo "installing$$missing"; apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing >/dev/null; fi
+
+demo: build lab-deps
+	$(GO) run ./lab/cmd/ec2ssh-lab -demo -ec2ssh bin/ec2ssh
+
+lab: build lab-deps
+	$(GO) run ./lab/cmd/ec2ssh-lab -ec2ssh bin/ec2ssh
 
 install:
 	BINDIR=$(BINDIR) ./install.sh

@@ -94,7 +94,7 @@ func TestDiagnoseEachCause(t *testing.T) {
 		fail []string // the checks that must fail, and no others
 		pass []string // checks that must pass
 	}{
-		{"healthy", nil, []string{"credentials", "instance-state", "security-group", "network-acl", "key-pair", "sshd"}},
+		{"healthy", nil, []string{"credentials", "instance-state", "status-checks", "network-path", "security-group", "network-acl", "key-pair", "sshd", "ssm-agent"}},
 		{"sg-no-22", []string{"security-group"}, []string{"network-acl", "key-pair"}},
 		{"sg-other-net", []string{"security-group"}, []string{"network-acl"}},
 		{"sg-range", nil, []string{"security-group", "sshd"}},

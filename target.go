@@ -200,14 +200,15 @@ func probeFromDial(addr string, port int, err error) *preflight.Probe {
 	return p
 }
 
-// explain writes the failed checks of a report (all of them with -v) to w.
-func explain(w io.Writer, t *target, r *preflight.Report, verbose bool, dialErr error) {
+// explain writes the failed checks of a report (all of them with -v) to w,
+// but for skip: the check the error itself already reports.
+func explain(w io.Writer, t *target, r *preflight.Report, verbose bool, skip string) {
 	name := r.Target.Address
 	if t != nil {
 		name = t.String()
 	}
 	for _, c := range r.Checks {
-		if c.ID == "sshd" && c.Status != preflight.Fail {
+		if c.ID == skip || (c.ID == "sshd" && c.Status != preflight.Fail) {
 			continue
 		}
 		switch {
@@ -353,7 +354,11 @@ func dialTarget(ctx context.Context, args *connect.Args, cfg *connect.Config, en
 						g.facts.SSHD = nil // the dial was cut short: it learnt nothing
 					}
 					if cfg.LogLevel != "QUIET" {
-						explain(stderr, g.t, preflight.NewReport(g.facts, cfg.HostName), strings.HasPrefix(cfg.LogLevel, "DEBUG"), err)
+						skip := ""
+						if de != nil {
+							skip = de.check.ID
+						}
+						explain(stderr, g.t, preflight.NewReport(g.facts, cfg.HostName), strings.HasPrefix(cfg.LogLevel, "DEBUG"), skip)
 					}
 				} else if g.err != nil {
 					env.Debug("debug1: ec2ssh: the checks could not run: %v", g.err)

@@ -36,6 +36,7 @@ type World struct {
 	// Keys: the local keys (IdentityFile) and one that is not local.
 	ED25519Key, RSAKey, OtherKey string
 	moto                         *exec.Cmd
+	ssm                          *ssmStandIn
 	sshds                        []*SSHD
 	ec2                          *ec2.Client
 }
@@ -51,6 +52,7 @@ type Instance struct {
 func (w *World) AWSEnv() []string {
 	return []string{
 		"AWS_ENDPOINT_URL=" + w.MotoURL,
+		fmt.Sprintf("AWS_ENDPOINT_URL_SSM=http://127.0.0.1:%d", SSMPort),
 		"AWS_ACCESS_KEY_ID=AKIALABLABLABLABLAB0",
 		"AWS_SECRET_ACCESS_KEY=lab-secret-not-a-real-one",
 		"AWS_REGION=" + Region,
@@ -108,6 +110,9 @@ func (w *World) startMoto() error {
 func (w *World) Stop() {
 	for _, s := range w.sshds {
 		s.Stop()
+	}
+	if w.ssm != nil {
+		w.ssm.stop()
 	}
 	if w.moto != nil && w.moto.Process != nil {
 		w.moto.Process.Kill()
@@ -255,6 +260,7 @@ func (w *World) build(ctx context.Context) error {
 	ami := imgs.Images[0].ImageId
 
 	var nft []string
+	online := map[string]bool{}
 	for _, s := range specs {
 		in := &ec2.RunInstancesInput{ImageId: ami, MinCount: aws.Int32(1), MaxCount: aws.Int32(1), InstanceType: ec2types.InstanceTypeT3Micro,
 			KeyName: aws.String(s.key), SubnetId: subnets[s.subnet], PrivateIpAddress: aws.String(s.ip), SecurityGroupIds: []string{*sgs[s.sg]},
@@ -267,6 +273,7 @@ func (w *World) build(ctx context.Context) error {
 			return fmt.Errorf("run instance %s: %w", s.name, err)
 		}
 		li := &Instance{Name: s.name, ID: *out.Instances[0].InstanceId, IP: s.ip}
+		online[li.ID] = s.profile && !s.stopped // the agent registers when the role allows it
 		if s.stopped {
 			if _, err := e.StopInstances(ctx, &ec2.StopInstancesInput{InstanceIds: []string{li.ID}}); err != nil {
 				return err
@@ -291,6 +298,9 @@ func (w *World) build(ctx context.Context) error {
 		} else {
 			w.Instances[s.name] = li
 		}
+	}
+	if w.ssm, err = startSSM(online); err != nil {
+		return err
 	}
 	return Nft("add table inet lab\n" +
 		"add chain inet lab input { type filter hook input priority 0; policy accept; }\n" +

@@ -25,7 +25,7 @@ import (
 )
 
 // ProbeTimeout bounds the SSH port probe.
-const ProbeTimeout = 5 * time.Second
+const ProbeTimeout = 3 * time.Second
 
 // Request is what to gather facts about.
 type Request struct {
