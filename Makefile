@@ -21,6 +21,7 @@ test: vet
 # A short fuzzing pass over the parsers.
 fuzz:
 	$(GO) test -run '^$$' -fuzz FuzzParseArgs -fuzztime 30s ./connect
+	$(GO) test -run '^$$' -fuzz FuzzChecks -fuzztime 30s ./preflight
 
 # The local lab: moto's EC2 emulator, a real sshd per instance and nftables
 # rules, in a private network namespace (needs root). No AWS account.

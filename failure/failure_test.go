@@ -3,6 +3,7 @@ package failure
 import (
 	"errors"
 	"fmt"
+	"strings"
 	"testing"
 )
 
@@ -10,7 +11,7 @@ func TestEveryKindHasAName(t *testing.T) {
 	seen := map[string]bool{}
 	for _, k := range Kinds {
 		s := k.String()
-		if s == "" || s[0] == 'K' && s != "Kind" && len(s) > 4 && s[:5] == "Kind(" {
+		if s == "" || strings.HasPrefix(s, "Kind(") {
 			t.Errorf("Kind %d has no name", int(k))
 		}
 		if seen[s] {
