@@ -112,3 +112,32 @@ func TestInteractiveShell(t *testing.T) {
 		t.Log(s.screen())
 	}
 }
+
+// TestPassphrasePrompt: an encrypted identity asks for its passphrase on
+// the terminal, only once the server has accepted its public key.
+func TestPassphrasePrompt(t *testing.T) {
+	needLab(t)
+	dir := t.TempDir()
+	key := filepath.Join(dir, "locked")
+	if err := lab.Keygen(key, "ed25519", "open sesame"); err != nil {
+		t.Fatal(err)
+	}
+	pub, _ := os.ReadFile(key + ".pub")
+	srv, err := lab.StartSSHD(filepath.Join(dir, "sshd"), lab.SSHDOptions{AuthorizedKeys: []string{string(pub)}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer srv.Stop()
+	cfg := filepath.Join(dir, "config")
+	os.WriteFile(cfg, []byte(fmt.Sprintf("Host locked\n  HostName 127.0.0.1\n  Port %d\n  User root\n  IdentityFile %s\n  IdentitiesOnly yes\n  IdentityAgent none\n  UserKnownHostsFile /dev/null\n  StrictHostKeyChecking no\n", srv.Port, key)), 0o600)
+	s := newTmux(t)
+	s.send(fmt.Sprintf("%s -F %s locked 'echo unlocked-$((40+2))'", bin, cfg))
+	s.enter()
+	s.waitFor("Enter passphrase for key '"+key+"':", 10*time.Second)
+	s.send("open sesame")
+	s.enter()
+	scr := s.waitFor("unlocked-42", 10*time.Second)
+	if strings.Contains(scr, "open sesame") {
+		t.Errorf("the passphrase was echoed:\n%s", scr)
+	}
+}

@@ -14,6 +14,11 @@ func checkSSMAgent(f *Facts) Result {
 	if in == nil {
 		return Result{Status: Skip, Summary: "not an EC2 instance"}
 	}
+	if in.State != "running" {
+		// A stopped instance's agent is offline by nature: instance-state
+		// says what matters.
+		return Result{Status: Skip, Summary: "the instance is not running"}
+	}
 	if f.SSM != nil && f.SSM.Registered && f.SSM.PingStatus == "Online" {
 		return Result{Status: Pass, Summary: "the SSM agent is online (version " + f.SSM.AgentVersion + ")",
 			Evidence: []string{"ping " + f.SSM.PingStatus}}

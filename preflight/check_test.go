@@ -177,6 +177,7 @@ func TestOtherChecks(t *testing.T) {
 		{"no profile", func(f *Facts) { f.SSM, f.Role, f.Instance.InstanceProfile = nil, nil, "" }, "ssm-agent", Fail},
 		{"role lacks policy", func(f *Facts) { f.SSM = nil; f.Role.Policies = []string{"arn:aws:iam::aws:policy/ReadOnlyAccess"} }, "ssm-agent", Fail},
 		{"agent lost", func(f *Facts) { f.SSM.PingStatus = "ConnectionLost" }, "ssm-agent", Fail},
+		{"agent of a stopped instance", func(f *Facts) { f.Instance.State = "stopped"; f.SSM.Registered = false }, "ssm-agent", Skip},
 		{"no credentials", func(f *Facts) { f.Caller, f.CallerErr = nil, &APIError{Op: "sts:GetCallerIdentity", NoCreds: true} }, "credentials", Fail},
 	}
 	for _, tt := range tests {

@@ -1,0 +1,143 @@
+package main
+
+import (
+	"bufio"
+	"fmt"
+	"io"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/ec2ssh/ec2ssh/lab"
+)
+
+// startAgent runs OpenSSH's ssh-agent holding key and returns its socket.
+func startAgent(t *testing.T, key string) string {
+	t.Helper()
+	lab.Require(t, "ssh-agent", "ssh-add")
+	sock := filepath.Join(t.TempDir(), "agent.sock")
+	agent := exec.Command("ssh-agent", "-D", "-a", sock)
+	if err := agent.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { agent.Process.Kill(); agent.Wait() })
+	for i := 0; i < 100; i++ {
+		if _, err := os.Stat(sock); err == nil {
+			break
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	add := exec.Command("ssh-add", key)
+	add.Env = append(cleanEnv(), "SSH_AUTH_SOCK="+sock)
+	if out, err := add.CombinedOutput(); err != nil {
+		t.Fatalf("ssh-add: %v: %s", err, out)
+	}
+	return sock
+}
+
+// TestAgentAuthAndForwarding logs in with a key held only by the agent,
+// and with -A the remote side sees that agent.
+func TestAgentAuthAndForwarding(t *testing.T) {
+	needLab(t)
+	sock := startAgent(t, keyFile)
+	dir := t.TempDir()
+	cfg := filepath.Join(dir, "config")
+	text := strings.NewReplacer("IdentityFile "+keyFile, "IdentityFile "+filepath.Join(dir, "none"),
+		"IdentitiesOnly yes", "IdentitiesOnly no", "IdentityAgent none", "IdentityAgent SSH_AUTH_SOCK").Replace(mustRead(cfgFile))
+	os.WriteFile(cfg, []byte(text), 0o600)
+	run := func(args ...string) result {
+		cmd := exec.Command(bin, append([]string{"-F", cfg}, args...)...)
+		cmd.Env = append(cleanEnv(), "SSH_AUTH_SOCK="+sock)
+		var out, errb strings.Builder
+		cmd.Stdout, cmd.Stderr = &out, &errb
+		err := cmd.Run()
+		code := 0
+		if ee, ok := err.(*exec.ExitError); ok {
+			code = ee.ExitCode()
+		}
+		return result{[]byte(out.String()), []byte(errb.String()), code}
+	}
+	if r := run("lab", "echo agent-ok"); r.code != 0 || string(r.stdout) != "agent-ok\n" {
+		t.Fatalf("agent login: exit %d, %q, %q", r.code, r.stdout, r.stderr)
+	}
+	// -A: the remote ssh-add lists the forwarded key; -a (last) turns it off.
+	if r := run("-A", "lab", "ssh-add -l"); r.code != 0 || !strings.Contains(string(r.stdout), "ED25519") {
+		t.Errorf("-A: exit %d, stdout %q, stderr %q; want the key listed", r.code, r.stdout, r.stderr)
+	}
+	if r := run("-A", "-a", "lab", "ssh-add -l"); r.code == 0 {
+		t.Errorf("-A -a: remote ssh-add found an agent: %q", r.stdout)
+	}
+}
+
+// TestRemoteForward: -R makes a port on the server lead back to a local
+// echo service.
+func TestRemoteForward(t *testing.T) {
+	needLab(t)
+	echo, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer echo.Close()
+	go func() {
+		for {
+			c, err := echo.Accept()
+			if err != nil {
+				return
+			}
+			go func() { io.Copy(c, c); c.Close() }()
+		}
+	}()
+	rport, _ := lab.FreePort("127.0.0.1")
+	spec := fmt.Sprintf("%d:127.0.0.1:%d", rport, echo.Addr().(*net.TCPAddr).Port)
+	// The remote command talks to its own end of the forward with bash's /dev/tcp.
+	script := fmt.Sprintf(`exec 3<>/dev/tcp/127.0.0.1/%d; echo through-R >&3; head -n1 <&3`, rport)
+	r := runCmd(t, nil, bin, "-F", cfgFile, "-o", "ExitOnForwardFailure=yes", "-R", spec, "lab", "bash", "-c", "'"+script+"'")
+	if r.code != 0 || string(r.stdout) != "through-R\n" {
+		t.Fatalf("-R: exit %d, stdout %q, stderr %q", r.code, r.stdout, r.stderr)
+	}
+}
+
+// TestDynamicForward: -D answers SOCKS5 and connects through the server.
+func TestDynamicForward(t *testing.T) {
+	needLab(t)
+	port, _ := lab.FreePort("127.0.0.1")
+	cmd := exec.Command(bin, "-F", cfgFile, "-N", "-D", fmt.Sprint(port), "lab")
+	cmd.Env = cleanEnv()
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer func() { cmd.Process.Kill(); cmd.Wait() }()
+	var conn net.Conn
+	var err error
+	for i := 0; i < 100; i++ {
+		if conn, err = net.Dial("tcp", fmt.Sprintf("127.0.0.1:%d", port)); err == nil {
+			break
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	if conn == nil {
+		t.Fatalf("-D port never opened: %v", err)
+	}
+	defer conn.Close()
+	conn.SetDeadline(time.Now().Add(5 * time.Second))
+	// SOCKS5: no auth; CONNECT to the lab sshd by name; read its banner.
+	conn.Write([]byte{5, 1, 0})
+	reply := make([]byte, 2)
+	io.ReadFull(conn, reply)
+	host := "localhost"
+	req := append([]byte{5, 1, 0, 3, byte(len(host))}, host...)
+	req = append(req, byte(sshd.Port>>8), byte(sshd.Port))
+	conn.Write(req)
+	resp := make([]byte, 10)
+	if _, err := io.ReadFull(conn, resp); err != nil || resp[1] != 0 {
+		t.Fatalf("SOCKS5 CONNECT reply %v, %v", resp, err)
+	}
+	line, _ := bufio.NewReader(conn).ReadString('\n')
+	if !strings.HasPrefix(line, "SSH-2.0-OpenSSH") {
+		t.Fatalf("through -D got %q, want an SSH banner", line)
+	}
+}
