@@ -141,3 +141,90 @@ func TestDynamicForward(t *testing.T) {
 		t.Fatalf("through -D got %q, want an SSH banner", line)
 	}
 }
+
+// TestProxyCommandAndBackground: ProxyCommand carries the connection (here
+// through ec2ssh's own --proxy), and -f returns once the connection is up
+// while the command carries on in the background.
+func TestProxyCommandAndBackground(t *testing.T) {
+	needLab(t)
+	pc := fmt.Sprintf("ProxyCommand=%s --proxy %%h %%p", bin)
+	r := runCmd(t, nil, bin, "-F", cfgFile, "-o", pc, "lab", "echo via-proxy")
+	if r.code != 0 || string(r.stdout) != "via-proxy\n" {
+		t.Fatalf("ProxyCommand: exit %d, stdout %q, stderr %q", r.code, r.stdout, r.stderr)
+	}
+	// OpenSSH with ec2ssh as its ProxyCommand.
+	lab.Require(t, "ssh")
+	r = runCmd(t, nil, "ssh", "-F", cfgFile, "-o", pc, "lab", "echo openssh-via-ec2ssh")
+	if r.code != 0 || string(r.stdout) != "openssh-via-ec2ssh\n" {
+		t.Fatalf("ssh with ec2ssh --proxy: exit %d, stdout %q, stderr %q", r.code, r.stdout, r.stderr)
+	}
+
+	// Output goes to a file: the background child keeps stdout and stderr
+	// open (as ssh -f does), and only the parent's exit is measured.
+	marker := filepath.Join(t.TempDir(), "bg")
+	outFile, _ := os.Create(filepath.Join(t.TempDir(), "out"))
+	defer outFile.Close()
+	fg := exec.Command(bin, "-F", cfgFile, "-f", "lab", fmt.Sprintf("sleep 1; echo done > %s", marker))
+	fg.Env, fg.Stdout, fg.Stderr = cleanEnv(), outFile, outFile
+	start := time.Now()
+	if err := fg.Run(); err != nil {
+		out, _ := os.ReadFile(outFile.Name())
+		t.Fatalf("-f: %v: %s", err, out)
+	}
+	if _, err := os.Stat(marker); err == nil {
+		t.Fatalf("-f waited for the command (%v)", time.Since(start))
+	}
+	for i := 0; i < 100; i++ {
+		if b, err := os.ReadFile(marker); err == nil && string(b) == "done\n" {
+			return
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	t.Fatalf("the backgrounded command never ran")
+}
+
+// TestKeepaliveNoticesADeadServer: packets to the server start being
+// dropped mid-session; ServerAliveInterval × ServerAliveCountMax later
+// ec2ssh gives up with exit 255, as ssh(1) does.
+func TestKeepaliveNoticesADeadServer(t *testing.T) {
+	needLab(t)
+	lab.Require(t, "nft")
+	if !lab.InNetns() {
+		t.Skip("needs the lab's network namespace to drop packets")
+	}
+	srv, err := lab.StartSSHD(filepath.Join(t.TempDir(), "sshd"), lab.SSHDOptions{Addr: "127.0.0.2", AuthorizedKeys: []string{mustRead(keyFile + ".pub")}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer srv.Stop()
+	cmd := exec.Command(bin, "-F", cfgFile, "-o", "HostName=127.0.0.2", "-o", fmt.Sprintf("Port=%d", srv.Port),
+		"-o", "StrictHostKeyChecking=no", "-o", "UserKnownHostsFile=/dev/null",
+		"-o", "ServerAliveInterval=1", "-o", "ServerAliveCountMax=2", "lab", "echo up; sleep 600")
+	cmd.Env = cleanEnv()
+	stdout, _ := cmd.StdoutPipe()
+	var stderr strings.Builder
+	cmd.Stderr = &stderr
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer cmd.Process.Kill()
+	line, _ := bufio.NewReader(stdout).ReadString('\n')
+	if line != "up\n" {
+		t.Fatalf("session did not start: %q %s", line, stderr.String())
+	}
+	rule := fmt.Sprintf("add table inet ka\nadd chain inet ka input { type filter hook input priority 0; }\nadd rule inet ka input ip saddr 127.0.0.2 tcp sport %d drop\n", srv.Port)
+	if err := lab.Nft(rule); err != nil {
+		t.Fatal(err)
+	}
+	defer lab.Nft("delete table inet ka\n")
+	done := make(chan error, 1)
+	go func() { done <- cmd.Wait() }()
+	select {
+	case <-done:
+	case <-time.After(30 * time.Second):
+		t.Fatalf("ec2ssh did not notice the dead server; stderr %q", stderr.String())
+	}
+	if code := cmd.ProcessState.ExitCode(); code != 255 || !strings.Contains(stderr.String(), "not responding") {
+		t.Errorf("exit %d, stderr %q; want 255 and 'not responding'", code, stderr.String())
+	}
+}

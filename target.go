@@ -359,6 +359,9 @@ func dialTarget(ctx context.Context, args *connect.Args, cfg *connect.Config, en
 							skip = de.check.ID
 						}
 						explain(stderr, g.t, preflight.NewReport(g.facts, cfg.HostName), strings.HasPrefix(cfg.LogLevel, "DEBUG"), skip)
+						for part, took := range g.facts.Timings {
+							env.Debug("debug1: ec2ssh: gathered %s in %v", part, took.Round(time.Millisecond))
+						}
 					}
 				} else if g.err != nil {
 					env.Debug("debug1: ec2ssh: the checks could not run: %v", g.err)

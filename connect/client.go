@@ -322,17 +322,15 @@ func proxyCommand(ctx context.Context, command string, env *Env) (net.Conn, erro
 	}
 	inR.Close()
 	outW.Close()
-	pc := &pipeConn{r: outR, w: inW, cmd: cmd}
-	stop := context.AfterFunc(ctx, func() { pc.Close() })
-	pc.stop = stop
-	return pc, nil
+	// No AfterFunc on ctx here: the handshake closes the conn if ctx ends
+	// before it is done, and after that the process must outlive ctx.
+	return &pipeConn{r: outR, w: inW, cmd: cmd}, nil
 }
 
 // pipeConn is a net.Conn over a child process's stdin and stdout.
 type pipeConn struct {
 	r, w *os.File
 	cmd  *exec.Cmd
-	stop func() bool
 	once sync.Once
 }
 

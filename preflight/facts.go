@@ -57,6 +57,9 @@ type Facts struct {
 
 	Source Source `json:"source"`
 	SSHD   *Probe `json:"sshd,omitempty"`
+
+	// Timings records how long each part took to gather, for -v.
+	Timings map[string]time.Duration `json:"-"`
 }
 
 // APIError is an AWS call that failed, as the checks need to know it.

@@ -46,12 +46,21 @@ func (a *AWS) Gather(ctx context.Context, req Request) *Facts {
 	in := req.Instance
 
 	var wg sync.WaitGroup
-	do := func(fn func()) {
+	var mu sync.Mutex
+	f.Timings = map[string]time.Duration{}
+	do := func(part string, fn func()) {
 		wg.Add(1)
-		go func() { defer wg.Done(); fn() }()
+		go func() {
+			defer wg.Done()
+			start := time.Now()
+			fn()
+			mu.Lock()
+			f.Timings[part] = time.Since(start)
+			mu.Unlock()
+		}()
 	}
 	if !req.NoProbe && req.Address != "" {
-		do(func() { f.SSHD = ProbeSSH(ctx, req.Address, req.Port) })
+		do("sshd probe", func() { f.SSHD = ProbeSSH(ctx, req.Address, req.Port) })
 	}
 	if credErr := a.Credentials(ctx); credErr != nil {
 		f.CallerErr = credErr
@@ -59,7 +68,7 @@ func (a *AWS) Gather(ctx context.Context, req Request) *Facts {
 		f.Source = source(req, nil)
 		return f
 	}
-	do(func() {
+	do("caller identity", func() {
 		ctx, cancel := callCtx(ctx)
 		defer cancel()
 		out, err := a.STS.GetCallerIdentity(ctx, &sts.GetCallerIdentityInput{})
@@ -72,26 +81,26 @@ func (a *AWS) Gather(ctx context.Context, req Request) *Facts {
 		f.Source = source(req, nil)
 		return f
 	}
-	do(func() { f.Status, f.StatusErr = a.status(ctx, in.ID) })
-	do(func() { f.Subnet, f.VPCCIDRs, f.SubnetErr = a.subnet(ctx, in) })
-	do(func() {
+	do("status checks", func() { f.Status, f.StatusErr = a.status(ctx, in.ID) })
+	do("subnet and VPC", func() { f.Subnet, f.VPCCIDRs, f.SubnetErr = a.subnet(ctx, in) })
+	do("route table and gateways", func() {
 		f.RouteTable, f.RouteTableErr = a.routeTable(ctx, in)
 		if f.RouteTable != nil {
 			f.InternetGateways, f.InternetGatewaysErr = a.gateways(ctx, f.RouteTable)
 		}
 	})
-	do(func() {
+	do("security groups", func() {
 		f.SecurityGroups, f.SecurityGroupsErr = a.securityGroups(ctx, in.GroupIDs())
 		f.PrefixLists, f.PrefixListsErr = a.prefixLists(ctx, f.SecurityGroups)
 	})
-	do(func() { f.NetworkACL, f.NetworkACLErr = a.networkACL(ctx, in) })
+	do("network ACL", func() { f.NetworkACL, f.NetworkACLErr = a.networkACL(ctx, in) })
 	if in.KeyName != "" {
-		do(func() { f.KeyPair, f.KeyPairErr = a.keyPair(ctx, in.KeyName) })
+		do("key pair", func() { f.KeyPair, f.KeyPairErr = a.keyPair(ctx, in.KeyName) })
 	}
 	if in.InstanceProfile != "" {
-		do(func() { f.Role, f.RoleErr = a.role(ctx, in.InstanceProfile) })
+		do("instance profile", func() { f.Role, f.RoleErr = a.role(ctx, in.InstanceProfile) })
 	}
-	do(func() { f.SSM, f.SSMErr = a.ssmAgent(ctx, in.ID) })
+	do("SSM agent", func() { f.SSM, f.SSMErr = a.ssmAgent(ctx, in.ID) })
 	wg.Wait()
 	f.Source = source(req, f.VPCCIDRs)
 	return f
