@@ -141,3 +141,26 @@ func TestPassphrasePrompt(t *testing.T) {
 		t.Errorf("the passphrase was echoed:\n%s", scr)
 	}
 }
+
+// TestHostKeyAskPrompt: StrictHostKeyChecking ask asks on the terminal;
+// "yes" records the key, so the next connection does not ask.
+func TestHostKeyAskPrompt(t *testing.T) {
+	needLab(t)
+	dir := t.TempDir()
+	kh := filepath.Join(dir, "known_hosts")
+	cfg := writeConfig(filepath.Join(dir, "config"), kh, "ask")
+	s := newTmux(t)
+	s.send(fmt.Sprintf("%s -F %s -o BatchMode=no lab 'echo asked-$((1+1))'", bin, cfg)) // BatchMode would forbid asking
+	s.enter()
+	s.waitFor("Are you sure you want to continue connecting (yes/no/[fingerprint])?", 10*time.Second)
+	s.send("yes")
+	s.enter()
+	s.waitFor("asked-2", 10*time.Second)
+	if b, _ := os.ReadFile(kh); !strings.Contains(string(b), fmt.Sprintf("[127.0.0.1]:%d ssh-ed25519 ", sshd.Port)) {
+		t.Fatalf("known_hosts after yes: %q", b)
+	}
+	r := runCmd(t, nil, bin, "-F", cfg, "lab", "echo again")
+	if r.code != 0 || string(r.stdout) != "again\n" {
+		t.Errorf("second connection: exit %d, %q, %q", r.code, r.stdout, r.stderr)
+	}
+}
