@@ -184,7 +184,7 @@ func TestAmbiguousName(t *testing.T) {
 func TestBlockedPortIsCutShort(t *testing.T) {
 	needWorld(t)
 	for _, name := range []string{"sg-no-22", "nacl-egress", "stopped"} {
-		r, took := runEC2(t, 60*time.Second, name, "true")
+		r, took := runEC2(t, 60*time.Second, "--fallback=never", name, "true")
 		stderr := string(r.stderr)
 		if r.code != 255 || !strings.Contains(stderr, "ec2ssh: error: ") {
 			t.Errorf("%s: exit %d, stderr %q", name, r.code, stderr)
@@ -228,5 +228,32 @@ func TestPlainSSHMakesNoAWSCall(t *testing.T) {
 	}
 	if n := calls.Load(); n != 0 {
 		t.Errorf("%d connections to the AWS endpoint, want none", n)
+	}
+}
+
+// TestFallbackOverSSM: port 22 is blocked, yet the command runs over an SSM
+// port session with its output and exit status, and stderr says why.
+func TestFallbackOverSSM(t *testing.T) {
+	needWorld(t)
+	for _, name := range []string{"sg-no-22", "nacl-egress"} {
+		r, took := runEC2(t, 60*time.Second, name, "--", "echo x; echo e >&2; exit 7")
+		if r.code != 7 || string(r.stdout) != "x\n" {
+			t.Errorf("%s: exit %d, stdout %q, stderr %q; want 7 and x", name, r.code, r.stdout, r.stderr)
+		}
+		want := map[string]string{"sg-no-22": "blocked by sg-", "nacl-egress": "drops the replies"}[name]
+		if !strings.Contains(string(r.stderr), want) || !strings.Contains(string(r.stderr), "continuing over SSM") || !strings.Contains(string(r.stderr), "e\n") {
+			t.Errorf("%s: stderr %q lacks %q, the fallback line or the remote stderr", name, r.stderr, want)
+		}
+		t.Logf("%s over SSM in %v", name, took.Round(time.Millisecond))
+	}
+	// --fallback=never: no SSM, the diagnosis and 255.
+	r, _ := runEC2(t, 60*time.Second, "--fallback=never", "sg-no-22", "true")
+	if r.code != 255 || strings.Contains(string(r.stderr), "SSM") {
+		t.Errorf("--fallback=never: exit %d, stderr %q", r.code, r.stderr)
+	}
+	// --fallback=ssm to a healthy instance goes over SSM straight away.
+	r, _ = runEC2(t, 60*time.Second, "--fallback=ssm", "healthy", "echo direct-to-ssm")
+	if r.code != 0 || string(r.stdout) != "direct-to-ssm\n" {
+		t.Errorf("--fallback=ssm: exit %d, stdout %q, stderr %q", r.code, r.stdout, r.stderr)
 	}
 }

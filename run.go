@@ -147,9 +147,6 @@ func run(ctx context.Context, argv []string, stdin, stdout, stderr *os.File) int
 // ignoring them.
 func notYet(a *connect.Args) error {
 	switch {
-	case a.Fallback == "ssm":
-		return failure.Configf("the SSM fallback arrives in a later release; use --fallback=never or leave it out",
-			"--fallback=ssm is not available yet")
 	case a.JSON && !a.Diagnose:
 		return failure.Configf("use it as: ec2ssh --diagnose --json DESTINATION", "--json goes with --diagnose")
 	}

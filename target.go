@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net"
 	"os"
 	"strings"
 	"sync"
@@ -12,6 +13,7 @@ import (
 
 	"github.com/ec2ssh/ec2ssh/connect"
 	"github.com/ec2ssh/ec2ssh/failure"
+	"github.com/ec2ssh/ec2ssh/fallback"
 	"github.com/ec2ssh/ec2ssh/preflight"
 )
 
@@ -119,10 +121,17 @@ func (e *ec2Side) resolve(ctx context.Context, dest string) (*target, error) {
 
 // apply points cfg at the instance: its address, and the AMI's default
 // user when neither the command line nor ssh_config named one.
+//
+// Host keys are recorded under the instance id (unless HostKeyAlias says
+// otherwise), so that a new address or the SSM path does not ask again, and
+// OpenSSH with "ProxyCommand ec2ssh --proxy %h %p" for "Host i-*" agrees.
 func (t *target) apply(cfg *connect.Config) {
 	cfg.HostName = t.Address
 	if !cfg.UserSet && t.User != "" {
 		cfg.User = t.User
+	}
+	if cfg.HostKeyAlias == "" && t.ID != "" {
+		cfg.HostKeyAlias = t.ID
 	}
 }
 
@@ -213,12 +222,12 @@ func explain(w io.Writer, t *target, r *preflight.Report, verbose bool, skip str
 		}
 		switch {
 		case c.Status == preflight.Fail:
-			fmt.Fprintf(w, "ec2ssh: %s: %s: %s\r\n", name, c.ID, c.Summary)
+			fmt.Fprintf(w, "ec2ssh: %s: %s: %s\n", name, c.ID, c.Summary)
 			if c.Fix != "" {
-				fmt.Fprintf(w, "ec2ssh: fix: %s\r\n", c.Fix)
+				fmt.Fprintf(w, "ec2ssh: fix: %s\n", c.Fix)
 			}
 		case verbose:
-			fmt.Fprintf(w, "ec2ssh: %s: %s: %s: %s\r\n", name, c.ID, c.Status, c.Summary)
+			fmt.Fprintf(w, "ec2ssh: %s: %s: %s: %s\n", name, c.ID, c.Status, c.Summary)
 		}
 	}
 }
@@ -294,6 +303,21 @@ func dialTarget(ctx context.Context, args *connect.Args, cfg *connect.Config, en
 	case preflight.DestName:
 		t = side.cached(ctx, dest)
 	}
+	if args.Fallback == "ssm" {
+		// Straight to SSM: the destination must be an instance.
+		if t == nil {
+			var err error
+			if t, err = side.resolve(ctx, dest); err != nil {
+				return nil, nil, err
+			}
+			if t == nil {
+				return nil, nil, &failure.Error{Kind: failure.Config, Msg: dest + " is not an EC2 instance, so --fallback=ssm cannot reach it",
+					Hint: "give an instance id or Name tag, or drop --fallback=ssm"}
+			}
+		}
+		t.apply(cfg)
+		return dialOverSSM(ctx, side, t, cfg, env)
+	}
 	if t != nil {
 		t.apply(cfg)
 	}
@@ -345,33 +369,132 @@ func dialTarget(ctx context.Context, args *connect.Args, cfg *connect.Config, en
 			return nil, nil, err
 		}
 		side.dropCache(ctx, dest)
+		var g gathered
 		if beside && failure.KindOf(err) != failure.Canceled {
 			select {
-			case g := <-results:
-				if g.facts != nil {
-					g.facts.SSHD = probeFromDial(cfg.HostName, cfg.Port, err)
-					if de != nil {
-						g.facts.SSHD = nil // the dial was cut short: it learnt nothing
-					}
-					if cfg.LogLevel != "QUIET" {
-						skip := ""
-						if de != nil {
-							skip = de.check.ID
-						}
-						explain(stderr, g.t, preflight.NewReport(g.facts, cfg.HostName), strings.HasPrefix(cfg.LogLevel, "DEBUG"), skip)
-						for part, took := range g.facts.Timings {
-							env.Debug("debug1: ec2ssh: gathered %s in %v", part, took.Round(time.Millisecond))
-						}
-					}
-				} else if g.err != nil {
-					env.Debug("debug1: ec2ssh: the checks could not run: %v", g.err)
-				}
+			case g = <-results:
 			case <-time.After(DiagnosisWait):
 				env.Debug("debug1: ec2ssh: the checks took longer than %v; reporting without them", DiagnosisWait)
 			case <-ctx.Done():
 			}
 		}
 		cancelGather()
+		if t == nil && g.t != nil {
+			t = g.t // an address or EC2 name that turned out to be an instance
+		}
+		if t != nil && ladder(args.Fallback, failure.KindOf(err)) == viaSSM && running(t, g.facts) {
+			reason := err.Error()
+			if de != nil {
+				reason = de.check.Summary
+			} else if g.facts != nil {
+				if bad := firstFailure(preflight.NewReport(g.facts, cfg.HostName)); bad != nil {
+					reason = bad.Summary
+				}
+			}
+			if cfg.LogLevel != "QUIET" {
+				fmt.Fprintf(stderr, "ec2ssh: %s: %s; continuing over SSM\n", t, reason)
+			}
+			t.apply(cfg)
+			client, creds, ssmErr := dialOverSSM(ctx, side, t, cfg, env)
+			if ssmErr == nil {
+				return client, creds, nil
+			}
+			if k := failure.KindOf(ssmErr); k == failure.HostKeyChanged || k == failure.AuthRejected || k == failure.HostKeyUnknown {
+				return nil, nil, ssmErr
+			}
+			err = &failure.Error{Kind: failure.KindOf(err), Msg: err.Error() + "; over SSM too: " + ssmErr.Error(), Err: err, Hint: failure.HintOf(ssmErr)}
+		}
+		if g.facts != nil {
+			g.facts.SSHD = probeFromDial(cfg.HostName, cfg.Port, err)
+			if de != nil {
+				g.facts.SSHD = nil // the dial was cut short: it learnt nothing
+			}
+			if cfg.LogLevel != "QUIET" {
+				skip := ""
+				if de != nil {
+					skip = de.check.ID
+				}
+				explain(stderr, g.t, preflight.NewReport(g.facts, cfg.HostName), strings.HasPrefix(cfg.LogLevel, "DEBUG"), skip)
+				for part, took := range g.facts.Timings {
+					env.Debug("debug1: ec2ssh: gathered %s in %v", part, took.Round(time.Millisecond))
+				}
+			}
+		} else if g.err != nil {
+			env.Debug("debug1: ec2ssh: the checks could not run: %v", g.err)
+		}
 		return nil, nil, err
 	}
+}
+
+// route is what the fallback ladder does after a failure.
+type route int
+
+const (
+	giveUp route = iota // report the failure
+	viaSSM              // SSH over an SSM port session
+)
+
+// ladder decides, from the failure kind alone, whether another transport
+// can help (SPEC.md, "The ladder"). Every kind is decided here, and the
+// default gives up.
+func ladder(mode string, k failure.Kind) route {
+	if mode == "never" {
+		return giveUp
+	}
+	switch k {
+	case failure.Unreachable, failure.Refused, failure.NoBanner, failure.DNS:
+		return viaSSM
+	case failure.AuthRejected: // EC2 Instance Connect comes later
+		return giveUp
+	case failure.HostKeyChanged, failure.HostKeyUnknown, failure.InstanceState, failure.Algorithms,
+		failure.AWSAuth, failure.Config, failure.Canceled, failure.Unknown:
+		return giveUp
+	}
+	return giveUp
+}
+
+// running reports whether the instance is running, as far as is known.
+func running(t *target, f *preflight.Facts) bool {
+	if f != nil && f.Instance != nil {
+		return f.Instance.State == "running"
+	}
+	return t.Instance == nil || t.Instance.State == "running"
+}
+
+func firstFailure(r *preflight.Report) *preflight.Result {
+	for _, id := range []string{"instance-state", "security-group", "network-acl", "network-path", "sshd"} {
+		if c, ok := r.Result(id); ok && c.Status == preflight.Fail {
+			return &c
+		}
+	}
+	return nil
+}
+
+// ssmTransport opens an SSM port session to the instance's SSH port.
+func ssmTransport(side *ec2Side, t *target, port int) connect.Transport {
+	return func(ctx context.Context) (net.Conn, error) {
+		a, err := side.client(ctx)
+		if err != nil {
+			return nil, err
+		}
+		s := &fallback.SSM{Client: a.SSM}
+		return s.StartPort(ctx, t.ID, port)
+	}
+}
+
+// dialOverSSM runs the same SSH connection (host key check, authentication,
+// forwarding) over an SSM port session.
+func dialOverSSM(ctx context.Context, side *ec2Side, t *target, cfg *connect.Config, env *connect.Env) (*connect.Client, *connect.Credentials, error) {
+	creds, err := connect.LoadCredentials(cfg, env.Prompter, env.Debug)
+	if err != nil {
+		return nil, nil, err
+	}
+	start := time.Now()
+	client, err := connect.Dial(ctx, cfg, creds, connect.NewHostKeys(cfg, env.Prompter, env.Log), ssmTransport(side, t, cfg.Port), env)
+	if err != nil {
+		creds.Close()
+		return nil, nil, err
+	}
+	env.Debug("debug1: ec2ssh: connected over SSM in %v", time.Since(start).Round(time.Millisecond))
+	return client, creds, nil
 }

@@ -1,12 +1,17 @@
 package lab
 
 import (
+	"bytes"
 	"encoding/json"
 	"fmt"
+	"io"
 	"net"
 	"net/http"
 	"strings"
+	"sync"
 	"time"
+
+	"github.com/gorilla/websocket"
 )
 
 // SSMPort is where the lab's SSM stand-in listens. moto has no Session
@@ -16,25 +21,59 @@ const SSMPort = 5001
 // ssmStandIn answers the SSM JSON API (AWS JSON 1.1, X-Amz-Target
 // "AmazonSSM.<Operation>") for the lab's instances.
 type ssmStandIn struct {
-	online map[string]bool // instance id -> agent online
+	online map[string]bool   // instance id -> agent online
+	addrs  map[string]string // instance id -> address
 	srv    *http.Server
+
+	mu         sync.Mutex
+	sessions   map[string]*agentSession
+	sockets    map[*websocket.Conn]bool
+	terminated int
 }
 
-func startSSM(online map[string]bool) (*ssmStandIn, error) {
+func startSSM(online map[string]bool, addrs map[string]string) (*ssmStandIn, error) {
 	ln, err := net.Listen("tcp", fmt.Sprintf("127.0.0.1:%d", SSMPort))
 	if err != nil {
 		return nil, fmt.Errorf("ssm stand-in: %w", err)
 	}
-	s := &ssmStandIn{online: online}
+	s := &ssmStandIn{online: online, addrs: addrs, sessions: map[string]*agentSession{}, sockets: map[*websocket.Conn]bool{}}
 	s.srv = &http.Server{Handler: s, ReadHeaderTimeout: 5 * time.Second}
 	go s.srv.Serve(ln)
 	return s, nil
 }
 
 func (s *ssmStandIn) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	switch {
+	case strings.HasPrefix(r.URL.Path, "/v1/data-channel/"):
+		s.dataChannel(w, r)
+		return
+	case r.URL.Path == "/lab/drop":
+		// Test hook: drop every data channel WebSocket, as a network blip would.
+		s.mu.Lock()
+		n := len(s.sockets)
+		for ws := range s.sockets {
+			ws.UnderlyingConn().Close()
+		}
+		s.mu.Unlock()
+		fmt.Fprintf(w, "%d\n", n)
+		return
+	case r.URL.Path == "/lab/sessions":
+		s.mu.Lock()
+		fmt.Fprintf(w, "open %d terminated %d\n", len(s.sessions), s.terminated)
+		s.mu.Unlock()
+		return
+	}
 	op := strings.TrimPrefix(r.Header.Get("X-Amz-Target"), "AmazonSSM.")
 	w.Header().Set("Content-Type", "application/x-amz-json-1.1")
+	body, _ := io.ReadAll(io.LimitReader(r.Body, 1<<20))
+	r.Body = io.NopCloser(bytes.NewReader(body))
 	switch op {
+	case "StartSession":
+		s.startSession(w, r, body)
+	case "ResumeSession":
+		s.resumeSession(w, body)
+	case "TerminateSession":
+		s.terminateSession(w, body)
 	case "DescribeInstanceInformation":
 		var in struct {
 			Filters []struct {
@@ -63,4 +102,11 @@ func (s *ssmStandIn) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 }
 
-func (s *ssmStandIn) stop() { s.srv.Close() }
+func (s *ssmStandIn) stop() {
+	s.srv.Close()
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for _, sess := range s.sessions {
+		sess.close()
+	}
+}

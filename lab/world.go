@@ -260,7 +260,7 @@ func (w *World) build(ctx context.Context) error {
 	ami := imgs.Images[0].ImageId
 
 	var nft []string
-	online := map[string]bool{}
+	online, addrs := map[string]bool{}, map[string]string{}
 	for _, s := range specs {
 		in := &ec2.RunInstancesInput{ImageId: ami, MinCount: aws.Int32(1), MaxCount: aws.Int32(1), InstanceType: ec2types.InstanceTypeT3Micro,
 			KeyName: aws.String(s.key), SubnetId: subnets[s.subnet], PrivateIpAddress: aws.String(s.ip), SecurityGroupIds: []string{*sgs[s.sg]},
@@ -274,6 +274,7 @@ func (w *World) build(ctx context.Context) error {
 		}
 		li := &Instance{Name: s.name, ID: *out.Instances[0].InstanceId, IP: s.ip}
 		online[li.ID] = s.profile && !s.stopped // the agent registers when the role allows it
+		addrs[li.ID] = s.ip
 		if s.stopped {
 			if _, err := e.StopInstances(ctx, &ec2.StopInstancesInput{InstanceIds: []string{li.ID}}); err != nil {
 				return err
@@ -288,10 +289,12 @@ func (w *World) build(ctx context.Context) error {
 			li.SSHD = sd
 		}
 		if s.dropIn {
-			nft = append(nft, fmt.Sprintf("add rule inet lab input ip daddr %s tcp dport 22 drop", s.ip))
+			// Not from the instance itself: the SSM agent's own connection
+			// to its sshd is local, and no security group applies to it.
+			nft = append(nft, fmt.Sprintf("add rule inet lab input ip saddr != %s ip daddr %s tcp dport 22 drop", s.ip, s.ip))
 		}
 		if s.dropOut {
-			nft = append(nft, fmt.Sprintf("add rule inet lab output ip saddr %s tcp sport 22 drop", s.ip))
+			nft = append(nft, fmt.Sprintf("add rule inet lab output ip saddr %s ip daddr != %s tcp sport 22 drop", s.ip, s.ip))
 		}
 		if s.name == "twin" {
 			w.Twins = append(w.Twins, li.ID)
@@ -299,7 +302,7 @@ func (w *World) build(ctx context.Context) error {
 			w.Instances[s.name] = li
 		}
 	}
-	if w.ssm, err = startSSM(online); err != nil {
+	if w.ssm, err = startSSM(online, addrs); err != nil {
 		return err
 	}
 	return Nft("add table inet lab\n" +
