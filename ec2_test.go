@@ -257,3 +257,64 @@ func TestFallbackOverSSM(t *testing.T) {
 		t.Errorf("--fallback=ssm: exit %d, stdout %q, stderr %q", r.code, r.stdout, r.stderr)
 	}
 }
+
+// TestProxyCommandOverSSM: OpenSSH, scp and rsync reach an instance whose
+// port 22 is blocked, through "ProxyCommand ec2ssh --proxy %h %p".
+func TestProxyCommandOverSSM(t *testing.T) {
+	needWorld(t)
+	lab.Require(t, "ssh", "scp", "rsync")
+	blocked := world.Instances["sg-no-22"]
+	dir := t.TempDir()
+	cfg := filepath.Join(dir, "config")
+	os.WriteFile(cfg, []byte(fmt.Sprintf(`Host i-*
+  User root
+  ProxyCommand %s --proxy %%h %%p
+  IdentityFile %s
+  IdentitiesOnly yes
+  IdentityAgent none
+  UserKnownHostsFile %s/known_hosts
+  StrictHostKeyChecking accept-new
+  BatchMode yes
+`, bin, world.ED25519Key, dir)), 0o600)
+	env := append(append(cleanEnv(), world.AWSEnv()...), "XDG_CACHE_HOME="+dir)
+	run := func(name string, args ...string) result {
+		cmd := exec.Command(name, args...)
+		cmd.Env = env
+		var out, errb strings.Builder
+		cmd.Stdout, cmd.Stderr = &out, &errb
+		err := cmd.Run()
+		code := 0
+		if ee, ok := err.(*exec.ExitError); ok {
+			code = ee.ExitCode()
+		}
+		return result{[]byte(out.String()), []byte(errb.String()), code}
+	}
+	r := run("ssh", "-F", cfg, blocked.ID, "echo via-openssh; exit 5")
+	if r.code != 5 || string(r.stdout) != "via-openssh\n" || !strings.Contains(string(r.stderr), "continuing over SSM") {
+		t.Fatalf("ssh: exit %d, stdout %q, stderr %q", r.code, r.stdout, r.stderr)
+	}
+	// The host key went under the instance id, as ec2ssh records it too.
+	if b, _ := os.ReadFile(filepath.Join(dir, "known_hosts")); !strings.HasPrefix(string(b), blocked.ID+" ") {
+		t.Errorf("known_hosts = %q, want an entry for %s", b, blocked.ID)
+	}
+	src := filepath.Join(dir, "payload")
+	data := make([]byte, 3<<20)
+	for i := range data {
+		data[i] = byte(i * 7)
+	}
+	os.WriteFile(src, data, 0o600)
+	remote := filepath.Join(dir, "remote")
+	os.MkdirAll(remote, 0o755)
+	if r := run("scp", "-F", cfg, src, blocked.ID+":"+remote+"/up"); r.code != 0 {
+		t.Fatalf("scp: exit %d: %s", r.code, r.stderr)
+	}
+	if b, _ := os.ReadFile(filepath.Join(remote, "up")); string(b) != string(data) {
+		t.Fatalf("scp over SSM changed the file (%d bytes of %d)", len(b), len(data))
+	}
+	if r := run("rsync", "-a", "-e", "ssh -F "+cfg, blocked.ID+":"+remote+"/up", filepath.Join(dir, "down")); r.code != 0 {
+		t.Fatalf("rsync: exit %d: %s", r.code, r.stderr)
+	}
+	if b, _ := os.ReadFile(filepath.Join(dir, "down")); string(b) != string(data) {
+		t.Fatalf("rsync over SSM changed the file")
+	}
+}

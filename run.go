@@ -14,7 +14,6 @@ import (
 
 	"github.com/ec2ssh/ec2ssh/connect"
 	"github.com/ec2ssh/ec2ssh/failure"
-	"github.com/ec2ssh/ec2ssh/preflight"
 	"golang.org/x/term"
 )
 
@@ -187,30 +186,17 @@ func (s stdioConn) Close() error                { return nil }
 func (s stdioConn) CloseWrite() error           { return s.out.Close() }
 
 // proxy is --proxy HOST PORT: a byte stream between stdin/stdout and the
-// port, for ProxyCommand.
+// port, for ProxyCommand. stdout carries nothing else.
 func proxy(ctx context.Context, args *connect.Args, cfg *connect.Config, stdin, stdout, stderr *os.File, env *connect.Env) int {
 	port, _ := strconv.Atoi(args.ProxyPort)
 	c := *cfg
 	c.Port = port
-	if preflight.ClassifyDest(c.HostName) == preflight.DestID {
-		side := newEC2Side(args, env)
-		t := side.cached(ctx, c.HostName)
-		if t == nil {
-			var err error
-			if t, err = side.resolve(ctx, c.HostName); err != nil {
-				return report(stderr, err, args.Quiet)
-			}
-			if t == nil {
-				return report(stderr, failure.Configf("check the id and the region", "no instance %s", c.HostName), args.Quiet)
-			}
-		}
-		c.HostName = t.Address
-	}
 	c.ProxyCommand, c.ProxyJump = "", ""
-	conn, err := connect.DirectTransport(&c, env)(ctx)
+	conn, err := proxyConn(ctx, args, &c, env, stderr)
 	if err != nil {
 		return report(stderr, err, args.Quiet)
 	}
+	defer conn.Close()
 	connect.Splice(stdioConn{stdin, stdout}, conn)
 	return 0
 }

@@ -498,3 +498,83 @@ func dialOverSSM(ctx context.Context, side *ec2Side, t *target, cfg *connect.Con
 	env.Debug("debug1: ec2ssh: connected over SSM in %v", time.Since(start).Round(time.Millisecond))
 	return client, creds, nil
 }
+
+// proxyConn opens the byte stream for --proxy: the port directly when it
+// answers, else (for an instance, under --fallback=auto) an SSM port
+// session to it. The checks run beside the direct attempt and cut a doomed
+// one short, as for a connection.
+func proxyConn(ctx context.Context, args *connect.Args, cfg *connect.Config, env *connect.Env, stderr io.Writer) (net.Conn, error) {
+	side := newEC2Side(args, env)
+	dest := cfg.HostName
+	kind := preflight.ClassifyDest(dest)
+	var t *target
+	if kind == preflight.DestID || kind == preflight.DestName {
+		t = side.cached(ctx, dest)
+		if t == nil && (kind == preflight.DestID || (side.configured() && !resolvable(ctx, dest))) {
+			var err error
+			if t, err = side.resolve(ctx, dest); err != nil {
+				return nil, err
+			}
+			if t == nil && kind == preflight.DestID {
+				return nil, failure.Configf("check the id and the region", "no instance %s", dest)
+			}
+		}
+	}
+	if t != nil {
+		cfg.HostName = t.Address
+	}
+	if args.Fallback == "ssm" && t != nil {
+		return ssmTransport(side, t, cfg.Port)(ctx)
+	}
+	beside := t != nil || ((kind == preflight.DestAddress || kind == preflight.DestEC2DNS) && side.configured())
+	dialCtx, cancelDial := context.WithCancelCause(ctx)
+	defer cancelDial(nil)
+	gatherCtx, cancelGather := context.WithCancel(ctx)
+	defer cancelGather()
+	results := make(chan gathered, 1)
+	if beside {
+		c := *cfg
+		go func() {
+			f, tt, err := side.gather(gatherCtx, dest, t, &c, nil, false) // the dial is the probe
+			results <- gathered{f, tt, err}
+			if f != nil && tt != nil {
+				if bad := doomed(preflight.NewReport(f, tt.Address)); bad != nil {
+					cancelDial(&doomedError{check: *bad, t: tt})
+				}
+			}
+		}()
+	}
+	conn, err := connect.DirectTransport(cfg, env)(dialCtx)
+	if err == nil {
+		return conn, nil
+	}
+	var de *doomedError
+	if errors.As(context.Cause(dialCtx), &de) && ctx.Err() == nil {
+		err = de.asFailure()
+		t = de.t
+	}
+	if t == nil && beside {
+		select {
+		case g := <-results:
+			t = g.t
+		case <-time.After(DiagnosisWait):
+		case <-ctx.Done():
+		}
+	}
+	if t == nil || ladder(args.Fallback, failure.KindOf(err)) != viaSSM {
+		return nil, err
+	}
+	if !args.Quiet {
+		fmt.Fprintf(stderr, "ec2ssh: %s: %s; continuing over SSM\n", t, err)
+	}
+	return ssmTransport(side, t, cfg.Port)(ctx)
+}
+
+// resolvable reports whether DNS knows name (briefly: a name it does not
+// know may be a Name tag).
+func resolvable(ctx context.Context, name string) bool {
+	ctx, cancel := context.WithTimeout(ctx, 2*time.Second)
+	defer cancel()
+	addrs, err := net.DefaultResolver.LookupHost(ctx, name)
+	return err == nil && len(addrs) > 0
+}
