@@ -17,6 +17,7 @@ vet:
 # (sshd, ssh, scp), rsync, git and tmux on this machine. .ci/run installs them.
 test: vet
 	$(GO) test -count=1 -timeout 20m ./...
+	$(GO) test -race -count=1 -timeout 10m ./fallback ./preflight ./connect
 
 # A short fuzzing pass over the parsers.
 fuzz:

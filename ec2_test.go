@@ -2,9 +2,12 @@ package main
 
 import (
 	"context"
+	"crypto/sha256"
 	"encoding/json"
 	"fmt"
+	"io"
 	"net"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -316,5 +319,94 @@ func TestProxyCommandOverSSM(t *testing.T) {
 	}
 	if b, _ := os.ReadFile(filepath.Join(dir, "down")); string(b) != string(data) {
 		t.Fatalf("rsync over SSM changed the file")
+	}
+}
+
+// TestSSMStreamsAndResume: 16 MiB up and 16 MiB down over the SSM path
+// arrive byte for byte, also when the WebSocket is dropped mid-transfer
+// (the channel resumes the session).
+func TestSSMStreamsAndResume(t *testing.T) {
+	needWorld(t)
+	data := make([]byte, 16<<20)
+	for i := range data {
+		data[i] = byte(i*31 + i>>9)
+	}
+	sum := fmt.Sprintf("%x", sha256Sum(data))
+	args := func(cmd string) []string { return []string{"--fallback=ssm", "root@healthy", cmd} }
+	for _, drop := range []bool{false, true} {
+		name := map[bool]string{false: "clean", true: "websocket dropped"}[drop]
+		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+		cmd := exec.CommandContext(ctx, bin, append([]string{"-F", ec2Cfg}, args("sha256sum; head -c 16777216 /dev/zero | tr '\\0' 'z'")...)...)
+		cmd.Env = append(append(cleanEnv(), world.AWSEnv()...), "XDG_CACHE_HOME="+t.TempDir())
+		cmd.Stdin = &slowReader{data: data, drop: drop}
+		var out, errb strings.Builder
+		cmd.Stdout, cmd.Stderr = &out, &errb
+		err := cmd.Run()
+		cancel()
+		if err != nil {
+			t.Fatalf("%s: %v; stderr %q", name, err, errb.String())
+		}
+		got := out.String()
+		if !strings.HasPrefix(got, sum+"  -\n") {
+			t.Errorf("%s: upload checksum %q, want %s", name, got[:min(len(got), 80)], sum)
+		}
+		if down := strings.TrimPrefix(got, sum+"  -\n"); len(down) != 16<<20 || strings.Count(down, "z") != 16<<20 {
+			t.Errorf("%s: download %d bytes, want %d", name, len(down), 16<<20)
+		}
+	}
+}
+
+func sha256Sum(b []byte) []byte {
+	h := sha256.Sum256(b)
+	return h[:]
+}
+
+// slowReader feeds data to ec2ssh's stdin; with drop, it asks the SSM
+// stand-in to drop the data channel's WebSocket half way through.
+type slowReader struct {
+	data    []byte
+	off     int
+	drop    bool
+	dropped bool
+}
+
+func (r *slowReader) Read(p []byte) (int, error) {
+	if r.off >= len(r.data) {
+		return 0, io.EOF
+	}
+	if r.drop && !r.dropped && r.off >= len(r.data)/2 {
+		r.dropped = true
+		resp, err := http.Get(fmt.Sprintf("http://127.0.0.1:%d/lab/drop", lab.SSMPort))
+		if err == nil {
+			b, _ := io.ReadAll(resp.Body)
+			resp.Body.Close()
+			if strings.TrimSpace(string(b)) == "0" {
+				return 0, fmt.Errorf("no WebSocket was open to drop")
+			}
+		}
+	}
+	n := copy(p, r.data[r.off:min(len(r.data), r.off+64<<10)])
+	r.off += n
+	return n, nil
+}
+
+// TestHostKeyChangedOverSSM: the SSM path checks host keys as the direct
+// one does; a changed key is refused with 255 and nothing is written.
+func TestHostKeyChangedOverSSM(t *testing.T) {
+	needWorld(t)
+	dir := t.TempDir()
+	other := filepath.Join(dir, "other")
+	lab.Keygen(other, "ed25519", "")
+	pub, _ := os.ReadFile(other + ".pub")
+	f := strings.Fields(string(pub))
+	kh := filepath.Join(dir, "known_hosts")
+	before := world.Instances["healthy"].ID + " " + f[0] + " " + f[1] + "\n"
+	os.WriteFile(kh, []byte(before), 0o600)
+	r, _ := runEC2(t, 60*time.Second, "--fallback=ssm", "-o", "UserKnownHostsFile="+kh, "-o", "StrictHostKeyChecking=yes", "healthy", "echo no")
+	if r.code != 255 || len(r.stdout) != 0 || !strings.Contains(string(r.stderr), "has changed") {
+		t.Errorf("exit %d, stdout %q, stderr %q; want 255 and 'has changed'", r.code, r.stdout, r.stderr)
+	}
+	if b, _ := os.ReadFile(kh); string(b) != before {
+		t.Errorf("known_hosts changed: %q", b)
 	}
 }

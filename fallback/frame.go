@@ -6,6 +6,8 @@
 package fallback
 
 import (
+	"encoding/hex"
+	"encoding/json"
 	"time"
 
 	"github.com/aws/session-manager-plugin/src/log"
@@ -68,10 +70,32 @@ func DecodeFrame(b []byte) (*Frame, error) {
 	return &m, nil
 }
 
-// EncodeAck acknowledges the frame f.
+// EncodeAck acknowledges the frame f. It builds the frame itself rather
+// than with the plugin's SerializeClientMessageWithAcknowledgeContent,
+// which rewrites the uuid package's global format on every call (a data
+// race between concurrent channels; go test -race shows it).
 func EncodeAck(f *Frame) ([]byte, error) {
-	return message.SerializeClientMessageWithAcknowledgeContent(nolog, message.AcknowledgeContent{
-		MessageType: f.MessageType, MessageId: f.MessageId.String(), SequenceNumber: f.SequenceNumber, IsSequentialMessage: true})
+	content, err := json.Marshal(message.AcknowledgeContent{
+		MessageType: f.MessageType, MessageId: uuidString(f.MessageId), SequenceNumber: f.SequenceNumber, IsSequentialMessage: true})
+	if err != nil {
+		return nil, err
+	}
+	m := message.ClientMessage{MessageType: message.AcknowledgeMessage, SchemaVersion: 1, CreatedDate: uint64(time.Now().UnixMilli()),
+		SequenceNumber: 0, Flags: 3, MessageId: uuid.NewV4(), Payload: content}
+	return m.SerializeClientMessage(nolog)
+}
+
+// uuidString formats u as 8-4-4-4-12 hex without the uuid package's global
+// format setting.
+func uuidString(u uuid.UUID) string {
+	if u == nil {
+		return ""
+	}
+	h := hex.EncodeToString(u.Bytes())
+	if len(h) != 32 {
+		return h
+	}
+	return h[0:8] + "-" + h[8:12] + "-" + h[12:16] + "-" + h[16:20] + "-" + h[20:]
 }
 
 // AckedSequence returns the sequence number an acknowledge frame names.

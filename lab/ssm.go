@@ -23,6 +23,7 @@ const SSMPort = 5001
 type ssmStandIn struct {
 	online map[string]bool   // instance id -> agent online
 	addrs  map[string]string // instance id -> address
+	port   int
 	srv    *http.Server
 
 	mu         sync.Mutex
@@ -31,12 +32,40 @@ type ssmStandIn struct {
 	terminated int
 }
 
+// SSMStandIn is the lab's SSM service and agent, for tests outside the
+// world (the fallback package's own tests).
+type SSMStandIn = ssmStandIn
+
+// StartSSMStandIn serves the SSM stand-in on 127.0.0.1:port for the given
+// instances (id -> address); every one has an online agent.
+func StartSSMStandIn(port int, addrs map[string]string) (*SSMStandIn, error) {
+	online := map[string]bool{}
+	for id := range addrs {
+		online[id] = true
+	}
+	return startSSMOn(port, online, addrs)
+}
+
+// Stop ends the stand-in and its sessions.
+func (s *ssmStandIn) Stop() { s.stop() }
+
+// Sessions returns how many sessions are open and how many were terminated.
+func (s *ssmStandIn) Sessions() (open, terminated int) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return len(s.sessions), s.terminated
+}
+
 func startSSM(online map[string]bool, addrs map[string]string) (*ssmStandIn, error) {
-	ln, err := net.Listen("tcp", fmt.Sprintf("127.0.0.1:%d", SSMPort))
+	return startSSMOn(SSMPort, online, addrs)
+}
+
+func startSSMOn(port int, online map[string]bool, addrs map[string]string) (*ssmStandIn, error) {
+	ln, err := net.Listen("tcp", fmt.Sprintf("127.0.0.1:%d", port))
 	if err != nil {
 		return nil, fmt.Errorf("ssm stand-in: %w", err)
 	}
-	s := &ssmStandIn{online: online, addrs: addrs, sessions: map[string]*agentSession{}, sockets: map[*websocket.Conn]bool{}}
+	s := &ssmStandIn{online: online, addrs: addrs, port: port, sessions: map[string]*agentSession{}, sockets: map[*websocket.Conn]bool{}}
 	s.srv = &http.Server{Handler: s, ReadHeaderTimeout: 5 * time.Second}
 	go s.srv.Serve(ln)
 	return s, nil

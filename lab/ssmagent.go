@@ -73,7 +73,7 @@ func (s *ssmStandIn) startSession(w http.ResponseWriter, r *http.Request, body [
 	s.sessions[sess.id] = sess
 	s.mu.Unlock()
 	json.NewEncoder(w).Encode(map[string]string{"SessionId": sess.id, "TokenValue": sess.token,
-		"StreamUrl": fmt.Sprintf("ws://127.0.0.1:%d/v1/data-channel/%s?role=publish_subscribe", SSMPort, sess.id)})
+		"StreamUrl": fmt.Sprintf("ws://127.0.0.1:%d/v1/data-channel/%s?role=publish_subscribe", s.port, sess.id)})
 }
 
 func (s *ssmStandIn) resumeSession(w http.ResponseWriter, body []byte) {
@@ -91,7 +91,7 @@ func (s *ssmStandIn) resumeSession(w http.ResponseWriter, body []byte) {
 	tok := sess.token
 	sess.mu.Unlock()
 	json.NewEncoder(w).Encode(map[string]string{"SessionId": sess.id, "TokenValue": tok,
-		"StreamUrl": fmt.Sprintf("ws://127.0.0.1:%d/v1/data-channel/%s?role=publish_subscribe", SSMPort, sess.id)})
+		"StreamUrl": fmt.Sprintf("ws://127.0.0.1:%d/v1/data-channel/%s?role=publish_subscribe", s.port, sess.id)})
 }
 
 func (s *ssmStandIn) terminateSession(w http.ResponseWriter, body []byte) {

@@ -1,0 +1,110 @@
+package fallback_test
+
+import (
+	"bytes"
+	"context"
+	"io"
+	"net"
+	"runtime"
+	"strconv"
+	"testing"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/credentials"
+	"github.com/aws/aws-sdk-go-v2/service/ssm"
+
+	"github.com/ec2ssh/ec2ssh/fallback"
+	"github.com/ec2ssh/ec2ssh/lab"
+)
+
+// echoServer stands for the instance's port: it echoes what it gets.
+func echoServer(t *testing.T) int {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { ln.Close() })
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			go func() { io.Copy(c, c); c.Close() }()
+		}
+	}()
+	return ln.Addr().(*net.TCPAddr).Port
+}
+
+func standIn(t *testing.T) (*fallback.SSM, *lab.SSMStandIn) {
+	port, err := lab.FreePort("127.0.0.1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	s, err := lab.StartSSMStandIn(port, map[string]string{"i-0123456789abcdef0": "127.0.0.1"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(s.Stop)
+	cfg := aws.Config{Region: "us-east-1", BaseEndpoint: aws.String("http://127.0.0.1:" + itoa(port)),
+		Credentials: credentials.NewStaticCredentialsProvider("AKIATEST", "secret", "")}
+	return &fallback.SSM{Client: ssm.NewFromConfig(cfg)}, s
+}
+
+func itoa(n int) string { return strconv.Itoa(n) }
+
+// TestChannelRoundTripAndNoLeaks carries bytes both ways over a port
+// session, closes it (TerminateSession), and requires that no goroutine
+// outlives the sessions.
+func TestChannelRoundTripAndNoLeaks(t *testing.T) {
+	api, srv := standIn(t)
+	port := echoServer(t)
+	session := func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+		defer cancel()
+		ch, err := api.StartPort(ctx, "i-0123456789abcdef0", port)
+		if err != nil {
+			t.Fatal(err)
+		}
+		msg := bytes.Repeat([]byte("0123456789abcdef"), 40000) // 640 KB: many frames, a full window
+		go ch.Write(msg)
+		got := make([]byte, len(msg))
+		if _, err := io.ReadFull(ch, got); err != nil || !bytes.Equal(got, msg) {
+			t.Fatalf("echo over the channel: %v (equal %v)", err, bytes.Equal(got, msg))
+		}
+		if err := ch.Close(); err != nil {
+			t.Fatalf("Close: %v", err)
+		}
+	}
+	session() // warm up: the SDK's HTTP client keeps its idle connections
+	base := runtime.NumGoroutine()
+	for range 3 {
+		session()
+	}
+	deadline := time.Now().Add(5 * time.Second)
+	for runtime.NumGoroutine() > base && time.Now().Before(deadline) {
+		time.Sleep(50 * time.Millisecond)
+	}
+	if n := runtime.NumGoroutine(); n > base {
+		buf := make([]byte, 1<<16)
+		t.Errorf("%d goroutines after 3 sessions, %d before:\n%s", n, base, buf[:runtime.Stack(buf, true)])
+	}
+	if open, terminated := srv.Sessions(); open != 0 || terminated != 4 {
+		t.Errorf("stand-in: %d sessions open, %d terminated; want 0 and 4", open, terminated)
+	}
+}
+
+func TestTargetNotConnected(t *testing.T) {
+	api, _ := standIn(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	start := time.Now()
+	_, err := api.StartPort(ctx, "i-00000000000000000", 22)
+	if err == nil {
+		t.Fatal("StartPort to an instance without an agent succeeded")
+	}
+	if took := time.Since(start); took < fallback.NotConnectedRetry/2 {
+		t.Errorf("gave up after %v: TargetNotConnected is retried for a while", took)
+	}
+}
