@@ -410,3 +410,20 @@ func TestHostKeyChangedOverSSM(t *testing.T) {
 		t.Errorf("known_hosts changed: %q", b)
 	}
 }
+
+// TestInstanceConnectForAWrongKey: the instance's key pair is not local;
+// EC2 Instance Connect gets the user in once, and --fallback=never does not.
+func TestInstanceConnectForAWrongKey(t *testing.T) {
+	needWorld(t)
+	r, _ := runEC2(t, 60*time.Second, "wrong-key", "whoami")
+	if r.code != 0 || strings.TrimSpace(string(r.stdout)) != lab.LoginUser || !strings.Contains(string(r.stderr), "EC2 Instance Connect") {
+		t.Errorf("wrong-key: exit %d, stdout %q, stderr %q", r.code, r.stdout, r.stderr)
+	}
+	if n := strings.Count(string(r.stderr), "one-time key"); n != 1 {
+		t.Errorf("the key was pushed %d times, want once: %q", n, r.stderr)
+	}
+	r, _ = runEC2(t, 60*time.Second, "--fallback=never", "wrong-key", "whoami")
+	if r.code != 255 || len(r.stdout) != 0 || strings.Contains(string(r.stderr), "continuing with a one-time key") {
+		t.Errorf("--fallback=never: exit %d, stdout %q, stderr %q", r.code, r.stdout, r.stderr)
+	}
+}

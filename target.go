@@ -11,6 +11,8 @@ import (
 	"sync"
 	"time"
 
+	"github.com/aws/aws-sdk-go-v2/service/ec2instanceconnect"
+
 	"github.com/ec2ssh/ec2ssh/connect"
 	"github.com/ec2ssh/ec2ssh/failure"
 	"github.com/ec2ssh/ec2ssh/fallback"
@@ -404,6 +406,26 @@ func dialTarget(ctx context.Context, args *connect.Args, cfg *connect.Config, en
 			}
 			err = &failure.Error{Kind: failure.KindOf(err), Msg: err.Error() + "; over SSM too: " + ssmErr.Error(), Err: err, Hint: failure.HintOf(ssmErr)}
 		}
+		if t != nil && ladder(args.Fallback, failure.KindOf(err)) == viaInstanceConnect && running(t, g.facts) {
+			reason := "the server refused the keys offered"
+			if g.facts != nil {
+				if c, ok := preflight.NewReport(g.facts, cfg.HostName).Result("key-pair"); ok && c.Status == preflight.Fail {
+					reason = c.Summary
+				}
+			}
+			if t.User != "" && cfg.User != t.User {
+				reason += fmt.Sprintf(" (note: the AMI's login user is %s, not %s)", t.User, cfg.User)
+			}
+			if cfg.LogLevel != "QUIET" {
+				fmt.Fprintf(stderr, "ec2ssh: %s: %s; continuing with a one-time key from EC2 Instance Connect\n", t, reason)
+			}
+			client, creds, eicErr := dialWithInstanceConnect(ctx, side, t, cfg, env)
+			if eicErr == nil {
+				return client, creds, nil
+			}
+			err = &failure.Error{Kind: failure.KindOf(err), Msg: err.Error() + "; with EC2 Instance Connect too: " + eicErr.Error(), Err: err,
+				Hint: failure.HintOf(eicErr)}
+		}
 		if g.facts != nil {
 			g.facts.SSHD = probeFromDial(cfg.HostName, cfg.Port, err)
 			if de != nil {
@@ -430,8 +452,9 @@ func dialTarget(ctx context.Context, args *connect.Args, cfg *connect.Config, en
 type route int
 
 const (
-	giveUp route = iota // report the failure
-	viaSSM              // SSH over an SSM port session
+	giveUp             route = iota // report the failure
+	viaSSM                          // SSH over an SSM port session
+	viaInstanceConnect              // a one-time key pushed with EC2 Instance Connect, and one retry
 )
 
 // ladder decides, from the failure kind alone, whether another transport
@@ -444,8 +467,8 @@ func ladder(mode string, k failure.Kind) route {
 	switch k {
 	case failure.Unreachable, failure.Refused, failure.NoBanner, failure.DNS:
 		return viaSSM
-	case failure.AuthRejected: // EC2 Instance Connect comes later
-		return giveUp
+	case failure.AuthRejected:
+		return viaInstanceConnect
 	case failure.HostKeyChanged, failure.HostKeyUnknown, failure.InstanceState, failure.Algorithms,
 		failure.AWSAuth, failure.Config, failure.Canceled, failure.Unknown:
 		return giveUp
@@ -577,4 +600,28 @@ func resolvable(ctx context.Context, name string) bool {
 	defer cancel()
 	addrs, err := net.DefaultResolver.LookupHost(ctx, name)
 	return err == nil && len(addrs) > 0
+}
+
+// dialWithInstanceConnect pushes a one-time key with EC2 Instance Connect
+// and dials once more, offering it first.
+func dialWithInstanceConnect(ctx context.Context, side *ec2Side, t *target, cfg *connect.Config, env *connect.Env) (*connect.Client, *connect.Credentials, error) {
+	a, err := side.client(ctx)
+	if err != nil {
+		return nil, nil, err
+	}
+	signer, err := fallback.OneTimeKey(ctx, ec2instanceconnect.NewFromConfig(a.Config), t.ID, cfg.User)
+	if err != nil {
+		return nil, nil, err
+	}
+	creds, err := connect.LoadCredentials(cfg, env.Prompter, env.Debug)
+	if err != nil {
+		return nil, nil, err
+	}
+	creds.Prepend(signer)
+	client, err := connect.Dial(ctx, cfg, creds, connect.NewHostKeys(cfg, env.Prompter, env.Log), nil, env)
+	if err != nil {
+		creds.Close()
+		return nil, nil, err
+	}
+	return client, creds, nil
 }

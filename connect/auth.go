@@ -34,6 +34,12 @@ type Credentials struct {
 	closers  []func()
 }
 
+// Prepend offers s before every other key (a one-time key pushed with EC2
+// Instance Connect).
+func (c *Credentials) Prepend(s ssh.Signer) {
+	c.Signers = append([]ssh.Signer{s}, c.Signers...)
+}
+
 // KeyInfo describes one local key for comparison with an EC2 key pair.
 type KeyInfo struct {
 	Source  string // file path, or "agent"

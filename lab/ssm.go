@@ -28,6 +28,7 @@ type ssmStandIn struct {
 
 	mu         sync.Mutex
 	sessions   map[string]*agentSession
+	eicKeys    []eicKey
 	sockets    map[*websocket.Conn]bool
 	terminated int
 }
@@ -86,6 +87,21 @@ func (s *ssmStandIn) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		s.mu.Unlock()
 		fmt.Fprintf(w, "%d\n", n)
 		return
+	case r.URL.Path == "/lab/eic":
+		// AuthorizedKeysCommand asks here: the keys pushed for this
+		// instance and user in the last 60 seconds.
+		q := r.URL.Query()
+		s.mu.Lock()
+		for _, k := range s.eicKeys {
+			if k.instance == q.Get("instance") && k.user == q.Get("user") && time.Since(k.at) < EICKeyLifetime {
+				fmt.Fprintln(w, k.key)
+			}
+		}
+		s.mu.Unlock()
+		return
+	case strings.HasPrefix(r.Header.Get("X-Amz-Target"), "AWSEC2InstanceConnectService."):
+		s.instanceConnect(w, r)
+		return
 	case r.URL.Path == "/lab/sessions":
 		s.mu.Lock()
 		fmt.Fprintf(w, "open %d terminated %d\n", len(s.sessions), s.terminated)
@@ -138,4 +154,28 @@ func (s *ssmStandIn) stop() {
 	for _, sess := range s.sessions {
 		sess.close()
 	}
+}
+
+// EICKeyLifetime is how long EC2 Instance Connect serves a pushed key.
+const EICKeyLifetime = 60 * time.Second
+
+type eicKey struct {
+	instance, user, key string
+	at                  time.Time
+}
+
+// instanceConnect answers EC2 Instance Connect's SendSSHPublicKey.
+func (s *ssmStandIn) instanceConnect(w http.ResponseWriter, r *http.Request) {
+	w.Header().Set("Content-Type", "application/x-amz-json-1.1")
+	var in struct{ InstanceId, InstanceOSUser, SSHPublicKey string }
+	json.NewDecoder(r.Body).Decode(&in)
+	if _, ok := s.addrs[in.InstanceId]; !ok {
+		w.WriteHeader(http.StatusBadRequest)
+		json.NewEncoder(w).Encode(map[string]string{"__type": "EC2InstanceNotFoundException", "message": "no instance " + in.InstanceId})
+		return
+	}
+	s.mu.Lock()
+	s.eicKeys = append(s.eicKeys, eicKey{in.InstanceId, in.InstanceOSUser, strings.TrimSpace(in.SSHPublicKey), time.Now()})
+	s.mu.Unlock()
+	json.NewEncoder(w).Encode(map[string]any{"RequestId": randomID("req-"), "Success": true})
 }

@@ -53,6 +53,7 @@ func (w *World) AWSEnv() []string {
 	return []string{
 		"AWS_ENDPOINT_URL=" + w.MotoURL,
 		fmt.Sprintf("AWS_ENDPOINT_URL_SSM=http://127.0.0.1:%d", SSMPort),
+		fmt.Sprintf("AWS_ENDPOINT_URL_EC2_INSTANCE_CONNECT=http://127.0.0.1:%d", SSMPort),
 		"AWS_ACCESS_KEY_ID=AKIALABLABLABLABLAB0",
 		"AWS_SECRET_ACCESS_KEY=lab-secret-not-a-real-one",
 		"AWS_REGION=" + Region,
@@ -259,6 +260,10 @@ func (w *World) build(ctx context.Context) error {
 	}
 	ami := imgs.Images[0].ImageId
 
+	eic, err := eicCommand()
+	if err != nil {
+		return err
+	}
 	var nft []string
 	online, addrs := map[string]bool{}, map[string]string{}
 	for _, s := range specs {
@@ -281,7 +286,10 @@ func (w *World) build(ctx context.Context) error {
 			}
 		}
 		if s.sshd {
-			sd, err := StartSSHD(filepath.Join(w.Dir, "sshd-"+s.ip), SSHDOptions{Addr: s.ip, Port: 22, AuthorizedKeys: []string{pubs[s.key]}})
+			// Keys pushed with EC2 Instance Connect are served for 60 s, as
+			// the ec2-instance-connect package does on a real instance.
+			sd, err := StartSSHD(filepath.Join(w.Dir, "sshd-"+s.ip), SSHDOptions{Addr: s.ip, Port: 22, AuthorizedKeys: []string{pubs[s.key]},
+				Extra: []string{"AuthorizedKeysCommand " + eic + " " + li.ID + " %u", "AuthorizedKeysCommandUser nobody"}})
 			if err != nil {
 				return err
 			}
@@ -352,4 +360,26 @@ func ensureUser(name string) error {
 		return fmt.Errorf("useradd %s: %v: %s", name, err, out)
 	}
 	return nil
+}
+
+// eicCommand writes the AuthorizedKeysCommand that asks the stand-in for
+// pushed keys. sshd runs it only from a root-owned path that no one else
+// can write, so it lives under /run.
+func eicCommand() (string, error) {
+	dir := "/run/ec2ssh-lab"
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return "", err
+	}
+	path := filepath.Join(dir, "eic-keys")
+	script := fmt.Sprintf(`#!/bin/bash
+# ec2ssh lab: the keys EC2 Instance Connect pushed for instance $1, user $2.
+exec 3<>/dev/tcp/127.0.0.1/%d || exit 0
+printf 'GET /lab/eic?instance=%%s&user=%%s HTTP/1.0\r\nHost: lab\r\n\r\n' "$1" "$2" >&3
+sed '1,/^\r$/d' <&3
+`, SSMPort)
+	tmp := path + ".tmp"
+	if err := os.WriteFile(tmp, []byte(script), 0o755); err != nil {
+		return "", err
+	}
+	return path, os.Rename(tmp, path)
 }
