@@ -427,3 +427,28 @@ func TestInstanceConnectForAWrongKey(t *testing.T) {
 		t.Errorf("--fallback=never: exit %d, stdout %q, stderr %q", r.code, r.stdout, r.stderr)
 	}
 }
+
+// TestSSHDDownRunsOverSSM: sshd is stopped (refused even from inside the
+// instance), so the command runs through SSM with its output, stderr and
+// exit status intact.
+func TestSSHDDownRunsOverSSM(t *testing.T) {
+	needWorld(t)
+	big := "head -c 300000 /dev/zero | tr '\\0' 'y'; echo; echo to-stderr >&2; exit 9"
+	r, _ := runEC2(t, 60*time.Second, "sshd-stopped", big)
+	if r.code != 9 || len(r.stdout) != 300001 || strings.Count(string(r.stdout), "y") != 300000 {
+		t.Errorf("exit %d, %d bytes of stdout; want 9 and 300001", r.code, len(r.stdout))
+	}
+	if !strings.Contains(string(r.stderr), "to-stderr\n") || !strings.Contains(string(r.stderr), "running the command over SSM") {
+		t.Errorf("stderr %q lacks the remote stderr or the fallback line", r.stderr)
+	}
+	// stdin reaches the command, and its end is passed on.
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, bin, "-F", ec2Cfg, "sshd-stopped", "tr a-z A-Z")
+	cmd.Env = append(append(cleanEnv(), world.AWSEnv()...), "XDG_CACHE_HOME="+t.TempDir())
+	cmd.Stdin = strings.NewReader("piped through ssm\n")
+	out, err := cmd.Output()
+	if err != nil || string(out) != "PIPED THROUGH SSM\n" {
+		t.Errorf("stdin over SSM: %q, %v", out, err)
+	}
+}

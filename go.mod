@@ -17,6 +17,7 @@ require (
 	github.com/kevinburke/ssh_config v1.6.0
 	github.com/twinj/uuid v0.0.0-20151029044442-89173bcdda19
 	golang.org/x/crypto v0.58.0
+	golang.org/x/sys v0.49.0
 	golang.org/x/term v0.47.0
 )
 
@@ -35,5 +36,4 @@ require (
 	github.com/stretchr/objx v0.5.3 // indirect
 	github.com/stretchr/testify v1.12.1 // indirect
 	go.yaml.in/yaml/v3 v3.0.5 // indirect
-	golang.org/x/sys v0.49.0 // indirect
 )

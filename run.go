@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"net"
@@ -106,6 +107,11 @@ func run(ctx context.Context, argv []string, stdin, stdout, stderr *os.File) int
 	env.Prompter = connect.OpenPrompter(cfg.BatchMode)
 	start := time.Now()
 	client, creds, err := dialTarget(ctx, args, cfg, env, stderr)
+	var down *sshdDown
+	if errors.As(err, &down) && !noSession && len(cfg.LocalForwards)+len(cfg.RemoteForwards)+len(cfg.DynamicForwards) == 0 && !args.Subsystem {
+		wantTTY, _ := (&connect.Session{Command: command}).WantTTY(cfg, isTerminal(stdin))
+		return runSSMShell(ctx, down, command, wantTTY, stdin, stdout, stderr, args.Quiet)
+	}
 	if err != nil {
 		return report(stderr, err, args.Quiet)
 	}

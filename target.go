@@ -318,7 +318,11 @@ func dialTarget(ctx context.Context, args *connect.Args, cfg *connect.Config, en
 			}
 		}
 		t.apply(cfg)
-		return dialOverSSM(ctx, side, t, cfg, env)
+		client, creds, err := dialOverSSM(ctx, side, t, cfg, env)
+		if failure.KindOf(err) == failure.Refused {
+			return nil, nil, &sshdDown{side: side, t: t, err: err}
+		}
+		return client, creds, err
 	}
 	if t != nil {
 		t.apply(cfg)
@@ -400,6 +404,9 @@ func dialTarget(ctx context.Context, args *connect.Args, cfg *connect.Config, en
 			client, creds, ssmErr := dialOverSSM(ctx, side, t, cfg, env)
 			if ssmErr == nil {
 				return client, creds, nil
+			}
+			if failure.KindOf(ssmErr) == failure.Refused {
+				return nil, nil, &sshdDown{side: side, t: t, err: ssmErr}
 			}
 			if k := failure.KindOf(ssmErr); k == failure.HostKeyChanged || k == failure.AuthRejected || k == failure.HostKeyUnknown {
 				return nil, nil, ssmErr

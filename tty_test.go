@@ -57,6 +57,22 @@ func (s *tmuxSession) waitFor(text string, limit time.Duration) string {
 	}
 }
 
+// waitForCount waits until text shows n times on the screen.
+func (s *tmuxSession) waitForCount(text string, n int, limit time.Duration) string {
+	s.t.Helper()
+	deadline := time.Now().Add(limit)
+	for {
+		scr := s.screen()
+		if strings.Count(scr, text) >= n {
+			return scr
+		}
+		if time.Now().After(deadline) {
+			s.t.Fatalf("the screen never showed %q %d times; it shows:\n%s", text, n, scr)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
 // saneTerminal checks, from the local shell, that the terminal is back in
 // cooked mode with echo.
 func (s *tmuxSession) saneTerminal(tag string) {
@@ -93,7 +109,7 @@ func TestInteractiveShell(t *testing.T) {
 
 	s.send("exit")
 	s.enter()
-	s.waitFor("LOCAL>", 5*time.Second)
+	s.waitForCount("LOCAL>", 2, 5*time.Second)
 	s.saneTerminal("after-exit")
 
 	// Now kill the connection from the far side while the shell is raw.
@@ -103,7 +119,7 @@ func TestInteractiveShell(t *testing.T) {
 	s.waitFor("root@", 10*time.Second)
 	s.send("kill -9 $PPID")
 	s.enter()
-	scr := s.waitFor("LOCAL>", 10*time.Second)
+	scr := s.waitForCount("LOCAL>", 2, 10*time.Second)
 	if !strings.Contains(scr, "ec2ssh") && !strings.Contains(scr, "closed") {
 		t.Logf("screen after the kill:\n%s", scr)
 	}
@@ -163,4 +179,28 @@ func TestHostKeyAskPrompt(t *testing.T) {
 	if r.code != 0 || string(r.stdout) != "again\n" {
 		t.Errorf("second connection: exit %d, %q, %q", r.code, r.stdout, r.stderr)
 	}
+}
+
+// TestSSMShellOnATerminal: sshd is down, so a login lands in an SSM shell
+// with a terminal that follows resizes; the local terminal is sane after.
+func TestSSMShellOnATerminal(t *testing.T) {
+	needWorld(t)
+	s := newTmux(t)
+	envs := strings.Join(world.AWSEnv(), " ")
+	s.send(fmt.Sprintf("env %s XDG_CACHE_HOME=%s %s -F %s sshd-stopped", envs, t.TempDir(), bin, ec2Cfg))
+	s.enter()
+	s.waitFor("ssm$", 15*time.Second)
+	s.send("echo shell-$((20+22)); tty")
+	s.enter()
+	s.waitFor("shell-42", 5*time.Second)
+	s.waitFor("/dev/pts/", 5*time.Second)
+	s.run("resize-window", "-t", s.name, "-x", "111", "-y", "33")
+	time.Sleep(300 * time.Millisecond)
+	s.send("echo size:$(stty size)")
+	s.enter()
+	s.waitFor("size:33 111", 5*time.Second)
+	s.send("exit")
+	s.enter()
+	s.waitForCount("LOCAL>", 2, 10*time.Second) // a new prompt, not the first
+	s.saneTerminal("after-ssm-shell")
 }

@@ -132,7 +132,7 @@ func Run(ctx context.Context, client *Client, s *Session, stdio Stdio, log func(
 	}
 
 	if tty && stdinTTY {
-		restore, err := rawTerminal(stdio.InFile, sess)
+		restore, err := RawTerminal(stdio.InFile, func(cols, rows int) { sess.WindowChange(rows, cols) })
 		if err != nil {
 			return ExitSignal, err
 		}
@@ -178,10 +178,10 @@ func exitStatus(err error, host string) (int, error) {
 		Hint: "the connection broke before the remote command finished"}
 }
 
-// rawTerminal puts the local terminal in raw mode, forwards window size
-// changes, and returns the function that restores it. The caller defers it,
-// so every way out restores the terminal.
-func rawTerminal(f *os.File, sess *ssh.Session) (func(), error) {
+// RawTerminal puts the local terminal in raw mode, calls resize with the
+// size now and on every change, and returns the function that restores it.
+// The caller defers it, so every way out restores the terminal.
+func RawTerminal(f *os.File, resize func(cols, rows int)) (func(), error) {
 	fd := int(f.Fd())
 	old, err := term.MakeRaw(fd)
 	if err != nil {
@@ -195,7 +195,7 @@ func rawTerminal(f *os.File, sess *ssh.Session) (func(), error) {
 			select {
 			case <-winch:
 				if w, h, err := term.GetSize(fd); err == nil {
-					sess.WindowChange(h, w)
+					resize(w, h)
 				}
 			case <-stop:
 				return

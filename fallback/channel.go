@@ -99,7 +99,13 @@ type sent struct {
 // the agent's handshake. Errors are *failure.Error (Unreachable when the
 // channel cannot be reached, Unknown otherwise).
 func OpenChannel(ctx context.Context, api Resumer, ep Endpoint) (*Channel, error) {
-	c := &Channel{api: api, endpoint: ep, dialer: websocket.DefaultDialer, unacked: map[int64]*sent{},
+	return openChannel(ctx, api, ep, nil)
+}
+
+// openChannel is OpenChannel with a writer for the agent's stderr frames,
+// set before the first frame can arrive.
+func openChannel(ctx context.Context, api Resumer, ep Endpoint, stderr io.Writer) (*Channel, error) {
+	c := &Channel{api: api, endpoint: ep, Stderr: stderr, dialer: websocket.DefaultDialer, unacked: map[int64]*sent{},
 		ahead: map[int64]*Frame{}, handshook: make(chan struct{}), done: make(chan struct{}), exitCode: make(chan int, 1),
 		srtt: 200 * time.Millisecond, rttvar: 50 * time.Millisecond}
 	c.cond = sync.NewCond(&c.mu)
@@ -274,6 +280,14 @@ func (c *Channel) deliver(f *Frame) {
 	case message.StdErr:
 		if c.Stderr != nil {
 			c.Stderr.Write(f.Payload)
+		}
+	case message.Flag:
+		if len(f.Payload) == 4 && message.PayloadTypeFlag(binary.BigEndian.Uint32(f.Payload)) == message.ConnectToPortError {
+			// The agent could not reach the port on the instance: sshd is
+			// down (SPEC.md: "refused inside the SSM tunnel too").
+			c.readErr = &failure.Error{Kind: failure.Refused, Msg: "the SSM agent could not connect to the port on the instance: connection refused",
+				Hint: "sshd is not running there; an SSM shell still works"}
+			c.cond.Broadcast()
 		}
 	case message.ExitCode:
 		// The status comes as decimal text; a 4-byte binary form is read too.
@@ -456,6 +470,9 @@ func (c *Channel) write(ptype message.PayloadType, p []byte) (int, error) {
 			return n, c.err
 		}
 		if c.readErr != nil {
+			if c.readErr != io.EOF {
+				return n, c.readErr // why the agent ended it (a refused port)
+			}
 			return n, io.ErrClosedPipe
 		}
 		end := min(n+ChunkSize, len(p))

@@ -2,11 +2,14 @@ package lab
 
 import (
 	"crypto/rand"
+	"encoding/binary"
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
+	"io"
 	"net"
 	"net/http"
+	"os"
 	"strconv"
 	"strings"
 	"sync"
@@ -37,6 +40,9 @@ type agentSession struct {
 	expected int64
 	ahead    map[int64]*fallback.Frame
 	tcp      net.Conn
+	command  string         // for command sessions
+	stdin    io.WriteCloser // a shell's or command's input
+	pty      *os.File       // a shell's terminal
 	started  bool
 	closed   bool
 	done     chan struct{}
@@ -66,7 +72,11 @@ func (s *ssmStandIn) startSession(w http.ResponseWriter, r *http.Request, body [
 	if p := in.Parameters["portNumber"]; len(p) == 1 {
 		port, _ = strconv.Atoi(p[0])
 	}
-	sess := &agentSession{id: randomID("lab-"), target: in.Target, token: randomID("tok-"), document: in.DocumentName,
+	command := ""
+	if c := in.Parameters["command"]; len(c) == 1 {
+		command = c[0]
+	}
+	sess := &agentSession{id: randomID("lab-"), target: in.Target, token: randomID("tok-"), document: in.DocumentName, command: command,
 		addr: addr, port: port, unacked: map[int64][]byte{}, sentAt: map[int64]time.Time{}, ahead: map[int64]*fallback.Frame{}, done: make(chan struct{})}
 	sess.cond = sync.NewCond(&sess.mu)
 	s.mu.Lock()
@@ -159,7 +169,7 @@ func (s *ssmStandIn) dataChannel(w http.ResponseWriter, r *http.Request) {
 	if !started {
 		props, _ := json.Marshal(map[string]string{"portNumber": strconv.Itoa(sess.port)})
 		req, _ := json.Marshal(message.HandshakeRequestPayload{AgentVersion: "3.3.0.0-lab", RequestedClientActions: []message.RequestedClientAction{
-			{ActionType: message.SessionType, ActionParameters: mustJSON(message.SessionTypeRequest{SessionType: "Port", Properties: json.RawMessage(props)})}}})
+			{ActionType: message.SessionType, ActionParameters: mustJSON(message.SessionTypeRequest{SessionType: sessionType(sess.document), Properties: json.RawMessage(props)})}}})
 		sess.send(message.HandshakeRequestPayloadType, req)
 		go sess.retransmit()
 	} else {
@@ -288,24 +298,33 @@ func (a *agentSession) input(f *fallback.Frame) {
 	case message.HandshakeResponsePayloadType:
 		done, _ := json.Marshal(message.HandshakeCompletePayload{HandshakeTimeToComplete: time.Millisecond})
 		a.send(message.HandshakeCompletePayloadType, done)
-		go a.bridge()
+		if kind := sessionType(a.document); kind == "Port" {
+			go a.bridge()
+		} else {
+			go a.runShell(kind)
+		}
 	case message.Output:
 		a.mu.Lock()
-		conn := a.tcp
-		for conn == nil && !a.closed {
+		for a.tcp == nil && a.stdin == nil && !a.closed {
 			a.cond.Wait()
-			conn = a.tcp
 		}
+		conn, in := a.tcp, a.stdin
 		a.mu.Unlock()
 		if conn != nil {
 			conn.Write(f.Payload)
+		} else if in != nil {
+			in.Write(f.Payload)
 		}
+	case message.Size:
+		a.resize(f.Payload)
 	case message.Flag:
 		a.mu.Lock()
-		conn := a.tcp
+		conn, in, pty := a.tcp, a.stdin, a.pty
 		a.mu.Unlock()
 		if tc, ok := conn.(*net.TCPConn); ok {
 			tc.CloseWrite()
+		} else if in != nil && pty == nil {
+			in.Close() // the command's stdin is over
 		}
 	}
 }
@@ -317,6 +336,11 @@ func (a *agentSession) bridge() {
 	d := net.Dialer{LocalAddr: &net.TCPAddr{IP: net.ParseIP(a.addr)}, Timeout: 5 * time.Second}
 	conn, err := d.Dial("tcp", net.JoinHostPort(a.addr, strconv.Itoa(a.port)))
 	if err != nil {
+		// As the agent does: a ConnectToPortError flag, then the close.
+		flag := make([]byte, 4)
+		binary.BigEndian.PutUint32(flag, uint32(message.ConnectToPortError))
+		a.send(message.Flag, flag)
+		a.waitAcked()
 		a.closeChannel("Unable to start command: failed to connect to port " + strconv.Itoa(a.port) + ": " + err.Error())
 		return
 	}
@@ -334,7 +358,13 @@ func (a *agentSession) bridge() {
 			break
 		}
 	}
-	// Everything sent must be acknowledged before the channel closes.
+	a.waitAcked()
+	a.closeChannel("")
+}
+
+// waitAcked waits (10 s at most) until everything sent is acknowledged, so
+// that closing the channel loses nothing.
+func (a *agentSession) waitAcked() {
 	a.mu.Lock()
 	deadline := time.Now().Add(10 * time.Second)
 	for len(a.unacked) > 0 && !a.closed && time.Now().Before(deadline) {
@@ -343,7 +373,6 @@ func (a *agentSession) bridge() {
 		a.mu.Lock()
 	}
 	a.mu.Unlock()
-	a.closeChannel("")
 }
 
 func (a *agentSession) closeChannel(output string) {
@@ -362,10 +391,13 @@ func (a *agentSession) close() {
 	a.closed = true
 	close(a.done)
 	a.cond.Broadcast()
-	conn, ws := a.tcp, a.ws
+	conn, ws, in := a.tcp, a.ws, a.stdin
 	a.mu.Unlock()
 	if conn != nil {
 		conn.Close()
+	}
+	if in != nil {
+		in.Close()
 	}
 	if ws != nil {
 		ws.Close()
