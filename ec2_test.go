@@ -452,3 +452,42 @@ func TestSSHDDownRunsOverSSM(t *testing.T) {
 		t.Errorf("stdin over SSM: %q, %v", out, err)
 	}
 }
+
+// TestStandInAgainstStockPlugin holds the SSM stand-in to the real
+// protocol: OpenSSH reaches an instance through AWS's own plugin client
+// (built from its packages) talking to the stand-in.
+func TestStandInAgainstStockPlugin(t *testing.T) {
+	needWorld(t)
+	lab.Require(t, "ssh")
+	plugin := filepath.Join(t.TempDir(), "stock-plugin")
+	if out, err := exec.Command("go", "build", "-o", plugin, "./lab/cmd/stock-plugin").CombinedOutput(); err != nil {
+		t.Fatalf("build the stock plugin: %v\n%s", err, out)
+	}
+	healthy := world.Instances["healthy"]
+	r := runCmdEnv(t, append(cleanEnv(), world.AWSEnv()...), nil, "ssh", "-F", ec2Cfg, "-o", "ProxyCommand="+plugin+" --ssh %h %p",
+		"root@"+healthy.ID, "echo through-the-stock-plugin; exit 4")
+	if r.code != 4 || !strings.Contains(string(r.stdout), "through-the-stock-plugin\n") {
+		t.Fatalf("ssh via the stock plugin: exit %d, stdout %q, stderr %q", r.code, r.stdout, r.stderr)
+	}
+}
+
+// runCmdEnv is runCmd with an environment of its own.
+func runCmdEnv(t *testing.T, env []string, stdin []byte, name string, args ...string) result {
+	t.Helper()
+	cmd := exec.Command(name, args...)
+	cmd.Env = env
+	if stdin != nil {
+		cmd.Stdin = strings.NewReader(string(stdin))
+	}
+	var out, errb strings.Builder
+	cmd.Stdout, cmd.Stderr = &out, &errb
+	cmd.WaitDelay = 5 * time.Second
+	err := cmd.Run()
+	code := 0
+	if ee, ok := err.(*exec.ExitError); ok {
+		code = ee.ExitCode()
+	} else if err != nil {
+		t.Fatalf("%s %q: %v", name, args, err)
+	}
+	return result{[]byte(out.String()), []byte(errb.String()), code}
+}
