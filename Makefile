@@ -4,7 +4,7 @@ BINDIR  ?= $(HOME)/.local/bin
 VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 LDFLAGS := -s -w -X main.Version=$(VERSION)
 
-.PHONY: build test vet fuzz demo lab lab-deps install clean
+.PHONY: build test vet fuzz demo lab lab-deps bench install clean
 
 build:
 	$(GO) build -trimpath -ldflags '$(LDFLAGS)' -o bin/ec2ssh .
@@ -37,6 +37,11 @@ demo: build lab-deps
 
 lab: build lab-deps
 	$(GO) run ./lab/cmd/ec2ssh-lab -ec2ssh bin/ec2ssh
+
+# ec2ssh against OpenSSH (and the stock plugin) on the lab; writes BENCHMARKS.md.
+bench: build lab-deps
+	$(GO) build -o bin/stock-plugin ./lab/cmd/stock-plugin
+	$(GO) run ./lab/cmd/ec2ssh-bench -ec2ssh bin/ec2ssh -stock-plugin bin/stock-plugin -o BENCHMARKS.md
 
 install:
 	BINDIR=$(BINDIR) ./install.sh

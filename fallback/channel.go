@@ -25,7 +25,7 @@ import (
 // is in flight instead.
 const (
 	ChunkSize     = 1024 // payload bytes per frame, as the agent expects
-	Window        = 512  // frames in flight before Write waits for acknowledgements
+	Window        = 2048 // frames in flight before Write waits for acknowledgements
 	MinRTO        = 100 * time.Millisecond
 	MaxRTO        = 2 * time.Second
 	ResumeTries   = 5                // ResumeSession attempts after the WebSocket drops
