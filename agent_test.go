@@ -152,6 +152,11 @@ func TestProxyCommandAndBackground(t *testing.T) {
 	if r.code != 0 || string(r.stdout) != "via-proxy\n" {
 		t.Fatalf("ProxyCommand: exit %d, stdout %q, stderr %q", r.code, r.stdout, r.stderr)
 	}
+	// The ProxyCommand process does not outlive ec2ssh.
+	pat := fmt.Sprintf("--proxy 127.0.0.1 %d", sshd.Port)
+	if out, err := exec.Command("pgrep", "-f", "--", pat).Output(); err == nil {
+		t.Errorf("a ProxyCommand process outlived ec2ssh: pids %s", out)
+	}
 	// OpenSSH with ec2ssh as its ProxyCommand.
 	lab.Require(t, "ssh")
 	r = runCmd(t, nil, "ssh", "-F", cfgFile, "-o", pc, "lab", "echo openssh-via-ec2ssh")

@@ -86,12 +86,18 @@ func runDemo(bin, cfg string, env []string) int {
 		caption string
 		args    []string
 	}{
-		{"A healthy instance, by its Name tag: the AMI's user, the remote exit status.", []string{"healthy", "echo hello from $(whoami)@$(hostname); exit 3"}},
-		{"The security group has no rule for port 22: the checks find it and end the wait at once.", []string{"sg-no-22", "true"}},
+		{"A healthy instance, by its Name tag: the AMI's login user, the remote exit status.",
+			[]string{"healthy", "echo hello from $(whoami)@$(hostname); exit 3"}},
+		{"The security group has no rule for port 22. The checks find it while the dial waits, end the wait, and ec2ssh carries SSH over SSM instead.",
+			[]string{"sg-no-22", "echo still got in; exit 7"}},
 		{"The same instance, diagnosed.", []string{"--diagnose", "sg-no-22"}},
-		{"The network ACL drops the replies to the client's ephemeral ports.", []string{"--diagnose", "nacl-egress"}},
-		{"The instance's key pair is not one of the local keys.", []string{"wrong-key", "true"}},
-		{"sshd is stopped.", []string{"sshd-stopped", "true"}},
+		{"Without the fallback (--fallback=never): the diagnosis and the fix, at once instead of after a TCP timeout.",
+			[]string{"--fallback=never", "sg-no-22", "true"}},
+		{"The network ACL drops the replies to the client's ephemeral ports (NACLs are stateless).", []string{"--diagnose", "nacl-egress"}},
+		{"The instance's key pair is not one of the local keys: a one-time key pushed with EC2 Instance Connect.",
+			[]string{"wrong-key", "echo in as $(whoami) with a one-time key"}},
+		{"sshd is stopped: the command runs through SSM, stdout, stderr and exit status intact.",
+			[]string{"sshd-stopped", "echo out; echo err >&2; exit 5"}},
 		{"Two instances share a Name tag: ec2ssh lists them and asks for the id.", []string{"twin", "true"}},
 		{"As JSON, for scripts.", []string{"--diagnose", "--json", "no-profile"}},
 	}
