@@ -23,6 +23,12 @@ import (
 // before it reports without them.
 const DiagnosisWait = 15 * time.Second
 
+// BesideGrace is how long a dial may take to connect over TCP before the
+// checks start beside it. A connection that is up by then does not pay for
+// them (AWS calls, and the SDK's memory); one that fails later gets them
+// after the failure.
+const BesideGrace = 250 * time.Millisecond
+
 // ec2Side is the EC2 part of one run. Its AWS clients are made on first
 // use, so a destination reachable as plain ssh makes no AWS call unless the
 // connection fails or credentials are configured.
@@ -336,9 +342,25 @@ func dialTarget(ctx context.Context, args *connect.Args, cfg *connect.Config, en
 		dialCtx, cancelDial := context.WithCancelCause(ctx)
 		gatherCtx, cancelGather := context.WithCancel(ctx)
 		results := make(chan gathered, 1)
+		failed := make(chan struct{})
+		denv := *env
+		connected := make(chan struct{})
+		var connectedOnce sync.Once
+		denv.Connected = func() { connectedOnce.Do(func() { close(connected) }) }
 		if beside {
 			c := *cfg
 			go func() {
+				select {
+				case <-time.After(BesideGrace): // slow to connect: the checks may say why
+				case <-connected: // up in time: check only if it fails after all
+					select {
+					case <-failed:
+					case <-gatherCtx.Done():
+						return
+					}
+				case <-gatherCtx.Done():
+					return
+				}
 				f, tt, err := side.gather(gatherCtx, dest, t, &c, creds, false)
 				results <- gathered{f, tt, err}
 				if f != nil && tt != nil {
@@ -348,12 +370,13 @@ func dialTarget(ctx context.Context, args *connect.Args, cfg *connect.Config, en
 				}
 			}()
 		}
-		client, err := connect.Dial(dialCtx, cfg, creds, connect.NewHostKeys(cfg, env.Prompter, env.Log), nil, env)
+		client, err := connect.Dial(dialCtx, cfg, creds, connect.NewHostKeys(cfg, env.Prompter, env.Log), nil, &denv)
 		if err == nil {
 			cancelGather() // the checks' answers are not needed
 			cancelDial(nil)
 			return client, creds, nil
 		}
+		close(failed)
 		creds.Close()
 		var de *doomedError
 		if errors.As(context.Cause(dialCtx), &de) && ctx.Err() == nil {
@@ -565,6 +588,11 @@ func proxyConn(ctx context.Context, args *connect.Args, cfg *connect.Config, env
 	if beside {
 		c := *cfg
 		go func() {
+			select {
+			case <-time.After(BesideGrace): // not connected yet: the checks may say why
+			case <-gatherCtx.Done():
+				return
+			}
 			f, tt, err := side.gather(gatherCtx, dest, t, &c, nil, false) // the dial is the probe
 			results <- gathered{f, tt, err}
 			if f != nil && tt != nil {

@@ -55,6 +55,9 @@ type Env struct {
 	Log      func(format string, args ...any) // user-visible notices (ssh's warnings)
 	Debug    func(format string, args ...any) // -v steps
 	Args     *Args                            // for resolving jump hosts' own config
+	// Connected, when set, is called once the TCP connection is up: from
+	// then on the network is not what fails.
+	Connected func()
 }
 
 // DirectTransport dials c.HostName:c.Port over TCP (or runs its
@@ -82,6 +85,9 @@ func DirectTransport(c *Config, env *Env) Transport {
 			conn, err = d.DialContext(ctx, network, addr)
 			if err == nil {
 				env.Debug("debug1: Connected to %s [%s] port %d in %v.", c.HostName, conn.RemoteAddr().(*net.TCPAddr).IP, c.Port, time.Since(start).Round(time.Millisecond))
+				if env.Connected != nil {
+					env.Connected()
+				}
 				return conn, nil
 			}
 			env.Debug("debug1: connect to %s port %d: %v", c.HostName, c.Port, err)
