@@ -50,16 +50,7 @@ func TestAgentAuthAndForwarding(t *testing.T) {
 		"IdentitiesOnly yes", "IdentitiesOnly no", "IdentityAgent none", "IdentityAgent SSH_AUTH_SOCK").Replace(mustRead(cfgFile))
 	os.WriteFile(cfg, []byte(text), 0o600)
 	run := func(args ...string) result {
-		cmd := exec.Command(bin, append([]string{"-F", cfg}, args...)...)
-		cmd.Env = append(cleanEnv(), "SSH_AUTH_SOCK="+sock)
-		var out, errb strings.Builder
-		cmd.Stdout, cmd.Stderr = &out, &errb
-		err := cmd.Run()
-		code := 0
-		if ee, ok := err.(*exec.ExitError); ok {
-			code = ee.ExitCode()
-		}
-		return result{[]byte(out.String()), []byte(errb.String()), code}
+		return runCmdEnv(t, append(cleanEnv(), "SSH_AUTH_SOCK="+sock), nil, bin, append([]string{"-F", cfg}, args...)...)
 	}
 	if r := run("lab", "echo agent-ok"); r.code != 0 || string(r.stdout) != "agent-ok\n" {
 		t.Fatalf("agent login: exit %d, %q, %q", r.code, r.stdout, r.stderr)
@@ -77,22 +68,8 @@ func TestAgentAuthAndForwarding(t *testing.T) {
 // echo service.
 func TestRemoteForward(t *testing.T) {
 	needLab(t)
-	echo, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer echo.Close()
-	go func() {
-		for {
-			c, err := echo.Accept()
-			if err != nil {
-				return
-			}
-			go func() { io.Copy(c, c); c.Close() }()
-		}
-	}()
 	rport, _ := lab.FreePort("127.0.0.1")
-	spec := fmt.Sprintf("%d:127.0.0.1:%d", rport, echo.Addr().(*net.TCPAddr).Port)
+	spec := fmt.Sprintf("%d:127.0.0.1:%d", rport, startEcho(t))
 	// The remote command talks to its own end of the forward with bash's /dev/tcp.
 	script := fmt.Sprintf(`exec 3<>/dev/tcp/127.0.0.1/%d; echo through-R >&3; head -n1 <&3`, rport)
 	r := runCmd(t, nil, bin, "-F", cfgFile, "-o", "ExitOnForwardFailure=yes", "-R", spec, "lab", "bash", "-c", "'"+script+"'")

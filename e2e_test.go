@@ -130,8 +130,14 @@ type result struct {
 // caller's agent, and returns what it printed and its exit status.
 func runCmd(t *testing.T, stdin []byte, name string, args ...string) result {
 	t.Helper()
+	return runCmdEnv(t, cleanEnv(), stdin, name, args...)
+}
+
+// runCmdEnv is runCmd with an environment of its own.
+func runCmdEnv(t *testing.T, env []string, stdin []byte, name string, args ...string) result {
+	t.Helper()
 	cmd := exec.Command(name, args...)
-	cmd.Env = cleanEnv()
+	cmd.Env = env
 	if stdin != nil {
 		cmd.Stdin = bytes.NewReader(stdin)
 	}
@@ -444,24 +450,31 @@ func mustRead(path string) string {
 	return string(b)
 }
 
-// TestForwarding covers -L, -W and -J against the lab sshd.
-func TestForwarding(t *testing.T) {
-	needLab(t)
-	echo, err := net.Listen("tcp", "127.0.0.1:0")
+// startEcho serves a TCP echo on loopback for the test's life and returns
+// its port.
+func startEcho(t *testing.T) int {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer echo.Close()
+	t.Cleanup(func() { ln.Close() })
 	go func() {
 		for {
-			c, err := echo.Accept()
+			c, err := ln.Accept()
 			if err != nil {
 				return
 			}
 			go func() { io.Copy(c, c); c.Close() }()
 		}
 	}()
-	echoPort := echo.Addr().(*net.TCPAddr).Port
+	return ln.Addr().(*net.TCPAddr).Port
+}
+
+// TestForwarding covers -L, -W and -J against the lab sshd.
+func TestForwarding(t *testing.T) {
+	needLab(t)
+	echoPort := startEcho(t)
 
 	t.Run("W", func(t *testing.T) {
 		got := runCmd(t, []byte("through -W\n"), bin, "-F", cfgFile, "-W", fmt.Sprintf("127.0.0.1:%d", echoPort), "lab")
@@ -487,6 +500,7 @@ func TestForwarding(t *testing.T) {
 		}
 		defer func() { cmd.Process.Kill(); cmd.Wait() }()
 		var conn net.Conn
+		var err error
 		for i := 0; i < 100; i++ {
 			if conn, err = net.Dial("tcp", fmt.Sprintf("127.0.0.1:%d", port)); err == nil {
 				break

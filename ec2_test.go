@@ -280,18 +280,7 @@ func TestProxyCommandOverSSM(t *testing.T) {
   BatchMode yes
 `, bin, world.ED25519Key, dir)), 0o600)
 	env := append(append(cleanEnv(), world.AWSEnv()...), "XDG_CACHE_HOME="+dir)
-	run := func(name string, args ...string) result {
-		cmd := exec.Command(name, args...)
-		cmd.Env = env
-		var out, errb strings.Builder
-		cmd.Stdout, cmd.Stderr = &out, &errb
-		err := cmd.Run()
-		code := 0
-		if ee, ok := err.(*exec.ExitError); ok {
-			code = ee.ExitCode()
-		}
-		return result{[]byte(out.String()), []byte(errb.String()), code}
-	}
+	run := func(name string, args ...string) result { return runCmdEnv(t, env, nil, name, args...) }
 	r := run("ssh", "-F", cfg, blocked.ID, "echo via-openssh; exit 5")
 	if r.code != 5 || string(r.stdout) != "via-openssh\n" || !strings.Contains(string(r.stderr), "continuing over SSM") {
 		t.Fatalf("ssh: exit %d, stdout %q, stderr %q", r.code, r.stdout, r.stderr)
@@ -469,25 +458,4 @@ func TestStandInAgainstStockPlugin(t *testing.T) {
 	if r.code != 4 || !strings.Contains(string(r.stdout), "through-the-stock-plugin\n") {
 		t.Fatalf("ssh via the stock plugin: exit %d, stdout %q, stderr %q", r.code, r.stdout, r.stderr)
 	}
-}
-
-// runCmdEnv is runCmd with an environment of its own.
-func runCmdEnv(t *testing.T, env []string, stdin []byte, name string, args ...string) result {
-	t.Helper()
-	cmd := exec.Command(name, args...)
-	cmd.Env = env
-	if stdin != nil {
-		cmd.Stdin = strings.NewReader(string(stdin))
-	}
-	var out, errb strings.Builder
-	cmd.Stdout, cmd.Stderr = &out, &errb
-	cmd.WaitDelay = 5 * time.Second
-	err := cmd.Run()
-	code := 0
-	if ee, ok := err.(*exec.ExitError); ok {
-		code = ee.ExitCode()
-	} else if err != nil {
-		t.Fatalf("%s %q: %v", name, args, err)
-	}
-	return result{[]byte(out.String()), []byte(errb.String()), code}
 }

@@ -16,7 +16,6 @@ import (
 	"runtime"
 	"sort"
 	"strings"
-	"syscall"
 	"time"
 
 	"github.com/ec2ssh/ec2ssh/lab"
@@ -239,16 +238,39 @@ func (e *env) timeIn(stdin, name string, args ...string) (time.Duration, int64) 
 	var errb bytes.Buffer
 	cmd.Stdout, cmd.Stderr = io.Discard, &errb
 	start := time.Now()
-	err := cmd.Run()
+	if err := cmd.Start(); err != nil {
+		fmt.Fprintf(os.Stderr, "%s: %v\n", name, err)
+		return 0, 0
+	}
+	// Peak RSS from /proc (VmHWM of the process's own memory): wait4's
+	// ru_maxrss also counts what the parent had when it forked.
+	done := make(chan struct{})
+	peak := make(chan int64, 1)
+	go func() {
+		var hwm int64
+		for {
+			if b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", cmd.Process.Pid)); err == nil {
+				for _, l := range strings.Split(string(b), "\n") {
+					var kb int64
+					if _, err := fmt.Sscanf(l, "VmHWM: %d kB", &kb); err == nil && kb > hwm {
+						hwm = kb
+					}
+				}
+			}
+			select {
+			case <-done:
+				peak <- hwm
+				return
+			case <-time.After(10 * time.Millisecond):
+			}
+		}
+	}()
+	err := cmd.Wait()
 	d := time.Since(start)
+	close(done)
+	rss := <-peak
 	if err != nil && !strings.Contains(name, "ssh") {
 		fmt.Fprintf(os.Stderr, "%s %q: %v %s\n", name, args, err, errb.String())
-	}
-	var rss int64
-	if cmd.ProcessState != nil {
-		if ru, ok := cmd.ProcessState.SysUsage().(*syscall.Rusage); ok {
-			rss = ru.Maxrss
-		}
 	}
 	return d, rss
 }
