@@ -4,7 +4,6 @@ import (
 	"bufio"
 	"fmt"
 	"io"
-	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -83,23 +82,7 @@ func TestDynamicForward(t *testing.T) {
 	needLab(t)
 	port, _ := lab.FreePort("127.0.0.1")
 	cmd := exec.Command(bin, "-F", cfgFile, "-N", "-D", fmt.Sprint(port), "lab")
-	cmd.Env = cleanEnv()
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	defer func() { cmd.Process.Kill(); cmd.Wait() }()
-	var conn net.Conn
-	var err error
-	for i := 0; i < 100; i++ {
-		if conn, err = net.Dial("tcp", fmt.Sprintf("127.0.0.1:%d", port)); err == nil {
-			break
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
-	if conn == nil {
-		t.Fatalf("-D port never opened: %v", err)
-	}
-	defer conn.Close()
+	conn := startListening(t, cmd, port)
 	conn.SetDeadline(time.Now().Add(5 * time.Second))
 	// SOCKS5: no auth; CONNECT to the lab sshd by name; read its banner.
 	conn.Write([]byte{5, 1, 0})

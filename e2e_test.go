@@ -450,6 +450,31 @@ func mustRead(path string) string {
 	return string(b)
 }
 
+// startListening starts cmd (an ec2ssh that opens a local port) and
+// returns a connection to that port once it is open; cmd is killed when
+// the test ends.
+func startListening(t *testing.T, cmd *exec.Cmd, port int) net.Conn {
+	t.Helper()
+	cmd.Env = cleanEnv()
+	var stderr bytes.Buffer
+	cmd.Stderr = &stderr
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { cmd.Process.Kill(); cmd.Wait() })
+	var err error
+	for i := 0; i < 100; i++ {
+		var conn net.Conn
+		if conn, err = net.Dial("tcp", fmt.Sprintf("127.0.0.1:%d", port)); err == nil {
+			t.Cleanup(func() { conn.Close() })
+			return conn
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	t.Fatalf("%v: port %d never opened: %v; stderr %q", cmd.Args, port, err, stderr.String())
+	return nil
+}
+
 // startEcho serves a TCP echo on loopback for the test's life and returns
 // its port.
 func startEcho(t *testing.T) int {
@@ -492,24 +517,7 @@ func TestForwarding(t *testing.T) {
 	t.Run("L", func(t *testing.T) {
 		port, _ := lab.FreePort("127.0.0.1")
 		cmd := exec.Command(bin, "-F", cfgFile, "-N", "-L", fmt.Sprintf("%d:127.0.0.1:%d", port, echoPort), "lab")
-		cmd.Env = cleanEnv()
-		var stderr bytes.Buffer
-		cmd.Stderr = &stderr
-		if err := cmd.Start(); err != nil {
-			t.Fatal(err)
-		}
-		defer func() { cmd.Process.Kill(); cmd.Wait() }()
-		var conn net.Conn
-		var err error
-		for i := 0; i < 100; i++ {
-			if conn, err = net.Dial("tcp", fmt.Sprintf("127.0.0.1:%d", port)); err == nil {
-				break
-			}
-			time.Sleep(50 * time.Millisecond)
-		}
-		if conn == nil {
-			t.Fatalf("-L port never opened: %v; stderr %q", err, stderr.String())
-		}
+		conn := startListening(t, cmd, port)
 		defer conn.Close()
 		conn.Write([]byte("through -L\n"))
 		conn.SetReadDeadline(time.Now().Add(5 * time.Second))

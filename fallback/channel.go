@@ -28,9 +28,14 @@ const (
 	Window        = 2048 // frames in flight before Write waits for acknowledgements
 	MinRTO        = 100 * time.Millisecond
 	MaxRTO        = 2 * time.Second
-	ResumeTries   = 5                // ResumeSession attempts after the WebSocket drops
-	maxOutOfOrder = 10000            // frames buffered ahead of the expected one (as the stock client)
-	ClientVersion = "1.2.0.0-ec2ssh" // what ec2ssh tells the agent it is
+	ResumeTries   = 5     // ResumeSession attempts after the WebSocket drops
+	maxOutOfOrder = 10000 // frames buffered ahead of the expected one (as the stock client)
+
+	HandshakeTimeout = 30 * time.Second // the agent's handshake, after the WebSocket is up
+	CallTimeout      = 15 * time.Second // one SSM API call (StartSession, ResumeSession)
+	TerminateTimeout = 5 * time.Second  // TerminateSession on close
+	DrainTimeout     = 2 * time.Second  // waiting on close for input in flight to be acknowledged
+	ClientVersion    = "1.2.0.0-ec2ssh" // what ec2ssh tells the agent it is
 )
 
 // Endpoint is what the SSM API gives a session: where its data channel is
@@ -122,9 +127,9 @@ func openChannel(ctx context.Context, api Resumer, ep Endpoint, stderr io.Writer
 	case <-ctx.Done():
 		c.Close()
 		return nil, &failure.Error{Kind: failure.Canceled, Msg: "interrupted while opening the SSM session", Err: ctx.Err()}
-	case <-time.After(30 * time.Second):
+	case <-time.After(HandshakeTimeout):
 		c.Close()
-		return nil, &failure.Error{Kind: failure.Unreachable, Msg: "the SSM agent did not complete the handshake in 30 s",
+		return nil, &failure.Error{Kind: failure.Unreachable, Msg: "the SSM agent did not complete the handshake in " + HandshakeTimeout.String(),
 			Hint: "the agent may be overloaded or restarting; try again"}
 	}
 }
@@ -377,7 +382,7 @@ func (c *Channel) lost(ws *websocket.Conn, err error) {
 	}
 	for try := 0; try < ResumeTries; try++ {
 		time.Sleep(time.Duration(try) * 300 * time.Millisecond)
-		ctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
+		ctx, cancel := context.WithTimeout(context.Background(), CallTimeout)
 		ep, rerr := c.api.Resume(ctx, c.endpoint.SessionID)
 		if rerr == nil {
 			rerr = c.connect(ctx, ep)
@@ -522,14 +527,14 @@ func (c *Channel) Close() error {
 		return nil
 	}
 	c.mu.Unlock()
-	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+	ctx, cancel := context.WithTimeout(context.Background(), DrainTimeout)
 	c.Drain(ctx)
 	cancel()
 	c.mu.Lock()
 	c.closed = true
 	c.cond.Broadcast()
 	c.mu.Unlock()
-	ctx, cancel = context.WithTimeout(context.Background(), 5*time.Second)
+	ctx, cancel = context.WithTimeout(context.Background(), TerminateTimeout)
 	defer cancel()
 	err := c.api.Terminate(ctx, c.endpoint.SessionID)
 	c.wmu.Lock()

@@ -41,7 +41,7 @@ func (s *SSM) StartPort(ctx context.Context, instanceID string, port int) (*Chan
 func (s *SSM) start(ctx context.Context, in *ssm.StartSessionInput) (Endpoint, error) {
 	deadline := time.Now().Add(NotConnectedRetry)
 	for {
-		cctx, cancel := context.WithTimeout(ctx, 15*time.Second)
+		cctx, cancel := context.WithTimeout(ctx, CallTimeout)
 		out, err := s.Client.StartSession(cctx, in)
 		cancel()
 		if err == nil {
