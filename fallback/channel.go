@@ -71,8 +71,9 @@ type Channel struct {
 	Stderr      io.Writer // PayloadType 11 output goes here; nil: discarded
 	exitCode    chan int  // PayloadType 12
 
-	wmu sync.Mutex // serialises WebSocket writes
-	ws  *websocket.Conn
+	wmu    sync.Mutex // serialises WebSocket writes
+	sendMu sync.Mutex // serialises Write calls
+	ws     *websocket.Conn
 
 	mu            sync.Mutex
 	cond          *sync.Cond
@@ -461,6 +462,10 @@ func (c *Channel) Write(p []byte) (int, error) {
 }
 
 func (c *Channel) write(ptype message.PayloadType, p []byte) (int, error) {
+	// One Write's frames go out together: sendLocked lets go of c.mu while
+	// it writes, and another writer must not slip its frames in between.
+	c.sendMu.Lock()
+	defer c.sendMu.Unlock()
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	n := 0
