@@ -193,3 +193,30 @@ func TestKeepaliveNoticesADeadServer(t *testing.T) {
 		t.Errorf("exit %d, stderr %q; want 255 and 'not responding'", code, stderr.String())
 	}
 }
+
+// TestNoCommandEndsOnSignal: -N runs until a signal, then exits 255 as
+// ssh(1) does.
+func TestNoCommandEndsOnSignal(t *testing.T) {
+	needLab(t)
+	port, _ := lab.FreePort("127.0.0.1")
+	cmd := exec.Command(bin, "-F", cfgFile, "-N", "-L", fmt.Sprintf("%d:127.0.0.1:%d", port, sshd.Port), "lab")
+	startListening(t, cmd, port)
+	cmd.Process.Signal(os.Interrupt)
+	done := make(chan int, 1)
+	go func() {
+		st, err := cmd.Process.Wait()
+		if err != nil {
+			done <- -1
+			return
+		}
+		done <- st.ExitCode()
+	}()
+	select {
+	case code := <-done:
+		if code != 255 {
+			t.Errorf("-N after SIGINT exited %d, want 255", code)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("-N did not end on SIGINT")
+	}
+}

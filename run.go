@@ -131,13 +131,17 @@ func run(ctx context.Context, argv []string, stdin, stdout, stderr *os.File) int
 	case args.StdioFwd != "":
 		return stdioForward(client, args.StdioFwd, stdin, stdout, stderr, args.Quiet)
 	case noSession:
+		// -N ends only by a signal or the connection ending; ssh(1) exits
+		// 255 either way.
 		select {
 		case <-ctx.Done():
+			env.Log("Killed by %v.", context.Cause(ctx))
 		case err := <-client.Lost():
 			return report(stderr, err, args.Quiet)
 		case <-waitClosed(client):
+			env.Log("Connection to %s closed by remote host.", cfg.HostName)
 		}
-		return 0
+		return 255
 	}
 	sess := &connect.Session{Command: command, Subsystem: args.Subsystem,
 		NullStdin: args.NullStdin || background, Quiet: args.Quiet}
