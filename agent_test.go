@@ -220,3 +220,36 @@ func TestNoCommandEndsOnSignal(t *testing.T) {
 		t.Fatal("-N did not end on SIGINT")
 	}
 }
+
+// TestCertificateAuth: the key itself is not authorized, but its
+// certificate (key-cert.pub beside it) is signed by a CA sshd trusts.
+func TestCertificateAuth(t *testing.T) {
+	needLab(t)
+	dir := t.TempDir()
+	ca, key := filepath.Join(dir, "ca"), filepath.Join(dir, "user")
+	if err := lab.Keygen(ca, "ed25519", ""); err != nil {
+		t.Fatal(err)
+	}
+	if err := lab.Keygen(key, "ed25519", ""); err != nil {
+		t.Fatal(err)
+	}
+	if out, err := exec.Command("ssh-keygen", "-q", "-s", ca, "-I", "ec2ssh-test", "-n", "root", "-V", "+1h", key+".pub").CombinedOutput(); err != nil {
+		t.Fatalf("ssh-keygen -s: %v: %s", err, out)
+	}
+	srv, err := lab.StartSSHD(filepath.Join(dir, "sshd"), lab.SSHDOptions{Extra: []string{"TrustedUserCAKeys " + ca + ".pub"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer srv.Stop()
+	args := []string{"-F", "/dev/null", "-i", key, "-o", "IdentitiesOnly=yes", "-o", "IdentityAgent=none", "-o", "BatchMode=yes",
+		"-o", "StrictHostKeyChecking=no", "-o", "UserKnownHostsFile=/dev/null", "-p", fmt.Sprint(srv.Port), "root@127.0.0.1", "echo cert-ok"}
+	r := runCmd(t, nil, bin, args...)
+	if r.code != 0 || string(r.stdout) != "cert-ok\n" {
+		t.Fatalf("certificate login: exit %d, stdout %q, stderr %q", r.code, r.stdout, r.stderr)
+	}
+	// Without the certificate the bare key is refused: the test proves the certificate did it.
+	os.Remove(key + "-cert.pub")
+	if r := runCmd(t, nil, bin, args...); r.code != 255 {
+		t.Errorf("without the certificate: exit %d, want 255", r.code)
+	}
+}

@@ -372,6 +372,21 @@ func TestHostKeys(t *testing.T) {
 			}
 		}
 	})
+	t.Run("entries hashed by ssh-keygen -H are read", func(t *testing.T) {
+		dir := t.TempDir()
+		kh := filepath.Join(dir, "known_hosts")
+		os.WriteFile(kh, []byte(sshd.KnownHostsLine("127.0.0.1")+"\n"), 0o600)
+		if out, err := exec.Command("ssh-keygen", "-H", "-f", kh).CombinedOutput(); err != nil {
+			t.Fatalf("ssh-keygen -H: %v: %s", err, out)
+		}
+		if b, _ := os.ReadFile(kh); !strings.HasPrefix(string(b), "|1|") {
+			t.Fatalf("not hashed: %q", b)
+		}
+		cfg := writeConfig(filepath.Join(dir, "config"), kh, "yes")
+		if r := runCmd(t, nil, bin, "-F", cfg, "lab", "echo hashed-ok"); r.code != 0 || string(r.stdout) != "hashed-ok\n" {
+			t.Errorf("exit %d, stdout %q, stderr %q", r.code, r.stdout, r.stderr)
+		}
+	})
 	t.Run("HostKeyAlias names the entry", func(t *testing.T) {
 		dir := t.TempDir()
 		kh := filepath.Join(dir, "known_hosts")
