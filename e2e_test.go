@@ -111,14 +111,19 @@ func writeConfig(path, knownHosts, strict string) string {
 	return path
 }
 
-func needLab(t *testing.T) {
+func needLab(t *testing.T) { t.Helper(); need(t, labErr, "the sshd lab") }
+
+// need fails the test when a part of the lab could not start and CI=true
+// (a CI run must not pass by skipping), and skips it otherwise.
+func need(t *testing.T, err error, what string) {
 	t.Helper()
-	if labErr != nil {
-		if os.Getenv("CI") == "true" {
-			t.Fatalf("the sshd lab is needed (CI=true): %v", labErr)
-		}
-		t.Skipf("no sshd lab: %v", labErr)
+	if err == nil {
+		return
 	}
+	if os.Getenv("CI") == "true" {
+		t.Fatalf("%s is needed (CI=true): %v", what, err)
+	}
+	t.Skipf("no %s: %v", what, err)
 }
 
 type result struct {
@@ -494,21 +499,12 @@ func startListening(t *testing.T, cmd *exec.Cmd, port int) net.Conn {
 // its port.
 func startEcho(t *testing.T) int {
 	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	port, stop, err := lab.Echo()
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { ln.Close() })
-	go func() {
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			go func() { io.Copy(c, c); c.Close() }()
-		}
-	}()
-	return ln.Addr().(*net.TCPAddr).Port
+	t.Cleanup(stop)
+	return port
 }
 
 // TestForwarding covers -L, -W and -J against the lab sshd.

@@ -54,15 +54,7 @@ func startWorld() error {
 `, world.ED25519Key, world.RSAKey)), 0o600)
 }
 
-func needWorld(t *testing.T) {
-	t.Helper()
-	if worldErr != nil {
-		if os.Getenv("CI") == "true" {
-			t.Fatalf("the EC2 lab is needed (CI=true): %v", worldErr)
-		}
-		t.Skipf("no EC2 lab: %v", worldErr)
-	}
-}
+func needWorld(t *testing.T) { t.Helper(); need(t, worldErr, "the EC2 lab") }
 
 // runEC2 runs ec2ssh against the lab world, with a cache of its own.
 func runEC2(t *testing.T, timeout time.Duration, args ...string) (result, time.Duration) {

@@ -339,53 +339,20 @@ func dialTarget(ctx context.Context, args *connect.Args, cfg *connect.Config, en
 			return nil, nil, err
 		}
 		beside := t != nil || ((kind == preflight.DestAddress || kind == preflight.DestEC2DNS) && side.configured())
-		dialCtx, cancelDial := context.WithCancelCause(ctx)
-		gatherCtx, cancelGather := context.WithCancel(ctx)
-		results := make(chan gathered, 1)
-		failed := make(chan struct{})
-		denv := *env
-		connected := make(chan struct{})
-		var connectedOnce sync.Once
-		denv.Connected = func() { connectedOnce.Do(func() { close(connected) }) }
-		if beside {
-			c := *cfg
-			go func() {
-				select {
-				case <-time.After(BesideGrace): // slow to connect: the checks may say why
-				case <-connected: // up in time: check only if it fails after all
-					select {
-					case <-failed:
-					case <-gatherCtx.Done():
-						return
-					}
-				case <-gatherCtx.Done():
-					return
-				}
-				f, tt, err := side.gather(gatherCtx, dest, t, &c, creds, false)
-				results <- gathered{f, tt, err}
-				if f != nil && tt != nil {
-					if bad := doomed(preflight.NewReport(f, tt.Address)); bad != nil {
-						cancelDial(&doomedError{check: *bad, t: tt})
-					}
-				}
-			}()
-		}
-		client, err := connect.Dial(dialCtx, cfg, creds, connect.NewHostKeys(cfg, env.Prompter, env.Log), nil, &denv)
+		var client *connect.Client
+		chk, err := side.dialWithChecks(ctx, dest, t, cfg, creds, env, beside, func(ctx context.Context, denv *connect.Env) error {
+			var err error
+			client, err = connect.Dial(ctx, cfg, creds, connect.NewHostKeys(cfg, env.Prompter, env.Log), nil, denv)
+			return err
+		})
 		if err == nil {
-			cancelGather() // the checks' answers are not needed
-			cancelDial(nil)
 			return client, creds, nil
 		}
-		close(failed)
 		creds.Close()
-		var de *doomedError
-		if errors.As(context.Cause(dialCtx), &de) && ctx.Err() == nil {
-			err = de.asFailure()
-		}
-		cancelDial(nil)
+		de := chk.de
 		// A name DNS does not know may be a Name tag (SPEC.md, "Destinations").
 		if attempt == 0 && kind == preflight.DestName && t == nil && failure.KindOf(err) == failure.DNS && side.configured() {
-			cancelGather()
+			chk.cancel()
 			tt, rerr := side.resolve(ctx, dest)
 			if rerr != nil {
 				return nil, nil, rerr
@@ -399,15 +366,10 @@ func dialTarget(ctx context.Context, args *connect.Args, cfg *connect.Config, en
 		}
 		side.dropCache(ctx, dest)
 		var g gathered
-		if beside && failure.KindOf(err) != failure.Canceled {
-			select {
-			case g = <-results:
-			case <-time.After(DiagnosisWait):
-				env.Debug("debug1: ec2ssh: the checks took longer than %v; reporting without them", DiagnosisWait)
-			case <-ctx.Done():
-			}
+		if failure.KindOf(err) != failure.Canceled {
+			g = chk.wait(ctx, env)
 		}
-		cancelGather()
+		chk.cancel()
 		if t == nil && g.t != nil {
 			t = g.t // an address or EC2 name that turned out to be an instance
 		}
@@ -580,44 +542,21 @@ func proxyConn(ctx context.Context, args *connect.Args, cfg *connect.Config, env
 		return ssmTransport(side, t, cfg.Port)(ctx)
 	}
 	beside := t != nil || ((kind == preflight.DestAddress || kind == preflight.DestEC2DNS) && side.configured())
-	dialCtx, cancelDial := context.WithCancelCause(ctx)
-	defer cancelDial(nil)
-	gatherCtx, cancelGather := context.WithCancel(ctx)
-	defer cancelGather()
-	results := make(chan gathered, 1)
-	if beside {
-		c := *cfg
-		go func() {
-			select {
-			case <-time.After(BesideGrace): // not connected yet: the checks may say why
-			case <-gatherCtx.Done():
-				return
-			}
-			f, tt, err := side.gather(gatherCtx, dest, t, &c, nil, false) // the dial is the probe
-			results <- gathered{f, tt, err}
-			if f != nil && tt != nil {
-				if bad := doomed(preflight.NewReport(f, tt.Address)); bad != nil {
-					cancelDial(&doomedError{check: *bad, t: tt})
-				}
-			}
-		}()
-	}
-	conn, err := connect.DirectTransport(cfg, env)(dialCtx)
+	var conn net.Conn
+	chk, err := side.dialWithChecks(ctx, dest, t, cfg, nil, env, beside, func(ctx context.Context, denv *connect.Env) error {
+		var err error
+		conn, err = connect.DirectTransport(cfg, denv)(ctx)
+		return err
+	})
 	if err == nil {
 		return conn, nil
 	}
-	var de *doomedError
-	if errors.As(context.Cause(dialCtx), &de) && ctx.Err() == nil {
-		err = de.asFailure()
-		t = de.t
+	defer chk.cancel()
+	if chk.de != nil {
+		t = chk.de.t
 	}
-	if t == nil && beside {
-		select {
-		case g := <-results:
-			t = g.t
-		case <-time.After(DiagnosisWait):
-		case <-ctx.Done():
-		}
+	if t == nil {
+		t = chk.wait(ctx, env).t // an address that turned out to be an instance
 	}
 	if t == nil || ladder(args.Fallback, failure.KindOf(err)) != viaSSM {
 		return nil, err
@@ -659,4 +598,78 @@ func dialWithInstanceConnect(ctx context.Context, side *ec2Side, t *target, cfg 
 		return nil, nil, err
 	}
 	return client, creds, nil
+}
+
+// checked is the checks that ran (or may run) beside one dial.
+type checked struct {
+	on      bool
+	de      *doomedError // set when a failed check cut the dial short
+	results chan gathered
+	cancel  context.CancelFunc
+}
+
+// wait returns what the checks gathered, waiting DiagnosisWait at most.
+func (c *checked) wait(ctx context.Context, env *connect.Env) gathered {
+	if !c.on {
+		return gathered{}
+	}
+	select {
+	case g := <-c.results:
+		return g
+	case <-time.After(DiagnosisWait):
+		env.Debug("debug1: ec2ssh: the checks took longer than %v; reporting without them", DiagnosisWait)
+	case <-ctx.Done():
+	}
+	return gathered{}
+}
+
+// dialWithChecks runs dial with the checks beside it (when on). They start
+// when the TCP connect is slow (BesideGrace) or the dial fails, so a
+// connection that is up in time asks AWS nothing; a check that proves the
+// dial doomed cancels it, and its error becomes that check's failure. On
+// success the checks are cancelled; on failure the caller waits for them
+// and cancels them.
+func (e *ec2Side) dialWithChecks(ctx context.Context, dest string, t *target, cfg *connect.Config, creds *connect.Credentials,
+	env *connect.Env, on bool, dial func(context.Context, *connect.Env) error) (*checked, error) {
+	dialCtx, cancelDial := context.WithCancelCause(ctx)
+	defer cancelDial(nil)
+	gatherCtx, cancelGather := context.WithCancel(ctx)
+	c := &checked{on: on, results: make(chan gathered, 1), cancel: cancelGather}
+	failed, connected := make(chan struct{}), make(chan struct{})
+	var once sync.Once
+	denv := *env
+	denv.Connected = func() { once.Do(func() { close(connected) }) }
+	if on {
+		cc := *cfg
+		go func() {
+			select {
+			case <-time.After(BesideGrace): // slow to connect: the checks may say why
+			case <-connected: // up in time: check only if it fails after all
+				select {
+				case <-failed:
+				case <-gatherCtx.Done():
+					return
+				}
+			case <-gatherCtx.Done():
+				return
+			}
+			f, tt, err := e.gather(gatherCtx, dest, t, &cc, creds, false) // the dial is the probe
+			c.results <- gathered{f, tt, err}
+			if f != nil && tt != nil {
+				if bad := doomed(preflight.NewReport(f, tt.Address)); bad != nil {
+					cancelDial(&doomedError{check: *bad, t: tt})
+				}
+			}
+		}()
+	}
+	err := dial(dialCtx, &denv)
+	if err == nil {
+		cancelGather() // the checks' answers are not needed
+		return c, nil
+	}
+	close(failed)
+	if errors.As(context.Cause(dialCtx), &c.de) && ctx.Err() == nil {
+		err = c.de.asFailure()
+	}
+	return c, err
 }

@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"context"
 	"io"
-	"net"
 	"runtime"
 	"strconv"
 	"strings"
@@ -21,21 +20,12 @@ import (
 
 // echoServer stands for the instance's port: it echoes what it gets.
 func echoServer(t *testing.T) int {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	port, stop, err := lab.Echo()
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { ln.Close() })
-	go func() {
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			go func() { io.Copy(c, c); c.Close() }()
-		}
-	}()
-	return ln.Addr().(*net.TCPAddr).Port
+	t.Cleanup(stop)
+	return port
 }
 
 func standIn(t *testing.T) (*fallback.SSM, *lab.SSMStandIn) {

@@ -8,6 +8,7 @@ import (
 	"bufio"
 	"errors"
 	"fmt"
+	"io"
 	"net"
 	"os"
 	"os/exec"
@@ -225,4 +226,23 @@ func Require(t TB, tools ...string) {
 			t.Skipf("%s is not installed", tool)
 		}
 	}
+}
+
+// Echo serves a TCP echo on 127.0.0.1 (a stand-in for an instance's
+// port) and returns its port and the function that stops it.
+func Echo() (port int, stop func(), err error) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return 0, nil, err
+	}
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			go func() { io.Copy(c, c); c.Close() }()
+		}
+	}()
+	return ln.Addr().(*net.TCPAddr).Port, func() { ln.Close() }, nil
 }
