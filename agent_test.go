@@ -2,6 +2,7 @@ package main
 
 import (
 	"bufio"
+	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -112,10 +113,16 @@ func TestProxyCommandAndBackground(t *testing.T) {
 	if r.code != 0 || string(r.stdout) != "via-proxy\n" {
 		t.Fatalf("ProxyCommand: exit %d, stdout %q, stderr %q", r.code, r.stdout, r.stderr)
 	}
-	// The ProxyCommand process does not outlive ec2ssh.
+	// The ProxyCommand process does not outlive ec2ssh (pgrep exits 1 when
+	// it finds none; any other failure is not an answer).
+	lab.Require(t, "pgrep")
 	pat := fmt.Sprintf("--proxy 127.0.0.1 %d", sshd.Port)
-	if out, err := exec.Command("pgrep", "-f", "--", pat).Output(); err == nil {
+	out, err := exec.Command("pgrep", "-f", "--", pat).Output()
+	var ee *exec.ExitError
+	if err == nil {
 		t.Errorf("a ProxyCommand process outlived ec2ssh: pids %s", out)
+	} else if !errors.As(err, &ee) || ee.ExitCode() != 1 {
+		t.Errorf("pgrep: %v", err)
 	}
 	// OpenSSH with ec2ssh as its ProxyCommand.
 	lab.Require(t, "ssh")
