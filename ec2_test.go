@@ -358,12 +358,13 @@ func (r *slowReader) Read(p []byte) (int, error) {
 	if r.drop && !r.dropped && r.off >= len(r.data)/2 {
 		r.dropped = true
 		resp, err := http.Get(fmt.Sprintf("http://127.0.0.1:%d/lab/drop", lab.SSMPort))
-		if err == nil {
-			b, _ := io.ReadAll(resp.Body)
-			resp.Body.Close()
-			if strings.TrimSpace(string(b)) == "0" {
-				return 0, fmt.Errorf("no WebSocket was open to drop")
-			}
+		if err != nil {
+			return 0, fmt.Errorf("ask the stand-in to drop the WebSocket: %v", err)
+		}
+		b, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if strings.TrimSpace(string(b)) == "0" {
+			return 0, fmt.Errorf("no WebSocket was open to drop")
 		}
 	}
 	n := copy(p, r.data[r.off:min(len(r.data), r.off+64<<10)])
