@@ -356,12 +356,8 @@ func TestHostKeys(t *testing.T) {
 	})
 	t.Run("changed key is refused with the fix", func(t *testing.T) {
 		dir := t.TempDir()
-		other := filepath.Join(dir, "other")
-		lab.Keygen(other, "ed25519", "")
-		pub, _ := os.ReadFile(other + ".pub")
-		f := strings.Fields(string(pub))
 		kh := filepath.Join(dir, "known_hosts")
-		before := fmt.Sprintf("[127.0.0.1]:%d %s %s\n", sshd.Port, f[0], f[1])
+		before := foreignKeyLine(t, fmt.Sprintf("[127.0.0.1]:%d", sshd.Port))
 		os.WriteFile(kh, []byte(before), 0o600)
 		for _, strict := range []string{"yes", "accept-new", "ask"} {
 			cfg := writeConfig(filepath.Join(dir, "config"), kh, strict)
@@ -402,6 +398,19 @@ func TestHostKeys(t *testing.T) {
 			t.Fatalf("exit %d, known_hosts %q; want an entry under the alias", got.code, b)
 		}
 	})
+}
+
+// foreignKeyLine is a known_hosts line recording a new, unrelated key for
+// name: what a host whose key changed looks like.
+func foreignKeyLine(t *testing.T, name string) string {
+	t.Helper()
+	other := filepath.Join(t.TempDir(), "other")
+	if err := lab.Keygen(other, "ed25519", ""); err != nil {
+		t.Fatal(err)
+	}
+	pub, _ := os.ReadFile(other + ".pub")
+	f := strings.Fields(string(pub))
+	return name + " " + f[0] + " " + f[1] + "\n"
 }
 
 // TestFailuresAreClassified checks the error line, the hint and the status

@@ -376,13 +376,8 @@ func (r *slowReader) Read(p []byte) (int, error) {
 // one does; a changed key is refused with 255 and nothing is written.
 func TestHostKeyChangedOverSSM(t *testing.T) {
 	needWorld(t)
-	dir := t.TempDir()
-	other := filepath.Join(dir, "other")
-	lab.Keygen(other, "ed25519", "")
-	pub, _ := os.ReadFile(other + ".pub")
-	f := strings.Fields(string(pub))
-	kh := filepath.Join(dir, "known_hosts")
-	before := world.Instances["healthy"].ID + " " + f[0] + " " + f[1] + "\n"
+	kh := filepath.Join(t.TempDir(), "known_hosts")
+	before := foreignKeyLine(t, world.Instances["healthy"].ID)
 	os.WriteFile(kh, []byte(before), 0o600)
 	r, _ := runEC2(t, 60*time.Second, "--fallback=ssm", "-o", "UserKnownHostsFile="+kh, "-o", "StrictHostKeyChecking=yes", "healthy", "echo no")
 	if r.code != 255 || len(r.stdout) != 0 || !strings.Contains(string(r.stderr), "has changed") {

@@ -78,7 +78,7 @@ func (e *ec2Side) client(ctx context.Context) (*preflight.AWS, error) {
 func (e *ec2Side) configured() bool { return preflight.Configured(e.args.Profile) }
 
 func (e *ec2Side) cached(ctx context.Context, dest string) *target {
-	if e.cache == nil || !e.configured() {
+	if e.cache == nil || !e.configured() || !e.cache.Has(e.args.Profile, dest) {
 		return nil
 	}
 	a, err := e.client(ctx)
@@ -94,10 +94,10 @@ func (e *ec2Side) cached(ctx context.Context, dest string) *target {
 }
 
 func (e *ec2Side) dropCache(ctx context.Context, dest string) {
-	if e.cache == nil || e.aws == nil {
+	if e.cache == nil {
 		return
 	}
-	e.cache.Drop(e.args.Profile, e.aws.Region(), dest)
+	e.cache.Drop(e.args.Profile, dest)
 }
 
 // resolve asks EC2 which instance dest is. (nil, nil): not an instance.

@@ -19,11 +19,15 @@ type Cached struct {
 	Name       string    `json:"name,omitempty"`
 	Address    string    `json:"address"`
 	User       string    `json:"user,omitempty"` // the AMI's default user
+	Region     string    `json:"region"`
 	Saved      time.Time `json:"saved"`
 }
 
 // Cache stores resolutions under $XDG_CACHE_HOME/ec2ssh (or
-// ~/.cache/ec2ssh), one file per profile, region and destination.
+// ~/.cache/ec2ssh), one file per profile and destination; the region is
+// kept inside, so that a destination that was never an instance (the
+// usual case: git@github.com) is known from a missing file, without
+// loading the AWS configuration to learn the region.
 type Cache struct{ Dir string }
 
 // DefaultCache returns the cache in its usual place.
@@ -36,19 +40,26 @@ func DefaultCache() *Cache {
 	return &Cache{Dir: filepath.Join(dir, "ec2ssh")}
 }
 
-func (c *Cache) file(profile, region, dest string) string {
-	sum := sha256.Sum256([]byte(profile + "\x00" + region + "\x00" + dest))
+func (c *Cache) file(profile, dest string) string {
+	sum := sha256.Sum256([]byte(profile + "\x00" + dest))
 	return filepath.Join(c.Dir, hex.EncodeToString(sum[:12])+".json")
 }
 
-// Get returns a fresh resolution, or nil.
+// Has reports whether an entry for dest may exist (it may be stale or for
+// another region): a cheap test before the AWS configuration is loaded.
+func (c *Cache) Has(profile, dest string) bool {
+	_, err := os.Stat(c.file(profile, dest))
+	return err == nil
+}
+
+// Get returns a fresh resolution made in region, or nil.
 func (c *Cache) Get(profile, region, dest string) *Cached {
-	b, err := os.ReadFile(c.file(profile, region, dest))
+	b, err := os.ReadFile(c.file(profile, dest))
 	if err != nil {
 		return nil
 	}
 	var e Cached
-	if json.Unmarshal(b, &e) != nil || time.Since(e.Saved) > CacheTTL || e.Address == "" {
+	if json.Unmarshal(b, &e) != nil || time.Since(e.Saved) > CacheTTL || e.Address == "" || e.Region != region {
 		return nil
 	}
 	return &e
@@ -58,7 +69,7 @@ func (c *Cache) Get(profile, region, dest string) *Cached {
 // reader never sees half an entry. Errors are ignored: the cache only saves
 // time.
 func (c *Cache) Put(profile, region, dest string, e Cached) {
-	e.Saved = time.Now()
+	e.Saved, e.Region = time.Now(), region
 	b, err := json.Marshal(e)
 	if err != nil || os.MkdirAll(c.Dir, 0o700) != nil {
 		return
@@ -72,10 +83,10 @@ func (c *Cache) Put(profile, region, dest string, e Cached) {
 		os.Remove(tmp.Name())
 		return
 	}
-	if os.Rename(tmp.Name(), c.file(profile, region, dest)) != nil {
+	if os.Rename(tmp.Name(), c.file(profile, dest)) != nil {
 		os.Remove(tmp.Name())
 	}
 }
 
 // Drop forgets a resolution (after a failed connection).
-func (c *Cache) Drop(profile, region, dest string) { os.Remove(c.file(profile, region, dest)) }
+func (c *Cache) Drop(profile, dest string) { os.Remove(c.file(profile, dest)) }
