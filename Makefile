@@ -1,10 +1,13 @@
 # ec2ssh: build, test, demo. See README.md.
+SHELL   := /bin/bash
 GO      ?= go
 BINDIR  ?= $(HOME)/.local/bin
 VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 LDFLAGS := -s -w -X main.Version=$(VERSION)
+# The platforms a release is built for: static (no cgo), stripped.
+PLATFORMS := linux/amd64 linux/arm64 darwin/amd64 darwin/arm64 windows/amd64 windows/arm64
 
-.PHONY: build test vet fuzz demo lab lab-deps bench install clean
+.PHONY: build test unit deps vet fuzz demo lab bench release install clean
 
 build:
 	$(GO) build -trimpath -ldflags '$(LDFLAGS)' -o bin/ec2ssh .
@@ -13,10 +16,22 @@ vet:
 	@test -z "$$(gofmt -l $$(git ls-files '*.go'))" || { echo "gofmt needed:"; gofmt -l $$(git ls-files '*.go'); exit 1; }
 	$(GO) vet ./...
 
-# The whole suite: unit tests, and end-to-end tests against real OpenSSH
-# (sshd, ssh, scp), rsync, git and tmux on this machine. .ci/run installs them.
-test: vet
-	$(GO) test -count=1 -timeout 20m ./...
+# What the lab and the end-to-end tests use, installed when missing.
+deps:
+	@lab/deps.sh
+
+# The unit subset: no root, no lab, seconds. Lab tests skip by name here
+# and nowhere else.
+unit:
+	$(GO) test -short -count=1 -json ./... | $(GO) run ./lab/cmd/testsum -allow-skip
+
+# The whole suite: the unit tests, then the end-to-end tests against real
+# OpenSSH (sshd, ssh, scp, sftp), rsync, git and tmux, and the EC2 lab (moto,
+# a real sshd per instance, nftables, the SSM stand-in) in a private network
+# namespace. It installs what it needs first, and a test that cannot run
+# fails: it never passes by skipping.
+test: vet deps
+	set -o pipefail; $(GO) test -count=1 -timeout 30m -json ./... 2>&1 | $(GO) run ./lab/cmd/testsum
 	$(GO) test -race -count=1 -timeout 10m ./fallback ./preflight ./connect
 
 # A short fuzzing pass over the parsers.
@@ -26,25 +41,30 @@ fuzz:
 
 # The local lab: moto's EC2 emulator, a real sshd per instance and nftables
 # rules, in a private network namespace (needs root). No AWS account.
-lab-deps:
-	@command -v moto_server >/dev/null || { echo "moto_server is missing: it comes with the machine's Python (pip install 'moto[server]')"; exit 1; }
-	@missing=""; for p in openssh-server openssh-client nftables iproute2; do \
-	  dpkg-query -W -f='$${Status}' $$p 2>/dev/null | grep -q "install ok installed" || missing="$$missing $$p"; done; \
-	  if [ -n "$$missing" ]; then echo "installing$$missing"; apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing >/dev/null; fi
-
-demo: build lab-deps
+demo: build deps
 	$(GO) run ./lab/cmd/ec2ssh-lab -demo -ec2ssh bin/ec2ssh
 
-lab: build lab-deps
+lab: build deps
 	$(GO) run ./lab/cmd/ec2ssh-lab -ec2ssh bin/ec2ssh
 
 # ec2ssh against OpenSSH (and the stock plugin) on the lab; writes BENCHMARKS.md.
-bench: build lab-deps
+bench: build
+	@lab/deps.sh bench
 	$(GO) build -o bin/stock-plugin ./lab/cmd/stock-plugin
 	$(GO) run ./lab/cmd/ec2ssh-bench -ec2ssh bin/ec2ssh -stock-plugin bin/stock-plugin -o BENCHMARKS.md
+
+# One static, stripped, version-stamped binary per platform, and SHA256SUMS.
+release:
+	@rm -rf dist && mkdir -p dist
+	@for p in $(PLATFORMS); do \
+	  os=$${p%/*}; arch=$${p#*/}; ext=; [ $$os = windows ] && ext=.exe; \
+	  echo "build dist/ec2ssh-$$os-$$arch$$ext"; \
+	  CGO_ENABLED=0 GOOS=$$os GOARCH=$$arch $(GO) build -trimpath -ldflags '$(LDFLAGS)' -o dist/ec2ssh-$$os-$$arch$$ext . || exit 1; \
+	done
+	cd dist && sha256sum ec2ssh-* > SHA256SUMS
 
 install:
 	BINDIR=$(BINDIR) ./install.sh
 
 clean:
-	rm -rf bin
+	rm -rf bin dist

@@ -315,10 +315,10 @@ func proxyCommand(ctx context.Context, command string, env *Env) (net.Conn, erro
 		inW.Close()
 		return nil, err
 	}
-	cmd := exec.Command("/bin/sh", "-c", "exec "+command)
+	cmd := shellCommand(command)
 	cmd.Stdin, cmd.Stdout, cmd.Stderr = inR, outW, os.Stderr
 	cmd.WaitDelay = 2 * time.Second
-	env.Debug("debug1: Executing proxy command: exec %s", command)
+	env.Debug("debug1: Executing proxy command: %s", strings.Join(cmd.Args, " "))
 	if err := cmd.Start(); err != nil {
 		inR.Close()
 		inW.Close()

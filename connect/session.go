@@ -7,11 +7,9 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"os/signal"
 	"path"
 	"strings"
 	"sync"
-	"syscall"
 
 	"golang.org/x/crypto/ssh"
 	"golang.org/x/crypto/ssh/agent"
@@ -176,37 +174,6 @@ func exitStatus(err error, host string) (int, error) {
 	}
 	return ExitSignal, &failure.Error{Kind: failure.Unknown, Msg: fmt.Sprintf("connection to %s closed: %v", host, err),
 		Hint: "the connection broke before the remote command finished"}
-}
-
-// RawTerminal puts the local terminal in raw mode, calls resize with the
-// size now and on every change, and returns the function that restores it.
-// The caller defers it, so every way out restores the terminal.
-func RawTerminal(f *os.File, resize func(cols, rows int)) (func(), error) {
-	fd := int(f.Fd())
-	old, err := term.MakeRaw(fd)
-	if err != nil {
-		return nil, &failure.Error{Kind: failure.Unknown, Op: "set the terminal to raw mode", Err: err}
-	}
-	winch := make(chan os.Signal, 1)
-	signal.Notify(winch, syscall.SIGWINCH)
-	stop := make(chan struct{})
-	go func() {
-		for {
-			select {
-			case <-winch:
-				if w, h, err := term.GetSize(fd); err == nil {
-					resize(w, h)
-				}
-			case <-stop:
-				return
-			}
-		}
-	}()
-	return func() {
-		signal.Stop(winch)
-		close(stop)
-		term.Restore(fd, old)
-	}, nil
 }
 
 func forwardAgent(client *Client, sess *ssh.Session, c *Config) error {

@@ -25,29 +25,29 @@ func OpenPrompter(batch bool) Prompter {
 	if batch {
 		return nil
 	}
-	f, err := os.OpenFile("/dev/tty", os.O_RDWR, 0)
+	in, out, err := openTTY()
 	if err != nil {
 		return nil
 	}
-	f.Close()
+	closeTTY(in, out)
 	return TTYPrompter{}
 }
 
 func (TTYPrompter) Ask(question string, echo bool) (string, error) {
-	tty, err := os.OpenFile("/dev/tty", os.O_RDWR, 0)
+	in, out, err := openTTY()
 	if err != nil {
 		return "", err
 	}
-	defer tty.Close()
-	if _, err := tty.WriteString(question); err != nil {
+	defer closeTTY(in, out)
+	if _, err := out.WriteString(question); err != nil {
 		return "", err
 	}
 	if !echo {
-		b, err := term.ReadPassword(int(tty.Fd()))
-		tty.WriteString("\n")
+		b, err := term.ReadPassword(int(in.Fd()))
+		out.WriteString("\n")
 		return string(b), err
 	}
-	line, err := bufio.NewReader(tty).ReadString('\n')
+	line, err := bufio.NewReader(in).ReadString('\n')
 	if err != nil && (line == "" || !errors.Is(err, os.ErrClosed)) && line == "" {
 		return "", err
 	}

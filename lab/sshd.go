@@ -214,16 +214,14 @@ type TB interface {
 	Skipf(format string, args ...any)
 }
 
-// Require fails the test when a tool it needs is missing and CI=true (a CI
-// run must not pass by skipping), and skips it otherwise.
+// Require fails the test when a tool it needs is missing: make test
+// installs them (lab/deps.sh), and a run that cannot try something must
+// not pass as if it had.
 func Require(t TB, tools ...string) {
 	t.Helper()
 	for _, tool := range tools {
 		if _, err := exec.LookPath(tool); err != nil {
-			if os.Getenv("CI") == "true" {
-				t.Fatalf("%s is needed and missing (CI=true): .ci/run must install it", tool)
-			}
-			t.Skipf("%s is not installed", tool)
+			t.Fatalf("%s is needed and missing: make test installs it (lab/deps.sh)", tool)
 		}
 	}
 }

@@ -1,0 +1,23 @@
+//go:build !windows
+
+package connect
+
+import (
+	"os"
+	"os/exec"
+)
+
+// openTTY opens the controlling terminal, as ssh(1) asks its questions on
+// /dev/tty whatever stdin and stdout carry.
+func openTTY() (in, out *os.File, err error) {
+	f, err := os.OpenFile("/dev/tty", os.O_RDWR, 0)
+	return f, f, err
+}
+
+func closeTTY(in, out *os.File) { in.Close() }
+
+// shellCommand runs a ProxyCommand (or LocalCommand) as ssh(1) does: with
+// the user's shell replaced by the command (exec), so that no shell lingers.
+func shellCommand(command string) *exec.Cmd {
+	return exec.Command("/bin/sh", "-c", "exec "+command)
+}

@@ -1,0 +1,30 @@
+//go:build windows
+
+package connect
+
+import (
+	"os"
+	"os/exec"
+)
+
+// openTTY opens the console: CONIN$ and CONOUT$ stand for /dev/tty.
+func openTTY() (in, out *os.File, err error) {
+	in, err = os.OpenFile("CONIN$", os.O_RDWR, 0)
+	if err != nil {
+		return nil, nil, err
+	}
+	out, err = os.OpenFile("CONOUT$", os.O_RDWR, 0)
+	if err != nil {
+		in.Close()
+		return nil, nil, err
+	}
+	return in, out, nil
+}
+
+func closeTTY(in, out *os.File) { in.Close(); out.Close() }
+
+// shellCommand runs a ProxyCommand through cmd.exe, as Windows' OpenSSH
+// does.
+func shellCommand(command string) *exec.Cmd {
+	return exec.Command("cmd.exe", "/c", command)
+}

@@ -1,0 +1,44 @@
+//go:build !windows
+
+package connect
+
+import (
+	"os"
+	"os/signal"
+	"syscall"
+
+	"golang.org/x/term"
+
+	"github.com/ec2ssh/ec2ssh/failure"
+)
+
+// RawTerminal puts the local terminal in raw mode, calls resize on every
+// change of its size (SIGWINCH), and returns the function that restores
+// it. The caller defers it, so every way out restores the terminal.
+func RawTerminal(f *os.File, resize func(cols, rows int)) (func(), error) {
+	fd := int(f.Fd())
+	old, err := term.MakeRaw(fd)
+	if err != nil {
+		return nil, &failure.Error{Kind: failure.Unknown, Op: "set the terminal to raw mode", Err: err}
+	}
+	winch := make(chan os.Signal, 1)
+	signal.Notify(winch, syscall.SIGWINCH)
+	stop := make(chan struct{})
+	go func() {
+		for {
+			select {
+			case <-winch:
+				if w, h, err := term.GetSize(fd); err == nil {
+					resize(w, h)
+				}
+			case <-stop:
+				return
+			}
+		}
+	}()
+	return func() {
+		signal.Stop(winch)
+		close(stop)
+		term.Restore(fd, old)
+	}, nil
+}

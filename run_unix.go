@@ -1,0 +1,53 @@
+//go:build !windows
+
+package main
+
+import (
+	"os"
+	"os/exec"
+	"strconv"
+	"syscall"
+)
+
+// forkBackground runs ec2ssh again as a child that does the work, and
+// returns once the child is connected (ssh -f), or with the child's status
+// if it fails first.
+func forkBackground(argv []string, stdout, stderr *os.File) int {
+	self, err := os.Executable()
+	if err != nil {
+		return report(stderr, err, false)
+	}
+	r, w, err := os.Pipe()
+	if err != nil {
+		return report(stderr, err, false)
+	}
+	cmd := exec.Command(self, argv...)
+	cmd.Env = append(os.Environ(), forkEnv+"=3")
+	cmd.ExtraFiles = []*os.File{w}
+	cmd.Stdin, cmd.Stdout, cmd.Stderr = nil, stdout, stderr
+	if err := cmd.Start(); err != nil {
+		return report(stderr, err, false)
+	}
+	w.Close()
+	buf := make([]byte, 1)
+	if n, _ := r.Read(buf); n == 1 {
+		cmd.Process.Release()
+		return 0
+	}
+	cmd.Wait()
+	if code := cmd.ProcessState.ExitCode(); code > 0 {
+		return code
+	}
+	return 255
+}
+
+// detach tells the parent of a -f child that it may go, and leaves the
+// parent's session so that the terminal closing does not end the child.
+func detach() {
+	if fd, err := strconv.Atoi(os.Getenv(forkEnv)); err == nil {
+		f := os.NewFile(uintptr(fd), "ready")
+		f.Write([]byte{1})
+		f.Close()
+		syscall.Setsid()
+	}
+}

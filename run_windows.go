@@ -1,0 +1,17 @@
+//go:build windows
+
+package main
+
+import (
+	"os"
+
+	"github.com/ec2ssh/ec2ssh/failure"
+)
+
+// forkBackground is ssh -f. Windows has no fork and no inheritable
+// descriptors to report readiness on, so -f is refused by name.
+func forkBackground(argv []string, stdout, stderr *os.File) int {
+	return report(stderr, failure.Configf("run ec2ssh -N in a separate window, or as a service", "-f is not supported on Windows"), false)
+}
+
+func detach() {}
