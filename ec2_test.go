@@ -418,15 +418,23 @@ func TestSSHDDownRunsOverSSM(t *testing.T) {
 	if !strings.Contains(string(r.stderr), "to-stderr\n") || !strings.Contains(string(r.stderr), "running the command over SSM") {
 		t.Errorf("stderr %q lacks the remote stderr or the fallback line", r.stderr)
 	}
-	// stdin reaches the command, and its end is passed on.
+	// The agent gives a non-interactive command no stdin: input for it is
+	// refused rather than dropped; no input (-n, /dev/null) is fine.
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
 	cmd := exec.CommandContext(ctx, bin, "-F", ec2Cfg, "sshd-stopped", "tr a-z A-Z")
 	cmd.Env = append(append(cleanEnv(), world.AWSEnv()...), "XDG_CACHE_HOME="+t.TempDir())
 	cmd.Stdin = strings.NewReader("piped through ssm\n")
+	var errb strings.Builder
+	cmd.Stderr = &errb
 	out, err := cmd.Output()
-	if err != nil || string(out) != "PIPED THROUGH SSM\n" {
-		t.Errorf("stdin over SSM: %q, %v", out, err)
+	if ee, ok := err.(*exec.ExitError); !ok || ee.ExitCode() != 255 || len(out) != 0 ||
+		!strings.Contains(errb.String(), "ec2ssh: error: sshd is down and the SSM command path has no stdin") {
+		t.Errorf("input for a command over SSM: %q, %v, stderr %q; want a refusal with 255", out, err, errb.String())
+	}
+	r, _ = runEC2(t, 60*time.Second, "-n", "sshd-stopped", "echo no input needed")
+	if r.code != 0 || string(r.stdout) != "no input needed\n" {
+		t.Errorf("-n over SSM: exit %d, stdout %q, stderr %q", r.code, r.stdout, r.stderr)
 	}
 }
 
@@ -440,8 +448,14 @@ func TestStandInAgainstStockPlugin(t *testing.T) {
 	if out, err := exec.Command("go", "build", "-o", plugin, "./lab/cmd/stock-plugin").CombinedOutput(); err != nil {
 		t.Fatalf("build the stock plugin: %v\n%s", err, out)
 	}
+	ref, err := world.StartReferenceSSM()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ref.Stop()
 	healthy := world.Instances["healthy"]
-	r := runCmdEnv(t, append(cleanEnv(), world.AWSEnv()...), nil, "ssh", "-F", ec2Cfg, "-o", "ProxyCommand="+plugin+" --ssh %h %p",
+	env := append(append(cleanEnv(), world.AWSEnv()...), fmt.Sprintf("AWS_ENDPOINT_URL_SSM=http://127.0.0.1:%d", ref.Port()))
+	r := runCmdEnv(t, env, nil, "ssh", "-F", ec2Cfg, "-o", "ProxyCommand="+plugin+" --ssh %h %p",
 		"root@"+healthy.ID, "echo through-the-stock-plugin; exit 4")
 	if r.code != 4 || !strings.Contains(string(r.stdout), "through-the-stock-plugin\n") {
 		t.Fatalf("ssh via the stock plugin: exit %d, stdout %q, stderr %q", r.code, r.stdout, r.stderr)

@@ -194,7 +194,11 @@ func (s stdioConn) Close() error                { return nil }
 func (s stdioConn) CloseWrite() error           { return s.out.Close() }
 
 // proxy is --proxy HOST PORT: a byte stream between stdin/stdout and the
-// port, for ProxyCommand. stdout carries nothing else.
+// port, for ProxyCommand. stdout carries nothing else. It ends when the
+// port's side ends, when ssh (the reader of stdout) goes away, or on a
+// signal (ssh sends SIGHUP to its ProxyCommand when it exits). End of
+// input alone does not end it: the server may still be sending, and over
+// SSM a half-close is not something the agent can pass on.
 func proxy(ctx context.Context, args *connect.Args, cfg *connect.Config, stdin, stdout, stderr *os.File, env *connect.Env) int {
 	port, _ := strconv.Atoi(args.ProxyPort)
 	c := *cfg
@@ -205,7 +209,16 @@ func proxy(ctx context.Context, args *connect.Args, cfg *connect.Config, stdin, 
 		return report(stderr, err, args.Quiet)
 	}
 	defer conn.Close()
-	connect.Splice(stdioConn{stdin, stdout}, conn)
+	stop := context.AfterFunc(ctx, func() { conn.Close() })
+	defer stop()
+	go watchHangup(stdout, func() { conn.Close() })
+	go func() {
+		io.Copy(conn, stdin)
+		if cw, ok := conn.(interface{ CloseWrite() error }); ok {
+			cw.CloseWrite()
+		}
+	}()
+	io.Copy(stdout, conn)
 	return 0
 }
 

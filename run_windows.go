@@ -15,3 +15,7 @@ func forkBackground(argv []string, stdout, stderr *os.File) int {
 }
 
 func detach() {}
+
+// watchHangup has no way to learn of a closed pipe without writing on
+// Windows: the stream ends with the port's side, or a signal.
+func watchHangup(f *os.File, gone func()) {}

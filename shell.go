@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"time"
 
 	"golang.org/x/term"
 
@@ -33,7 +32,13 @@ func runSSMShell(ctx context.Context, d *sshdDown, command string, wantTTY bool,
 	if err != nil {
 		return report(stderr, err, quiet)
 	}
-	api := &fallback.SSM{Client: a.SSM}
+	api := fallback.NewSSM(a.Config)
+	tty := wantTTY && term.IsTerminal(int(stdin.Fd()))
+	if command != "" && !tty {
+		if err := refusePendingInput(stdin); err != nil {
+			return report(stderr, err, quiet)
+		}
+	}
 	what := "an SSM shell"
 	if command != "" {
 		what = "the command over SSM"
@@ -42,8 +47,12 @@ func runSSMShell(ctx context.Context, d *sshdDown, command string, wantTTY bool,
 		fmt.Fprintf(stderr, "ec2ssh: %s: sshd refuses connections, also from inside the instance; running %s\n", d.t, what)
 	}
 	var ch *fallback.Channel
+	var cmd *fallback.Command
 	if command != "" {
-		ch, err = api.StartCommand(ctx, d.t.ID, command, stderr)
+		cmd, err = api.StartCommand(ctx, d.t.ID, command, tty)
+		if cmd != nil {
+			ch = cmd.Channel
+		}
 	} else {
 		ch, err = api.StartShell(ctx, d.t.ID)
 	}
@@ -54,7 +63,7 @@ func runSSMShell(ctx context.Context, d *sshdDown, command string, wantTTY bool,
 	stop := context.AfterFunc(ctx, func() { ch.Close() })
 	defer stop()
 
-	if command == "" && wantTTY && term.IsTerminal(int(stdin.Fd())) {
+	if tty || (command == "" && wantTTY && term.IsTerminal(int(stdin.Fd()))) {
 		restore, err := connect.RawTerminal(stdin, func(cols, rows int) { ch.Resize(cols, rows) })
 		if err != nil {
 			return report(stderr, err, quiet)
@@ -64,28 +73,24 @@ func runSSMShell(ctx context.Context, d *sshdDown, command string, wantTTY bool,
 			ch.Resize(w, h)
 		}
 	}
-	go func() {
-		io.Copy(ch, stdin)
-		if command != "" {
-			ch.CloseWrite() // the command's stdin ends here
+	if cmd != nil {
+		code, err := cmd.Run(stdin, stdout, stderr)
+		if ctx.Err() != nil {
+			return connect.ExitSignal
 		}
-	}()
-	_, copyErr := io.Copy(stdout, ch)
-	if code, ok := ch.ExitCode(); ok {
+		if err != nil {
+			return report(stderr, err, quiet)
+		}
 		return code
 	}
-	// The output ended without a status: wait a moment for it (it is sent
-	// just before the channel closes).
-	time.Sleep(100 * time.Millisecond)
-	if code, ok := ch.ExitCode(); ok {
-		return code
+	go io.Copy(ch, stdin)
+	_, copyErr := io.Copy(stdout, ch)
+	if ctx.Err() != nil {
+		// ssh(1) ends with 255 when a signal ends it.
+		return connect.ExitSignal
 	}
 	if copyErr != nil && failure.KindOf(copyErr) != failure.Unknown {
 		return report(stderr, copyErr, quiet)
 	}
-	if command == "" {
-		return 0
-	}
-	return report(stderr, failure.New(failure.Unknown, "the SSM session ended without the command's exit status",
-		"the instance's SSM agent may be too old to report exit codes"), quiet)
+	return 0
 }

@@ -11,7 +11,6 @@ import (
 	"sync"
 	"time"
 
-	"github.com/aws/aws-sdk-go-v2/service/ec2instanceconnect"
 
 	"github.com/ec2ssh/ec2ssh/connect"
 	"github.com/ec2ssh/ec2ssh/failure"
@@ -492,8 +491,8 @@ func ssmTransport(side *ec2Side, t *target, port int) connect.Transport {
 		if err != nil {
 			return nil, err
 		}
-		s := &fallback.SSM{Client: a.SSM}
-		return s.StartPort(ctx, t.ID, port)
+		s := fallback.NewSSM(a.Config)
+		return s.StartPort(ctx, t.ID, port, true)
 	}
 }
 
@@ -583,7 +582,7 @@ func dialWithInstanceConnect(ctx context.Context, side *ec2Side, t *target, cfg 
 	if err != nil {
 		return nil, nil, err
 	}
-	signer, err := fallback.OneTimeKey(ctx, ec2instanceconnect.NewFromConfig(a.Config), t.ID, cfg.User)
+	signer, err := fallback.OneTimeKey(ctx, fallback.NewInstanceConnect(a.Config), t.ID, cfg.User)
 	if err != nil {
 		return nil, nil, err
 	}

@@ -1,64 +1,100 @@
 package fallback_test
 
 import (
+	"bufio"
 	"bytes"
 	"context"
+	"crypto/rand"
+	"crypto/sha256"
 	"io"
+	"net"
 	"runtime"
 	"strconv"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/credentials"
-	"github.com/aws/aws-sdk-go-v2/service/ssm"
 
 	"github.com/ec2ssh/ec2ssh/fallback"
 	"github.com/ec2ssh/ec2ssh/lab"
 )
 
-// echoServer stands for the instance's port: it echoes what it gets.
-func echoServer(t *testing.T) int {
-	port, stop, err := lab.Echo()
+const testInstance = "i-0123456789abcdef0"
+
+// serve runs handle for each connection to a fresh port on 127.0.0.1: a
+// stand-in for a service on the instance.
+func serve(t *testing.T, handle func(net.Conn)) int {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(stop)
-	return port
+	t.Cleanup(func() { ln.Close() })
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			go func() { defer c.Close(); handle(c) }()
+		}
+	}()
+	return ln.Addr().(*net.TCPAddr).Port
 }
 
-func standIn(t *testing.T) (*fallback.SSM, *lab.SSMStandIn) {
+// echoServer stands for the instance's port: it echoes what it gets.
+func echoServer(t *testing.T) int {
+	return serve(t, func(c net.Conn) { io.Copy(c, c) })
+}
+
+func awsConfig(port int) aws.Config {
+	return aws.Config{Region: "us-east-1", BaseEndpoint: aws.String("http://127.0.0.1:" + strconv.Itoa(port)),
+		Credentials: credentials.NewStaticCredentialsProvider("AKIATEST", "secret", "")}
+}
+
+// standIn starts the lab's SSM service and agent (which behaves as the
+// real agent does: handshake race, rejected early input, 1 KiB reads with
+// 1 ms pauses, late and raced acknowledgements) for one instance here.
+func standIn(t *testing.T, opts lab.SSMOptions) (*fallback.SSM, *lab.SSMStandIn) {
 	port, err := lab.FreePort("127.0.0.1")
 	if err != nil {
 		t.Fatal(err)
 	}
-	s, err := lab.StartSSMStandIn(port, map[string]string{"i-0123456789abcdef0": "127.0.0.1"})
+	opts.Port = port
+	if opts.Addrs == nil {
+		opts.Addrs = map[string]string{testInstance: "127.0.0.1"}
+		opts.Online = map[string]bool{testInstance: true}
+	}
+	s, err := lab.StartSSM(opts)
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(s.Stop)
-	cfg := aws.Config{Region: "us-east-1", BaseEndpoint: aws.String("http://127.0.0.1:" + itoa(port)),
-		Credentials: credentials.NewStaticCredentialsProvider("AKIATEST", "secret", "")}
-	return &fallback.SSM{Client: ssm.NewFromConfig(cfg)}, s
+	return fallback.NewSSM(awsConfig(port)), s
 }
 
-func itoa(n int) string { return strconv.Itoa(n) }
+func startPort(t *testing.T, api *fallback.SSM, port int, serverFirst bool) *fallback.Channel {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	ch, err := api.StartPort(ctx, testInstance, port, serverFirst)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return ch
+}
 
 // TestChannelRoundTripAndNoLeaks carries bytes both ways over a port
 // session, closes it (TerminateSession), and requires that no goroutine
 // outlives the sessions.
 func TestChannelRoundTripAndNoLeaks(t *testing.T) {
-	api, srv := standIn(t)
+	api, srv := standIn(t, lab.SSMOptions{})
 	port := echoServer(t)
 	session := func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
-		defer cancel()
-		ch, err := api.StartPort(ctx, "i-0123456789abcdef0", port)
-		if err != nil {
-			t.Fatal(err)
-		}
-		msg := bytes.Repeat([]byte("0123456789abcdef"), 40000) // 640 KB: many frames, a full window
+		ch := startPort(t, api, port, false)
+		msg := bytes.Repeat([]byte("0123456789abcdef"), 8192) // 128 KiB: many frames
 		go ch.Write(msg)
 		got := make([]byte, len(msg))
 		if _, err := io.ReadFull(ch, got); err != nil || !bytes.Equal(got, msg) {
@@ -86,17 +122,132 @@ func TestChannelRoundTripAndNoLeaks(t *testing.T) {
 	}
 }
 
-func TestTargetNotConnected(t *testing.T) {
-	api, _ := standIn(t)
-	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
-	defer cancel()
-	start := time.Now()
-	_, err := api.StartPort(ctx, "i-00000000000000000", 22)
-	if err == nil {
-		t.Fatal("StartPort to an instance without an agent succeeded")
+// TestFirstBytesSurviveTheHandshakeRace: the agent marks its handshake
+// done only after sending HandshakeComplete and throws away stream data in
+// between. A server that speaks first (as sshd does) must still get the
+// client's first line whole, every time.
+func TestFirstBytesSurviveTheHandshakeRace(t *testing.T) {
+	t.Parallel()
+	api, srv := standIn(t, lab.SSMOptions{})
+	port := serve(t, func(c net.Conn) {
+		c.Write([]byte("SSH-2.0-lab\r\n"))
+		line, err := bufio.NewReader(c).ReadString('\n')
+		if err != nil {
+			return
+		}
+		c.Write([]byte("got " + line))
+	})
+	for i := range 20 {
+		ch := startPort(t, api, port, true)
+		// Write at once, as an SSH client does once its transport is up.
+		if _, err := ch.Write([]byte("SSH-2.0-client\r\n")); err != nil {
+			t.Fatalf("session %d: write: %v", i, err)
+		}
+		ch.SetReadDeadline(time.Now().Add(10 * time.Second))
+		r := bufio.NewReader(ch)
+		banner, _ := r.ReadString('\n')
+		reply, err := r.ReadString('\n')
+		if banner != "SSH-2.0-lab\r\n" || reply != "got SSH-2.0-client\r\n" {
+			t.Errorf("session %d: banner %q, reply %q (%v): the first bytes were lost", i, banner, reply, err)
+		}
+		ch.Close()
 	}
-	if took := time.Since(start); took < fallback.NotConnectedRetry/2 {
-		t.Errorf("gave up after %v: TargetNotConnected is retried for a while", took)
+	if a := srv.AgentTotals(); a.DiscardedInHandshake != 0 {
+		t.Errorf("the agent discarded %d frames during its handshake", a.DiscardedInHandshake)
+	}
+}
+
+// TestHalfCloseKeepsTheReplyAndSucceeds: input ends (stdin EOF in --proxy
+// mode) before the server has answered. The answer must still arrive, and
+// the agent must record the session as ended, not failed.
+func TestHalfCloseKeepsTheReplyAndSucceeds(t *testing.T) {
+	t.Parallel()
+	api, srv := standIn(t, lab.SSMOptions{})
+	port := serve(t, func(c net.Conn) {
+		c.Write([]byte("ready\n"))
+		r := bufio.NewReader(c)
+		line, err := r.ReadString('\n')
+		if err != nil {
+			return
+		}
+		time.Sleep(200 * time.Millisecond) // the answer comes after the client's EOF
+		c.Write([]byte("answer to " + line))
+	})
+	for i := range 5 {
+		ch := startPort(t, api, port, true)
+		ch.Write([]byte("question\n"))
+		ch.CloseWrite()
+		ch.SetReadDeadline(time.Now().Add(10 * time.Second))
+		got, err := io.ReadAll(ch)
+		if string(got) != "ready\nanswer to question\n" {
+			t.Errorf("session %d: read %q (%v) after CloseWrite, want the answer", i, got, err)
+		}
+		ch.Close()
+	}
+	if o := srv.Outcomes(); o[lab.OutcomeFailed] != 0 {
+		t.Errorf("the agent recorded %d of 5 sessions as failed (%v)", o[lab.OutcomeFailed], o)
+	}
+}
+
+// TestUploadResendsLittle: a burst of input against the agent's late
+// acknowledgements must not be resent (the agent already has it).
+func TestUploadResendsLittle(t *testing.T) {
+	t.Parallel()
+	api, srv := standIn(t, lab.SSMOptions{})
+	var got sync.WaitGroup
+	got.Add(1)
+	var sum [32]byte
+	const size = 8 << 20
+	port := serve(t, func(c net.Conn) {
+		h := sha256.New()
+		io.CopyN(h, c, size)
+		copy(sum[:], h.Sum(nil))
+		got.Done()
+	})
+	msg := make([]byte, size)
+	rand.Read(msg)
+	ch := startPort(t, api, port, false)
+	if _, err := ch.Write(msg); err != nil {
+		t.Fatal(err)
+	}
+	got.Wait()
+	ch.Close()
+	if sum != sha256.Sum256(msg) {
+		t.Fatal("the upload arrived corrupted")
+	}
+	stats, agent := ch.Stats(), srv.AgentTotals()
+	if frac := float64(agent.DuplicateInput) / float64(stats.FramesSent); frac > 0.01 {
+		t.Errorf("%d of %d frames were resent although the agent had them (%.2f%%)", agent.DuplicateInput, stats.FramesSent, 100*frac)
+	}
+}
+
+// TestDroppedWebSocketsResume: the WebSocket goes away mid-transfer, as on
+// a network blip (the TCP connection just ends) and as the service closes
+// it every hour (close 1000): the session resumes and no byte is lost.
+func TestDroppedWebSocketsResume(t *testing.T) {
+	t.Parallel()
+	for _, code := range []int{0, 1000} {
+		t.Run("code "+strconv.Itoa(code), func(t *testing.T) {
+			t.Parallel()
+			api, srv := standIn(t, lab.SSMOptions{})
+			port := echoServer(t)
+			ch := startPort(t, api, port, false)
+			msg := make([]byte, 512<<10)
+			rand.Read(msg)
+			go func() {
+				ch.Write(msg[:len(msg)/2])
+				if n := srv.DropSockets(code); n == 0 {
+					t.Error("no WebSocket was open to drop")
+				}
+				ch.Write(msg[len(msg)/2:])
+			}()
+			ch.SetReadDeadline(time.Now().Add(60 * time.Second))
+			got := make([]byte, len(msg))
+			if _, err := io.ReadFull(ch, got); err != nil || !bytes.Equal(got, msg) {
+				t.Fatalf("after the drop: %v (equal %v)", err, bytes.Equal(got, msg))
+			}
+			ch.Close()
+		})
 	}
 }
 

@@ -7,7 +7,9 @@ import (
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/kms"
 	"github.com/aws/aws-sdk-go-v2/service/ssm"
+	ssmtypes "github.com/aws/aws-sdk-go-v2/service/ssm/types"
 	"github.com/aws/smithy-go"
 
 	"github.com/ec2ssh/ec2ssh/failure"
@@ -21,25 +23,76 @@ const SSHDocument = "AWS-StartSSHSession"
 // although DescribeInstanceInformation already says Online.
 const NotConnectedRetry = 6 * time.Second
 
-// SSM is the Session Manager API: StartSession, ResumeSession and
-// TerminateSession through the SDK (AWS_ENDPOINT_URL_SSM applies).
+// notConnectedPause is the wait between those retries.
+const notConnectedPause = time.Second
+
+// SSMAPI is the part of the SSM API a session needs.
+type SSMAPI interface {
+	StartSession(ctx context.Context, in *ssm.StartSessionInput, optFns ...func(*ssm.Options)) (*ssm.StartSessionOutput, error)
+	ResumeSession(ctx context.Context, in *ssm.ResumeSessionInput, optFns ...func(*ssm.Options)) (*ssm.ResumeSessionOutput, error)
+	TerminateSession(ctx context.Context, in *ssm.TerminateSessionInput, optFns ...func(*ssm.Options)) (*ssm.TerminateSessionOutput, error)
+}
+
+// SSM is Session Manager: StartSession, ResumeSession and TerminateSession
+// through the SDK (AWS_ENDPOINT_URL_SSM applies), and KMS for sessions the
+// account's preferences encrypt.
 type SSM struct {
-	Client *ssm.Client
+	Client SSMAPI
+	KMS    KMSAPI
+	Debug  func(format string, a ...any)
+	// Sleep waits between TargetNotConnected retries and returns early with
+	// ctx's error; tests replace it so that retries cost no wall time.
+	Sleep func(ctx context.Context, d time.Duration) error
+	// Now is the clock the retry deadline is read from.
+	Now func() time.Time
+}
+
+// NewSSM builds the Session Manager and KMS clients from cfg.
+func NewSSM(cfg aws.Config) *SSM {
+	return &SSM{Client: ssm.NewFromConfig(cfg), KMS: kms.NewFromConfig(cfg)}
+}
+
+func (s *SSM) sleep(ctx context.Context, d time.Duration) error {
+	if s.Sleep != nil {
+		return s.Sleep(ctx, d)
+	}
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-t.C:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+func (s *SSM) now() time.Time {
+	if s.Now != nil {
+		return s.Now()
+	}
+	return time.Now()
+}
+
+func (s *SSM) options(target string, hold bool) Options {
+	return Options{KMS: s.KMS, TargetID: target, HoldInput: hold, Debug: s.Debug}
 }
 
 // StartPort starts a port session to instanceID's port and opens its data
-// channel: a byte stream to that port, from the instance itself.
-func (s *SSM) StartPort(ctx context.Context, instanceID string, port int) (*Channel, error) {
+// channel: a byte stream to that port, from the instance itself. With
+// serverFirst (SSH: the server's banner comes first), input is held until
+// the port's first output, so that the agent's handshake race cannot eat
+// the client's banner (Options.HoldInput).
+func (s *SSM) StartPort(ctx context.Context, instanceID string, port int, serverFirst bool) (*Channel, error) {
 	ep, err := s.start(ctx, &ssm.StartSessionInput{Target: aws.String(instanceID), DocumentName: aws.String(SSHDocument),
 		Parameters: map[string][]string{"portNumber": {strconv.Itoa(port)}}})
 	if err != nil {
 		return nil, err
 	}
-	return OpenChannel(ctx, s, ep)
+	return OpenChannel(ctx, s, ep, s.options(instanceID, serverFirst))
 }
 
 func (s *SSM) start(ctx context.Context, in *ssm.StartSessionInput) (Endpoint, error) {
-	deadline := time.Now().Add(NotConnectedRetry)
+	deadline := s.now().Add(NotConnectedRetry)
 	for {
 		cctx, cancel := context.WithTimeout(ctx, CallTimeout)
 		out, err := s.Client.StartSession(cctx, in)
@@ -47,12 +100,16 @@ func (s *SSM) start(ctx context.Context, in *ssm.StartSessionInput) (Endpoint, e
 		if err == nil {
 			return Endpoint{SessionID: aws.ToString(out.SessionId), StreamURL: aws.ToString(out.StreamUrl), Token: aws.ToString(out.TokenValue)}, nil
 		}
-		var ae smithy.APIError
-		if errors.As(err, &ae) && ae.ErrorCode() == "TargetNotConnected" && time.Now().Before(deadline) && ctx.Err() == nil {
-			time.Sleep(time.Second)
-			continue
+		var nc *ssmtypes.TargetNotConnected
+		if errors.As(err, &nc) && s.now().Before(deadline) {
+			if s.sleep(ctx, notConnectedPause) == nil {
+				continue
+			}
 		}
-		return Endpoint{}, classify("start an SSM session on "+aws.ToString(in.Target), err)
+		if ctx.Err() != nil {
+			return Endpoint{}, &failure.Error{Kind: failure.Canceled, Msg: "interrupted while starting the SSM session", Err: ctx.Err()}
+		}
+		return Endpoint{}, classifySSM("start an SSM session on "+aws.ToString(in.Target), err)
 	}
 }
 
@@ -60,7 +117,7 @@ func (s *SSM) start(ctx context.Context, in *ssm.StartSessionInput) (Endpoint, e
 func (s *SSM) Resume(ctx context.Context, sessionID string) (Endpoint, error) {
 	out, err := s.Client.ResumeSession(ctx, &ssm.ResumeSessionInput{SessionId: aws.String(sessionID)})
 	if err != nil {
-		return Endpoint{}, classify("resume SSM session "+sessionID, err)
+		return Endpoint{}, classifySSM("resume SSM session "+sessionID, err)
 	}
 	return Endpoint{SessionID: aws.ToString(out.SessionId), StreamURL: aws.ToString(out.StreamUrl), Token: aws.ToString(out.TokenValue)}, nil
 }
@@ -69,25 +126,35 @@ func (s *SSM) Resume(ctx context.Context, sessionID string) (Endpoint, error) {
 func (s *SSM) Terminate(ctx context.Context, sessionID string) error {
 	_, err := s.Client.TerminateSession(ctx, &ssm.TerminateSessionInput{SessionId: aws.String(sessionID)})
 	if err != nil {
-		return classify("terminate SSM session "+sessionID, err)
+		return classifySSM("terminate SSM session "+sessionID, err)
 	}
 	return nil
 }
 
-// classify turns an SSM API error into a *failure.Error where it enters.
-func classify(op string, err error) error {
+// classifySSM turns an SSM API error into a *failure.Error where it enters,
+// by the SDK's typed errors.
+func classifySSM(op string, err error) error {
 	e := &failure.Error{Kind: failure.Unknown, Op: op, Err: err}
 	var ae smithy.APIError
 	if errors.As(err, &ae) {
 		e.Msg = op + ": " + ae.ErrorCode() + ": " + ae.ErrorMessage()
-		switch ae.ErrorCode() {
-		case "AccessDeniedException", "AccessDenied":
-			e.Kind, e.Hint = failure.AWSAuth, "the caller needs ssm:StartSession on the instance and the AWS-StartSSHSession document"
-		case "TargetNotConnected":
-			e.Kind, e.Hint = failure.Unreachable, "the instance's SSM agent is not connected: see ec2ssh --diagnose"
-		case "InvalidDocument":
-			e.Hint = "the AWS-StartSSHSession document is not available in this region"
-		}
+	}
+	var denied *ssmtypes.AccessDeniedException
+	var notConnected *ssmtypes.TargetNotConnected
+	var badDoc *ssmtypes.InvalidDocument
+	var badTarget *ssmtypes.InvalidTarget
+	var missing *ssmtypes.DoesNotExistException
+	switch {
+	case errors.As(err, &denied):
+		e.Kind, e.Hint = failure.AWSAuth, "the caller needs ssm:StartSession on the instance and the session's document"
+	case errors.As(err, &notConnected):
+		e.Kind, e.Hint = failure.Unreachable, "the instance's SSM agent is not connected: see ec2ssh --diagnose"
+	case errors.As(err, &badDoc):
+		e.Hint = "the session document is not available in this region"
+	case errors.As(err, &badTarget):
+		e.Kind, e.Hint = failure.Config, "the instance is not a managed node in this region and account"
+	case errors.As(err, &missing):
+		e.Hint = "the session has ended"
 	}
 	return e
 }

@@ -7,6 +7,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -19,18 +20,41 @@ import (
 const SSMPort = 5001
 
 // ssmStandIn answers the SSM JSON API (AWS JSON 1.1, X-Amz-Target
-// "AmazonSSM.<Operation>") for the lab's instances.
+// "AmazonSSM.<Operation>") for the lab's instances, and plays each
+// instance's agent (ssmagent.go).
 type ssmStandIn struct {
-	online map[string]bool   // instance id -> agent online
-	addrs  map[string]string // instance id -> address
-	port   int
-	srv    *http.Server
+	opts  SSMOptions
+	addrs map[string]string // instance id -> address
+	port  int
+	srv   *http.Server
 
 	mu         sync.Mutex
+	online     map[string]bool // instance id -> agent online
 	sessions   map[string]*agentSession
+	all        []*agentSession
 	eicKeys    []eicKey
 	sockets    map[*websocket.Conn]bool
 	terminated int
+}
+
+// SSMOptions configure the stand-in.
+type SSMOptions struct {
+	Port   int
+	Online map[string]bool   // instance id -> agent online
+	Addrs  map[string]string // instance id -> address
+	// KMSKeyID, when set, is the Session Manager preference that encrypts
+	// every session with that KMS key; KMS decrypts the client's data key.
+	KMSKeyID string
+	KMS      KMSDecrypter
+	// Views give an instance its own view of its files (see View).
+	Views map[string]*View
+	// Reference turns off the agent's two races (the handshake's and the
+	// acknowledgements'). Only the test that holds the stand-in to the
+	// stock plugin sets it: that client has both defects (it writes the
+	// moment the handshake completes and acknowledges no duplicate), so
+	// the races would fail it at random, and what the test checks is the
+	// protocol, not the races, which ec2ssh's own tests meet.
+	Reference bool
 }
 
 // SSMStandIn is the lab's SSM service and agent, for tests outside the
@@ -44,7 +68,7 @@ func StartSSMStandIn(port int, addrs map[string]string) (*SSMStandIn, error) {
 	for id := range addrs {
 		online[id] = true
 	}
-	return startSSMOn(port, online, addrs)
+	return StartSSM(SSMOptions{Port: port, Online: online, Addrs: addrs})
 }
 
 // Stop ends the stand-in and its sessions.
@@ -57,19 +81,51 @@ func (s *ssmStandIn) Sessions() (open, terminated int) {
 	return len(s.sessions), s.terminated
 }
 
-func startSSM(online map[string]bool, addrs map[string]string) (*ssmStandIn, error) {
-	return startSSMOn(SSMPort, online, addrs)
+// SetOnline marks an instance's agent online or offline.
+func (s *ssmStandIn) SetOnline(id string, online bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.online[id] = online
 }
 
-func startSSMOn(port int, online map[string]bool, addrs map[string]string) (*ssmStandIn, error) {
-	ln, err := net.Listen("tcp", fmt.Sprintf("127.0.0.1:%d", port))
+func (s *ssmStandIn) isOnline(id string) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.online[id]
+}
+
+// StartSSM serves the stand-in as opts say.
+func StartSSM(opts SSMOptions) (*ssmStandIn, error) {
+	ln, err := net.Listen("tcp", fmt.Sprintf("127.0.0.1:%d", opts.Port))
 	if err != nil {
 		return nil, fmt.Errorf("ssm stand-in: %w", err)
 	}
-	s := &ssmStandIn{online: online, addrs: addrs, port: port, sessions: map[string]*agentSession{}, sockets: map[*websocket.Conn]bool{}}
+	online := map[string]bool{}
+	for k, v := range opts.Online {
+		online[k] = v
+	}
+	s := &ssmStandIn{opts: opts, online: online, addrs: opts.Addrs, port: opts.Port, sessions: map[string]*agentSession{}, sockets: map[*websocket.Conn]bool{}}
 	s.srv = &http.Server{Handler: s, ReadHeaderTimeout: 5 * time.Second}
 	go s.srv.Serve(ln)
 	return s, nil
+}
+
+// DropSockets drops every data channel WebSocket, as a network blip would
+// (code 0: the TCP connection just goes) or as the service does every hour
+// (code 1000: a clean close). It returns how many there were.
+func (s *ssmStandIn) DropSockets(code int) int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	n := len(s.sockets)
+	for ws := range s.sockets {
+		if code == 0 {
+			ws.UnderlyingConn().Close()
+			continue
+		}
+		ws.WriteControl(websocket.CloseMessage, websocket.FormatCloseMessage(code, "the service closes the channel"), time.Now().Add(time.Second))
+		ws.UnderlyingConn().Close()
+	}
+	return n
 }
 
 func (s *ssmStandIn) ServeHTTP(w http.ResponseWriter, r *http.Request) {
@@ -78,14 +134,10 @@ func (s *ssmStandIn) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		s.dataChannel(w, r)
 		return
 	case r.URL.Path == "/lab/drop":
-		// Test hook: drop every data channel WebSocket, as a network blip would.
-		s.mu.Lock()
-		n := len(s.sockets)
-		for ws := range s.sockets {
-			ws.UnderlyingConn().Close()
-		}
-		s.mu.Unlock()
-		fmt.Fprintf(w, "%d\n", n)
+		// Test hook: drop every data channel WebSocket, as a network blip
+		// would, or (?code=1000) close it as the service does every hour.
+		code, _ := strconv.Atoi(r.URL.Query().Get("code"))
+		fmt.Fprintf(w, "%d\n", s.DropSockets(code))
 		return
 	case r.URL.Path == "/lab/eic":
 		// AuthorizedKeysCommand asks here: the keys pushed for this
@@ -103,9 +155,9 @@ func (s *ssmStandIn) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		s.instanceConnect(w, r)
 		return
 	case r.URL.Path == "/lab/sessions":
-		s.mu.Lock()
-		fmt.Fprintf(w, "open %d terminated %d\n", len(s.sessions), s.terminated)
-		s.mu.Unlock()
+		open, terminated := s.Sessions()
+		o := s.Outcomes()
+		fmt.Fprintf(w, "open %d terminated %d success %d failed %d\n", open, terminated, o[OutcomeSuccess]+o[OutcomeTerminated], o[OutcomeFailed])
 		return
 	}
 	op := strings.TrimPrefix(r.Header.Get("X-Amz-Target"), "AmazonSSM.")
@@ -135,7 +187,7 @@ func (s *ssmStandIn) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		}
 		list := []map[string]any{}
 		for _, id := range ids {
-			if s.online[id] {
+			if s.isOnline(id) {
 				list = append(list, map[string]any{"InstanceId": id, "PingStatus": "Online", "AgentVersion": "3.3.0.0-lab",
 					"LastPingDateTime": float64(time.Now().Unix()), "PlatformType": "Linux", "ResourceType": "EC2Instance"})
 			}
@@ -152,7 +204,7 @@ func (s *ssmStandIn) stop() {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	for _, sess := range s.sessions {
-		sess.close()
+		go sess.end(OutcomeTerminated)
 	}
 }
 
@@ -179,3 +231,6 @@ func (s *ssmStandIn) instanceConnect(w http.ResponseWriter, r *http.Request) {
 	s.mu.Unlock()
 	json.NewEncoder(w).Encode(map[string]any{"RequestId": randomID("req-"), "Success": true})
 }
+
+// Port is where the stand-in listens.
+func (s *ssmStandIn) Port() int { return s.port }

@@ -1,12 +1,14 @@
 package lab
 
 import (
+	"context"
 	"crypto/rand"
 	"encoding/binary"
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
 	"io"
+	"math/big"
 	"net"
 	"net/http"
 	"os"
@@ -15,37 +17,102 @@ import (
 	"sync"
 	"time"
 
-	"github.com/aws/session-manager-plugin/src/message"
+	"github.com/aws/aws-sdk-go-v2/service/kms"
 	"github.com/gorilla/websocket"
 
 	"github.com/ec2ssh/ec2ssh/fallback"
 )
 
-// agentSession is the agent's side of one SSM session in the stand-in:
-// the same frames, acknowledgements and retransmissions a real agent
-// uses, with the port session bridged to the instance's port from the
-// instance's own address.
+// The agent's side of a session, as amazon-ssm-agent 3.3.x does it
+// (SSM-DATA-CHANNEL.md, "The real agent"), so that tests see what users
+// see:
+//   - it sends HandshakeComplete and only afterwards marks the handshake
+//     done; stream data in between is acknowledged and thrown away;
+//   - input that arrives before its plugin is ready (the port not yet
+//     connected, the terminal not yet started) is rejected without an ack;
+//   - it records a frame as sent only after writing it, so an ack can beat
+//     its bookkeeping and the frame is sent again later; it acknowledges
+//     duplicates again;
+//   - it resends only its oldest unacknowledged frame, every 100 ms, after
+//     an RTT-based timeout (200 ms at first, 1 s at most);
+//   - it reads the port 1 KiB at a time and sleeps 1 ms after each;
+//   - DisconnectToPort closes its connection to the port at once: what the
+//     port sends afterwards is lost and the session is recorded as Failed.
+const (
+	agentReadSize       = 1024
+	agentReadPause      = time.Millisecond
+	agentResendTick     = 100 * time.Millisecond
+	agentInitialRTO     = 200 * time.Millisecond
+	agentMaxRTO         = time.Second
+	agentClockGranule   = 10 * time.Millisecond
+	agentIncomingBuffer = 10000
+	agentOutgoingBuffer = 100000
+	// ackRaceRate is the share of frames the agent records as sent only
+	// after writing them, so that an acknowledgement can beat its
+	// bookkeeping: "hundreds of times in a 16 MiB download" on loopback.
+	ackRaceRate = 0.02
+	// handshakeRaceRate is the share of sessions in which the agent's
+	// bookkeeping after HandshakeComplete is slow enough to be seen, and
+	// handshakeBookkeeping the most it then takes (a goroutine hop or two
+	// under load): a client that writes the moment the handshake completes
+	// loses its first bytes about one time in four, as was seen with the
+	// real agent (5 of 20).
+	handshakeRaceRate    = 0.3
+	handshakeBookkeeping = 3 * time.Millisecond
+)
+
+// Session outcomes, as the agent records them.
+const (
+	OutcomeSuccess    = "Success"
+	OutcomeFailed     = "Failed"
+	OutcomeTerminated = "Terminated"
+)
+
+type outFrame struct {
+	seq      int64
+	frame    []byte
+	lastSent time.Time
+}
+
+// agentSession is the agent's side of one SSM session in the stand-in,
+// with the port session bridged to the instance's port from the instance's
+// own address.
 type agentSession struct {
+	s                           *ssmStandIn
 	id, target, token, document string
 	addr                        string // the instance's address
 	port                        int
+	command                     string // for command sessions
+	kmsKeyID                    string
 
-	mu       sync.Mutex
-	cond     *sync.Cond
-	ws       *websocket.Conn
-	wmu      sync.Mutex
-	nextSeq  int64
-	unacked  map[int64][]byte
-	sentAt   map[int64]time.Time
-	expected int64
-	ahead    map[int64]*fallback.Frame
-	tcp      net.Conn
-	command  string         // for command sessions
-	stdin    io.WriteCloser // a shell's or command's input
-	pty      *os.File       // a shell's terminal
-	started  bool
-	closed   bool
-	done     chan struct{}
+	mu            sync.Mutex
+	cond          *sync.Cond
+	ws            *websocket.Conn
+	wmu           sync.Mutex
+	nextSeq       int64
+	outbox        map[int64]*outFrame
+	rtt, rttvar   time.Duration
+	rto           time.Duration
+	expected      int64
+	buffered      map[int64]*fallback.Frame
+	handshakeDone bool
+	keys          *fallback.AgentKeys
+	challenge     []byte
+	tcp           net.Conn       // the port, once connected
+	disconnected  bool           // DisconnectToPort received
+	stdin         io.WriteCloser // a terminal session's input
+	pty           *os.File
+	cmdProc       *os.Process
+	started       bool
+	closed        bool
+	outcome       string
+	stats         AgentStats
+	done          chan struct{}
+}
+
+// AgentStats counts what one session's agent saw.
+type AgentStats struct {
+	InputFrames, DuplicateInput, Rejected, DiscardedInHandshake, Resent int
 }
 
 func randomID(prefix string) string {
@@ -64,8 +131,12 @@ func (s *ssmStandIn) startSession(w http.ResponseWriter, r *http.Request, body [
 	}
 	json.Unmarshal(body, &in)
 	addr, ok := s.addrs[in.Target]
-	if !ok || !s.online[in.Target] {
+	if !ok || !s.isOnline(in.Target) {
 		apiError(w, "TargetNotConnected", in.Target+" is not connected.")
+		return
+	}
+	if in.DocumentName != "" && sessionType(in.DocumentName) == "" {
+		apiError(w, "InvalidDocument", "document "+in.DocumentName+" does not exist")
 		return
 	}
 	port := 22
@@ -76,11 +147,13 @@ func (s *ssmStandIn) startSession(w http.ResponseWriter, r *http.Request, body [
 	if c := in.Parameters["command"]; len(c) == 1 {
 		command = c[0]
 	}
-	sess := &agentSession{id: randomID("lab-"), target: in.Target, token: randomID("tok-"), document: in.DocumentName, command: command,
-		addr: addr, port: port, unacked: map[int64][]byte{}, sentAt: map[int64]time.Time{}, ahead: map[int64]*fallback.Frame{}, done: make(chan struct{})}
+	sess := &agentSession{s: s, id: randomID("lab-"), target: in.Target, token: randomID("tok-"), document: in.DocumentName, command: command,
+		addr: addr, port: port, kmsKeyID: s.opts.KMSKeyID, outbox: map[int64]*outFrame{}, buffered: map[int64]*fallback.Frame{},
+		rto: agentInitialRTO, done: make(chan struct{})}
 	sess.cond = sync.NewCond(&sess.mu)
 	s.mu.Lock()
 	s.sessions[sess.id] = sess
+	s.all = append(s.all, sess)
 	s.mu.Unlock()
 	json.NewEncoder(w).Encode(map[string]string{"SessionId": sess.id, "TokenValue": sess.token,
 		"StreamUrl": fmt.Sprintf("ws://127.0.0.1:%d/v1/data-channel/%s?role=publish_subscribe", s.port, sess.id)})
@@ -113,7 +186,7 @@ func (s *ssmStandIn) terminateSession(w http.ResponseWriter, body []byte) {
 	s.terminated++
 	s.mu.Unlock()
 	if sess != nil {
-		sess.close()
+		sess.end(OutcomeTerminated)
 	}
 	json.NewEncoder(w).Encode(map[string]string{"SessionId": in.SessionId})
 }
@@ -137,6 +210,7 @@ func (s *ssmStandIn) dataChannel(w http.ResponseWriter, r *http.Request) {
 	if err != nil {
 		return
 	}
+	ws.SetReadLimit(fallback.MaxFrameLength)
 	// The client speaks first: the token from StartSession/ResumeSession.
 	_, first, err := ws.ReadMessage()
 	var open struct{ TokenValue string }
@@ -145,7 +219,7 @@ func (s *ssmStandIn) dataChannel(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	sess.mu.Lock()
-	if open.TokenValue != sess.token {
+	if open.TokenValue != sess.token || sess.closed {
 		sess.mu.Unlock()
 		ws.WriteMessage(websocket.CloseMessage, websocket.FormatCloseMessage(websocket.ClosePolicyViolation, "bad token"))
 		ws.Close()
@@ -155,10 +229,6 @@ func (s *ssmStandIn) dataChannel(w http.ResponseWriter, r *http.Request) {
 	sess.ws = ws
 	started := sess.started
 	sess.started = true
-	resend := make([][]byte, 0, len(sess.unacked))
-	for _, b := range sess.unacked {
-		resend = append(resend, b)
-	}
 	sess.mu.Unlock()
 	if old != nil {
 		old.Close()
@@ -167,15 +237,8 @@ func (s *ssmStandIn) dataChannel(w http.ResponseWriter, r *http.Request) {
 	s.sockets[ws] = true
 	s.mu.Unlock()
 	if !started {
-		props, _ := json.Marshal(map[string]string{"portNumber": strconv.Itoa(sess.port)})
-		req, _ := json.Marshal(message.HandshakeRequestPayload{AgentVersion: "3.3.0.0-lab", RequestedClientActions: []message.RequestedClientAction{
-			{ActionType: message.SessionType, ActionParameters: mustJSON(message.SessionTypeRequest{SessionType: sessionType(sess.document), Properties: json.RawMessage(props)})}}})
-		sess.send(message.HandshakeRequestPayloadType, req)
-		go sess.retransmit()
-	} else {
-		for _, b := range resend {
-			sess.write(b)
-		}
+		go sess.resendLoop()
+		sess.sendHandshakeRequest()
 	}
 	for {
 		_, b, err := ws.ReadMessage()
@@ -185,7 +248,7 @@ func (s *ssmStandIn) dataChannel(w http.ResponseWriter, r *http.Request) {
 			s.mu.Unlock()
 			return // the client resumes, or terminates
 		}
-		f, err := fallback.DecodeFrame(b)
+		f, err := fallback.Decode(b)
 		if err != nil {
 			continue
 		}
@@ -193,9 +256,19 @@ func (s *ssmStandIn) dataChannel(w http.ResponseWriter, r *http.Request) {
 	}
 }
 
-func mustJSON(v any) json.RawMessage {
-	b, _ := json.Marshal(v)
-	return b
+func (a *agentSession) sendHandshakeRequest() {
+	props := json.RawMessage("{}")
+	if sessionType(a.document) == "Port" {
+		props, _ = json.Marshal(map[string]string{"portNumber": strconv.Itoa(a.port)})
+	}
+	st, _ := json.Marshal(fallback.SessionTypeRequest{SessionType: sessionType(a.document), Properties: props})
+	actions := []fallback.RequestedClientAction{{ActionType: fallback.ActionSessionType, ActionParameters: st}}
+	if a.kmsKeyID != "" {
+		k, _ := json.Marshal(fallback.KMSEncryptionRequest{KMSKeyID: a.kmsKeyID})
+		actions = append(actions, fallback.RequestedClientAction{ActionType: fallback.ActionKMSEncryption, ActionParameters: k})
+	}
+	req, _ := json.Marshal(fallback.HandshakeRequestPayload{AgentVersion: "3.3.0.0-lab", RequestedClientActions: actions})
+	a.send(fallback.HandshakeRequest, req)
 }
 
 func (a *agentSession) write(b []byte) error {
@@ -210,27 +283,51 @@ func (a *agentSession) write(b []byte) error {
 	return ws.WriteMessage(websocket.BinaryMessage, b)
 }
 
-// send queues an output_stream_data frame, waiting while 512 are unacked.
-func (a *agentSession) send(ptype message.PayloadType, payload []byte) {
+// send writes an output_stream_data frame and records it as sent. Like the
+// real agent it sometimes records it only after writing it: an
+// acknowledgement that arrives in between finds nothing to remove, and the
+// frame goes again later (until acknowledged again, or for good with a
+// client that does not acknowledge duplicates).
+func (a *agentSession) send(ptype fallback.PayloadType, payload []byte) {
 	a.mu.Lock()
-	for len(a.unacked) >= 512 && !a.closed {
-		a.cond.Wait()
-	}
 	if a.closed {
 		a.mu.Unlock()
 		return
 	}
+	if a.keys != nil && (ptype == fallback.Output || ptype == fallback.StdErr || ptype == fallback.ExitCode) {
+		payload = a.keys.Seal(payload)
+	}
 	seq := a.nextSeq
 	a.nextSeq++
-	b, _ := fallback.EncodeFrame(message.OutputStreamMessage, seq, 0, ptype, payload)
-	a.unacked[seq] = b
-	a.sentAt[seq] = time.Now()
+	b := fallback.NewFrame(fallback.OutputStreamMessage, seq, 0, ptype, payload).Encode()
+	record := func() {
+		if len(a.outbox) < agentOutgoingBuffer {
+			a.outbox[seq] = &outFrame{seq: seq, frame: b, lastSent: time.Now()}
+		}
+	}
+	late := !a.s.opts.Reference && chance(ackRaceRate)
+	if !late {
+		record()
+	}
 	a.mu.Unlock()
 	a.write(b)
+	if late {
+		time.Sleep(time.Millisecond) // the bookkeeping the ack outruns
+		a.mu.Lock()
+		record()
+		a.mu.Unlock()
+	}
 }
 
-func (a *agentSession) retransmit() {
-	t := time.NewTicker(100 * time.Millisecond)
+func chance(p float64) bool {
+	n, _ := rand.Int(rand.Reader, big.NewInt(1<<30))
+	return float64(n.Int64()) < p*(1<<30)
+}
+
+// resendLoop sends the oldest unacknowledged frame again when it is
+// overdue, checking every 100 ms.
+func (a *agentSession) resendLoop() {
+	t := time.NewTicker(agentResendTick)
 	defer t.Stop()
 	for {
 		select {
@@ -239,151 +336,368 @@ func (a *agentSession) retransmit() {
 		case <-t.C:
 		}
 		a.mu.Lock()
-		var due [][]byte
-		for seq, at := range a.sentAt {
-			if time.Since(at) > 300*time.Millisecond {
-				due = append(due, a.unacked[seq])
-				a.sentAt[seq] = time.Now()
+		var oldest *outFrame
+		for _, f := range a.outbox {
+			if oldest == nil || f.seq < oldest.seq {
+				oldest = f
 			}
 		}
+		var due []byte
+		if oldest != nil && time.Since(oldest.lastSent) > a.rto {
+			due = oldest.frame
+			oldest.lastSent = time.Now()
+			a.stats.Resent++
+		}
 		a.mu.Unlock()
-		for _, b := range due {
-			a.write(b)
+		if due != nil {
+			a.write(due)
 		}
 	}
 }
 
 func (a *agentSession) handle(f *fallback.Frame) {
 	switch f.MessageType {
-	case message.AcknowledgeMessage:
+	case fallback.AcknowledgeMessage:
 		seq, err := fallback.AckedSequence(f)
 		if err != nil {
 			return
 		}
 		a.mu.Lock()
-		delete(a.unacked, seq)
-		delete(a.sentAt, seq)
-		a.cond.Broadcast()
-		a.mu.Unlock()
-	case message.InputStreamMessage:
-		if ack, err := fallback.EncodeAck(f); err == nil {
-			a.write(ack)
+		if o, ok := a.outbox[seq]; ok {
+			a.sampleRTT(time.Since(o.lastSent))
+			delete(a.outbox, seq)
+			a.cond.Broadcast()
 		}
-		a.mu.Lock()
-		if f.SequenceNumber < a.expected {
+		a.mu.Unlock()
+	case fallback.InputStreamMessage:
+		a.receive(f)
+	}
+}
+
+// sampleRTT follows the agent's RTT estimate; a.mu is held.
+func (a *agentSession) sampleRTT(r time.Duration) {
+	if a.rtt == 0 {
+		a.rtt, a.rttvar = r, r/2
+	} else {
+		d := a.rtt - r
+		if d < 0 {
+			d = -d
+		}
+		a.rttvar = (3*a.rttvar + d) / 4
+		a.rtt = (7*a.rtt + r) / 8
+	}
+	a.rto = min(a.rtt+max(agentClockGranule, 4*a.rttvar), agentMaxRTO)
+}
+
+func (a *agentSession) ack(f *fallback.Frame) { a.write(fallback.EncodeAck(f)) }
+
+// receive takes one input_stream_data frame.
+func (a *agentSession) receive(f *fallback.Frame) {
+	a.mu.Lock()
+	a.stats.InputFrames++
+	switch {
+	case f.SequenceNumber < a.expected:
+		a.stats.DuplicateInput++
+		a.mu.Unlock()
+		a.ack(f) // "Resending acknowledge for already processed message"
+		return
+	case f.SequenceNumber > a.expected:
+		if _, had := a.buffered[f.SequenceNumber]; had {
+			a.stats.DuplicateInput++
+		} else if len(a.buffered) < agentIncomingBuffer {
+			a.buffered[f.SequenceNumber] = f
+		} else {
 			a.mu.Unlock()
 			return
 		}
-		a.ahead[f.SequenceNumber] = f
-		var ready []*fallback.Frame
-		for {
-			next, ok := a.ahead[a.expected]
-			if !ok {
-				break
-			}
-			delete(a.ahead, a.expected)
-			ready = append(ready, next)
-			a.expected++
-		}
 		a.mu.Unlock()
-		for _, fr := range ready {
-			a.input(fr)
+		a.ack(f)
+		return
+	}
+	a.mu.Unlock()
+	if !a.accept(f) {
+		return
+	}
+	for {
+		a.mu.Lock()
+		next, ok := a.buffered[a.expected]
+		a.mu.Unlock()
+		if !ok || !a.accept(next) {
+			return
+		}
+		a.mu.Lock()
+		delete(a.buffered, next.SequenceNumber)
+		a.mu.Unlock()
+	}
+}
+
+// accept processes the frame that is next in order, unless the plugin is
+// not ready for it: then it is rejected without an ack and the client must
+// send it again.
+func (a *agentSession) accept(f *fallback.Frame) bool {
+	a.mu.Lock()
+	stream := f.PayloadType != fallback.HandshakeResponse && f.PayloadType != fallback.EncChallengeResponse
+	if stream && a.handshakeDone && !a.readyLocked(f) {
+		a.stats.Rejected++ // "TCP connection unavailable. Reject incoming message packet"
+		a.mu.Unlock()
+		return false
+	}
+	a.expected = f.SequenceNumber + 1
+	discard := stream && !a.handshakeDone
+	if discard {
+		a.stats.DiscardedInHandshake++ // "Handshake still in progress, ignore stream data message"
+	}
+	a.mu.Unlock()
+	a.ack(f)
+	if !discard {
+		a.process(f)
+	}
+	return true
+}
+
+// readyLocked reports whether the plugin takes f now; a.mu is held.
+func (a *agentSession) readyLocked(f *fallback.Frame) bool {
+	switch sessionType(a.document) {
+	case "Port":
+		return a.tcp != nil || a.disconnected
+	case "NonInteractiveCommands":
+		return true
+	}
+	return a.stdin != nil // the terminal has started
+}
+
+func (a *agentSession) process(f *fallback.Frame) {
+	switch f.PayloadType {
+	case fallback.HandshakeResponse:
+		a.handshakeResponse(f.Payload)
+	case fallback.EncChallengeResponse:
+		a.challengeResponse(f.Payload)
+	case fallback.Output:
+		payload := f.Payload
+		a.mu.Lock()
+		keys := a.keys
+		a.mu.Unlock()
+		if keys != nil {
+			p, err := keys.Open(payload)
+			if err != nil {
+				a.closeChannel("decrypting input failed: " + err.Error())
+				a.end(OutcomeFailed)
+				return
+			}
+			payload = p
+		}
+		a.input(payload)
+	case fallback.Size:
+		a.resize(f.Payload)
+	case fallback.Flag:
+		if len(f.Payload) == 4 {
+			a.flag(binary.BigEndian.Uint32(f.Payload))
 		}
 	}
 }
 
-// input handles one in-order frame from the client.
-func (a *agentSession) input(f *fallback.Frame) {
-	switch message.PayloadType(f.PayloadType) {
-	case message.HandshakeResponsePayloadType:
-		done, _ := json.Marshal(message.HandshakeCompletePayload{HandshakeTimeToComplete: time.Millisecond})
-		a.send(message.HandshakeCompletePayloadType, done)
-		if kind := sessionType(a.document); kind == "Port" {
-			go a.bridge()
-		} else {
-			go a.runShell(kind)
+func (a *agentSession) handshakeResponse(payload []byte) {
+	var resp fallback.HandshakeResponsePayload
+	if json.Unmarshal(payload, &resp) != nil {
+		return
+	}
+	for _, pa := range resp.ProcessedClientActions {
+		if pa.ActionType != fallback.ActionKMSEncryption {
+			continue
 		}
-	case message.Output:
+		if pa.ActionStatus != fallback.ActionSuccess {
+			a.closeChannel("KMSEncryption failed on client: " + pa.Error)
+			a.end(OutcomeFailed)
+			return
+		}
+		b, _ := json.Marshal(pa.ActionResult)
+		var r fallback.KMSEncryptionResponse
+		json.Unmarshal(b, &r)
+		keys, err := a.s.decryptDataKey(r.KMSCipherTextKey, a.id, a.target)
+		if err != nil {
+			a.closeChannel("Fetching data key failed: " + err.Error())
+			a.end(OutcomeFailed)
+			return
+		}
+		challenge := make([]byte, 64)
+		rand.Read(challenge)
 		a.mu.Lock()
-		for a.tcp == nil && a.stdin == nil && !a.closed {
-			a.cond.Wait()
+		a.keys, a.challenge = keys, challenge
+		a.mu.Unlock()
+		ch, _ := json.Marshal(fallback.EncryptionChallenge{Challenge: keys.Seal(challenge)})
+		a.sendRaw(fallback.EncChallengeRequest, ch)
+		return
+	}
+	// The agent's handshake runs apart from its read loop (PerformHandshake
+	// waits on a channel), so frames keep arriving while it finishes.
+	go a.completeHandshake()
+}
+
+// sendRaw sends a frame whose payload the encryption rules leave alone.
+func (a *agentSession) sendRaw(ptype fallback.PayloadType, payload []byte) { a.send(ptype, payload) }
+
+func (a *agentSession) challengeResponse(payload []byte) {
+	var r fallback.EncryptionChallenge
+	a.mu.Lock()
+	keys, want := a.keys, a.challenge
+	a.mu.Unlock()
+	if keys == nil || json.Unmarshal(payload, &r) != nil {
+		return
+	}
+	got, err := keys.Open(r.Challenge)
+	if err != nil || string(got) != string(want) {
+		a.closeChannel("Encryption challenge does not match!")
+		a.end(OutcomeFailed)
+		return
+	}
+	go a.completeHandshake()
+}
+
+// completeHandshake sends HandshakeComplete, marks the handshake done a
+// moment later (the race), and starts the session's plugin.
+func (a *agentSession) completeHandshake() {
+	msg := ""
+	if a.kmsKeyID != "" {
+		msg = "This session is encrypted using AWS KMS."
+	}
+	done, _ := json.Marshal(fallback.HandshakeCompletePayload{HandshakeTimeToComplete: time.Millisecond, CustomerMessage: msg})
+	a.send(fallback.HandshakeComplete, done)
+	if !a.s.opts.Reference && chance(handshakeRaceRate) {
+		n, _ := rand.Int(rand.Reader, big.NewInt(int64(handshakeBookkeeping)))
+		time.Sleep(time.Duration(n.Int64()))
+	}
+	a.mu.Lock()
+	a.handshakeDone = true
+	a.mu.Unlock()
+	switch kind := sessionType(a.document); kind {
+	case "Port":
+		go a.bridge()
+	case "NonInteractiveCommands":
+		go a.runNonInteractive()
+	default:
+		go a.runTerminal(kind)
+	}
+}
+
+func (a *agentSession) input(p []byte) {
+	a.mu.Lock()
+	conn, in, kind := a.tcp, a.stdin, sessionType(a.document)
+	a.mu.Unlock()
+	switch {
+	case kind == "Port" && conn != nil:
+		conn.Write(p)
+	case kind == "NonInteractiveCommands":
+		// No stdin: the plugin only looks for control characters.
+		for _, c := range p {
+			if c == 3 { // ^C
+				a.mu.Lock()
+				proc := a.cmdProc
+				a.mu.Unlock()
+				if proc != nil {
+					proc.Signal(os.Interrupt)
+				}
+			}
 		}
-		conn, in := a.tcp, a.stdin
+	case in != nil:
+		in.Write(p)
+	}
+}
+
+// flag handles the client's Flag frames as the port plugin does.
+func (a *agentSession) flag(flag uint32) {
+	switch flag {
+	case fallback.DisconnectToPort:
+		a.mu.Lock()
+		conn := a.tcp
+		a.disconnected = true
 		a.mu.Unlock()
 		if conn != nil {
-			conn.Write(f.Payload)
-		} else if in != nil {
-			in.Write(f.Payload)
+			conn.Close() // the read loop fails: "use of closed network connection"
 		}
-	case message.Size:
-		a.resize(f.Payload)
-	case message.Flag:
-		a.mu.Lock()
-		conn, in, pty := a.tcp, a.stdin, a.pty
-		a.mu.Unlock()
-		if tc, ok := conn.(*net.TCPConn); ok {
-			tc.CloseWrite()
-		} else if in != nil && pty == nil {
-			in.Close() // the command's stdin is over
-		}
+	case fallback.TerminateSession:
+		a.closeChannel("")
+		a.end(OutcomeSuccess)
 	}
 }
 
 // bridge connects to the port from the instance's own address (so the
-// instance's security group and NACL do not apply, as on a real
-// instance) and relays it.
+// instance's security group and NACL do not apply, as on a real instance)
+// and relays what the port sends, 1 KiB and a 1 ms pause at a time.
 func (a *agentSession) bridge() {
 	d := net.Dialer{LocalAddr: &net.TCPAddr{IP: net.ParseIP(a.addr)}, Timeout: 5 * time.Second}
 	conn, err := d.Dial("tcp", net.JoinHostPort(a.addr, strconv.Itoa(a.port)))
 	if err != nil {
 		// As the agent does: a ConnectToPortError flag, then the close.
-		flag := make([]byte, 4)
-		binary.BigEndian.PutUint32(flag, uint32(message.ConnectToPortError))
-		a.send(message.Flag, flag)
-		a.waitAcked()
+		a.send(fallback.Flag, fallback.FlagPayload(fallback.ConnectToPortError))
+		a.waitAcked(10 * time.Second)
 		a.closeChannel("Unable to start command: failed to connect to port " + strconv.Itoa(a.port) + ": " + err.Error())
+		a.end(OutcomeFailed)
 		return
 	}
 	a.mu.Lock()
+	if a.closed {
+		a.mu.Unlock()
+		conn.Close()
+		return
+	}
 	a.tcp = conn
 	a.cond.Broadcast()
 	a.mu.Unlock()
-	buf := make([]byte, 1024)
+	buf := make([]byte, agentReadSize)
+	var readErr error
 	for {
 		n, err := conn.Read(buf)
-		if n > 0 {
-			a.send(message.Output, append([]byte(nil), buf[:n]...))
+		a.mu.Lock()
+		dropped := a.disconnected
+		a.mu.Unlock()
+		if n > 0 && !dropped {
+			a.send(fallback.Output, append([]byte(nil), buf[:n]...))
 		}
 		if err != nil {
+			readErr = err
 			break
 		}
+		time.Sleep(agentReadPause)
 	}
-	a.waitAcked()
+	a.mu.Lock()
+	failed := a.disconnected || (readErr != io.EOF && !a.closed)
+	a.mu.Unlock()
+	if failed {
+		// "Failed to read from port: ... use of closed network connection":
+		// the channel closes at once, without waiting for acknowledgements.
+		a.closeChannel("")
+		a.end(OutcomeFailed)
+		return
+	}
+	a.waitAcked(10 * time.Second)
 	a.closeChannel("")
+	a.end(OutcomeSuccess)
 }
 
-// waitAcked waits (10 s at most) until everything sent is acknowledged, so
-// that closing the channel loses nothing.
-func (a *agentSession) waitAcked() {
+// waitAcked waits until everything sent is acknowledged, or limit passes.
+func (a *agentSession) waitAcked(limit time.Duration) {
+	deadline := time.Now().Add(limit)
 	a.mu.Lock()
-	deadline := time.Now().Add(10 * time.Second)
-	for len(a.unacked) > 0 && !a.closed && time.Now().Before(deadline) {
+	defer a.mu.Unlock()
+	for len(a.outbox) > 0 && !a.closed && time.Now().Before(deadline) {
 		a.mu.Unlock()
 		time.Sleep(20 * time.Millisecond)
 		a.mu.Lock()
 	}
-	a.mu.Unlock()
 }
 
 func (a *agentSession) closeChannel(output string) {
-	b, _ := json.Marshal(message.ChannelClosed{MessageId: randomID(""), CreatedDate: time.Now().UTC().Format(time.RFC3339),
-		SessionId: a.id, MessageType: message.ChannelClosedMessage, SchemaVersion: 1, Output: output})
-	f, _ := fallback.EncodeFrame(message.ChannelClosedMessage, 0, 0, message.Output, b)
-	a.write(f)
+	b, _ := json.Marshal(fallback.ChannelClosed{MessageID: randomID(""), CreatedDate: time.Now().UTC().Format(time.RFC3339),
+		SessionID: a.id, MessageType: fallback.ChannelClosedMessage, SchemaVersion: 1, Output: output})
+	a.write(fallback.NewFrame(fallback.ChannelClosedMessage, 0, 0, fallback.Output, b).Encode())
 }
 
-func (a *agentSession) close() {
+// end records the session's outcome (the first one stands) and stops it.
+func (a *agentSession) end(outcome string) {
 	a.mu.Lock()
+	if a.outcome == "" {
+		a.outcome = outcome
+	}
 	if a.closed {
 		a.mu.Unlock()
 		return
@@ -391,7 +705,7 @@ func (a *agentSession) close() {
 	a.closed = true
 	close(a.done)
 	a.cond.Broadcast()
-	conn, ws, in := a.tcp, a.ws, a.stdin
+	conn, in, proc := a.tcp, a.stdin, a.cmdProc
 	a.mu.Unlock()
 	if conn != nil {
 		conn.Close()
@@ -399,7 +713,64 @@ func (a *agentSession) close() {
 	if in != nil {
 		in.Close()
 	}
-	if ws != nil {
-		ws.Close()
+	if proc != nil {
+		proc.Kill()
 	}
+}
+
+// Outcomes counts the sessions by how the agent recorded them.
+func (s *ssmStandIn) Outcomes() map[string]int {
+	s.mu.Lock()
+	all := append([]*agentSession(nil), s.all...)
+	s.mu.Unlock()
+	m := map[string]int{}
+	for _, a := range all {
+		a.mu.Lock()
+		o := a.outcome
+		a.mu.Unlock()
+		if o == "" {
+			o = "Open"
+		}
+		m[o]++
+	}
+	return m
+}
+
+// AgentTotals adds up what the agents of every session saw.
+func (s *ssmStandIn) AgentTotals() AgentStats {
+	s.mu.Lock()
+	all := append([]*agentSession(nil), s.all...)
+	s.mu.Unlock()
+	var t AgentStats
+	for _, a := range all {
+		a.mu.Lock()
+		t.InputFrames += a.stats.InputFrames
+		t.DuplicateInput += a.stats.DuplicateInput
+		t.Rejected += a.stats.Rejected
+		t.DiscardedInHandshake += a.stats.DiscardedInHandshake
+		t.Resent += a.stats.Resent
+		a.mu.Unlock()
+	}
+	return t
+}
+
+// decryptDataKey is the agent's kms:Decrypt of the client's data key, with
+// the session's encryption context.
+func (s *ssmStandIn) decryptDataKey(cipherText []byte, sessionID, target string) (*fallback.AgentKeys, error) {
+	if s.opts.KMS == nil {
+		return nil, fmt.Errorf("the stand-in has no KMS")
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	out, err := s.opts.KMS.Decrypt(ctx, &kms.DecryptInput{CiphertextBlob: cipherText,
+		EncryptionContext: map[string]string{"aws:ssm:SessionId": sessionID, "aws:ssm:TargetId": target}})
+	if err != nil {
+		return nil, err
+	}
+	return fallback.NewAgentKeys(out.Plaintext)
+}
+
+// KMSDecrypter is the part of KMS the agent uses.
+type KMSDecrypter interface {
+	Decrypt(ctx context.Context, in *kms.DecryptInput, optFns ...func(*kms.Options)) (*kms.DecryptOutput, error)
 }

@@ -1,20 +1,22 @@
 package lab
 
 import (
+	"bufio"
 	"encoding/json"
-	"io"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"strconv"
-	"sync"
 	"syscall"
+	"time"
 
-	"github.com/aws/session-manager-plugin/src/message"
 	"golang.org/x/sys/unix"
+
+	"github.com/ec2ssh/ec2ssh/fallback"
 )
 
 // sessionType maps an SSM document to the session type the agent asks
-// the client for in the handshake.
+// the client for in the handshake; "" for a document that does not exist.
 func sessionType(document string) string {
 	switch document {
 	case "AWS-StartSSHSession", "AWS-StartPortForwardingSession", "AWS-StartPortForwardingSessionToRemoteHost":
@@ -23,8 +25,10 @@ func sessionType(document string) string {
 		return "NonInteractiveCommands"
 	case "AWS-StartInteractiveCommand":
 		return "InteractiveCommands"
+	case "", "SSM-SessionManagerRunShell":
+		return "Standard_Stream"
 	}
-	return "Standard_Stream"
+	return ""
 }
 
 // openPTY allocates a pseudo-terminal: the master and the slave.
@@ -51,74 +55,120 @@ func openPTY() (*os.File, *os.File, error) {
 	return master, slave, nil
 }
 
-// runShell runs the session's shell or command on this machine, standing
-// in for the instance: a login shell on a PTY (Standard_Stream), or the
-// command with its stdout, stderr and exit status kept apart
-// (NonInteractiveCommands).
-func (a *agentSession) runShell(kind string) {
-	var cmd *exec.Cmd
-	var stdin io.WriteCloser
-	var master *os.File
-	done := make(chan struct{})
-	if kind == "NonInteractiveCommands" {
-		cmd = exec.Command("/bin/sh", "-c", a.command)
-		stdin, _ = cmd.StdinPipe()
-		out, _ := cmd.StdoutPipe()
-		errp, _ := cmd.StderrPipe()
-		if err := cmd.Start(); err != nil {
-			a.closeChannel("Unable to start command: " + err.Error())
-			return
-		}
-		var wg sync.WaitGroup
-		wg.Add(2)
-		go func() { defer wg.Done(); a.pump(out, message.Output) }()
-		go func() { defer wg.Done(); a.pump(errp, message.StdErr) }()
-		go func() { wg.Wait(); close(done) }()
-	} else {
-		m, slave, err := openPTY()
-		if err != nil {
-			a.closeChannel("Unable to start shell: " + err.Error())
-			return
-		}
-		master = m
-		cmd = exec.Command("/bin/bash", "--norc", "--noprofile", "-i")
-		cmd.Env = append(os.Environ(), "PS1=ssm$ ", "TERM=xterm")
-		cmd.Stdin, cmd.Stdout, cmd.Stderr = slave, slave, slave
-		cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true, Setctty: true, Ctty: 0}
-		if err := cmd.Start(); err != nil {
-			a.closeChannel("Unable to start shell: " + err.Error())
-			return
-		}
-		slave.Close()
-		stdin = master
-		go func() { a.pump(master, message.Output); close(done) }()
+// instanceCommand is a process on "the instance": run in the instance's
+// own view of the files when the lab gives it one (see View).
+func (a *agentSession) instanceCommand(name string, args ...string) *exec.Cmd {
+	if v := a.s.opts.Views[a.target]; v != nil {
+		return v.Command(name, args...)
 	}
-	a.mu.Lock()
-	a.stdin, a.pty = stdin, master
-	a.cond.Broadcast()
-	a.mu.Unlock()
-	// Drain the output first: Wait closes the command's pipes, and the
-	// PTY gives its last bytes before it reports the end (EIO).
-	var err error
-	if master == nil {
-		<-done
-		err = cmd.Wait()
-	} else {
-		err = cmd.Wait()
-		<-done
-		master.Close()
-	}
-	code := 0
-	if ee, ok := err.(*exec.ExitError); ok {
-		code = ee.ExitCode()
-	}
-	a.send(message.ExitCode, []byte(strconv.Itoa(code)))
-	a.waitAcked()
-	a.closeChannel("")
+	return exec.Command(name, args...)
 }
 
-func (a *agentSession) pump(r io.Reader, ptype message.PayloadType) {
-	buf := make([]byte, 1024)
+// runTerminal runs a shell (Standard_Stream) or "sh -c COMMAND"
+// (InteractiveCommands) on a terminal, as the agent's shell plugin does.
+// Input is rejected until the terminal has started; no exit status is
+// sent; the channel closes when the terminal's output ends.
+func (a *agentSession) runTerminal(kind string) {
+	m, slave, err := openPTY()
+	if err != nil {
+		a.closeChannel("Unable to start shell: " + err.Error())
+		a.end(OutcomeFailed)
+		return
+	}
+	var cmd *exec.Cmd
+	if kind == "InteractiveCommands" {
+		cmd = a.instanceCommand("sh", "-c", a.command)
+	} else {
+		cmd = a.instanceCommand("/bin/bash", "--norc", "--noprofile", "-i")
+	}
+	cmd.Env = append(os.Environ(), "PS1=ssm$ ", "TERM=xterm-256color")
+	cmd.Stdin, cmd.Stdout, cmd.Stderr = slave, slave, slave
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true, Setctty: true, Ctty: 0}
+	if err := cmd.Start(); err != nil {
+		slave.Close()
+		m.Close()
+		a.closeChannel("Unable to start command: " + err.Error())
+		a.end(OutcomeFailed)
+		return
+	}
+	slave.Close()
+	a.mu.Lock()
+	a.stdin, a.pty, a.cmdProc = m, m, cmd.Process
+	a.cond.Broadcast()
+	a.mu.Unlock()
+	done := make(chan struct{})
+	go func() { a.pump(m, fallback.Output); close(done) }()
+	cmd.Wait()
+	<-done
+	m.Close()
+	a.waitAcked(10 * time.Second)
+	a.closeChannel("")
+	a.end(OutcomeSuccess)
+}
+
+// runNonInteractive runs a NonInteractiveCommands session as the agent
+// does: the command line is split into words and executed without a
+// shell, with no stdin; stdout and stderr go to one file, which is sent
+// once the command has ended; no exit status is sent (the AWS document does
+// not set separateOutputStream).
+func (a *agentSession) runNonInteractive() {
+	words, err := splitWords(a.command)
+	if err != nil || len(words) == 0 {
+		a.send(fallback.Output, []byte("Failed to parse commands input: "+errString(err)+"\n"))
+		a.waitAcked(10 * time.Second)
+		a.closeChannel("")
+		a.end(OutcomeFailed)
+		return
+	}
+	dir, err := os.MkdirTemp("", "ssm-orchestration-")
+	if err != nil {
+		a.closeChannel("Unable to start command: " + err.Error())
+		a.end(OutcomeFailed)
+		return
+	}
+	defer os.RemoveAll(dir)
+	outPath := filepath.Join(dir, "stdout")
+	out, err := os.Create(outPath)
+	if err != nil {
+		a.closeChannel("Unable to start command: " + err.Error())
+		a.end(OutcomeFailed)
+		return
+	}
+	cmd := a.instanceCommand(words[0], words[1:]...)
+	cmd.Stdout, cmd.Stderr = out, out
+	if err := cmd.Start(); err != nil {
+		out.Close()
+		a.send(fallback.Output, []byte("Error occurred starting the command: "+err.Error()+"\n"))
+		a.waitAcked(10 * time.Second)
+		a.closeChannel("")
+		a.end(OutcomeFailed)
+		return
+	}
+	a.mu.Lock()
+	a.cmdProc = cmd.Process
+	a.mu.Unlock()
+	cmd.Wait()
+	out.Close()
+	f, err := os.Open(outPath)
+	if err == nil {
+		a.pump(bufio.NewReaderSize(f, agentReadSize), fallback.Output)
+		f.Close()
+	}
+	a.waitAcked(10 * time.Second)
+	a.closeChannel("")
+	a.end(OutcomeSuccess)
+}
+
+func errString(err error) string {
+	if err == nil {
+		return "empty command"
+	}
+	return err.Error()
+}
+
+// pump sends what r gives, 1 KiB and a 1 ms pause at a time.
+func (a *agentSession) pump(r interface{ Read([]byte) (int, error) }, ptype fallback.PayloadType) {
+	buf := make([]byte, agentReadSize)
 	for {
 		n, err := r.Read(buf)
 		if n > 0 {
@@ -127,12 +177,13 @@ func (a *agentSession) pump(r io.Reader, ptype message.PayloadType) {
 		if err != nil {
 			return
 		}
+		time.Sleep(agentReadPause)
 	}
 }
 
 // resize applies a terminal size frame to the PTY.
 func (a *agentSession) resize(payload []byte) {
-	var sz message.SizeData
+	var sz fallback.SizeData
 	if json.Unmarshal(payload, &sz) != nil {
 		return
 	}

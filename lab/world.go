@@ -310,7 +310,7 @@ func (w *World) build(ctx context.Context) error {
 			w.Instances[s.name] = li
 		}
 	}
-	if w.ssm, err = startSSM(online, addrs); err != nil {
+	if w.ssm, err = StartSSM(SSMOptions{Port: SSMPort, Online: online, Addrs: addrs}); err != nil {
 		return err
 	}
 	return Nft("add table inet lab\n" +
@@ -346,6 +346,23 @@ func (w *World) nacl(ctx context.Context, vpcID string, subnet *string, entries 
 		}
 	}
 	return fmt.Errorf("subnet %s has no network acl association", *subnet)
+}
+
+// StartReferenceSSM starts a second SSM stand-in for the world's
+// instances on a free port, with the agent's races off (SSMOptions.Reference),
+// for holding the stand-in to the stock plugin. The caller stops it.
+func (w *World) StartReferenceSSM() (*SSMStandIn, error) {
+	port, err := FreePort("127.0.0.1")
+	if err != nil {
+		return nil, err
+	}
+	w.ssm.mu.Lock()
+	online := map[string]bool{}
+	for k, v := range w.ssm.online {
+		online[k] = v
+	}
+	w.ssm.mu.Unlock()
+	return StartSSM(SSMOptions{Port: port, Online: online, Addrs: w.ssm.addrs, Reference: true})
 }
 
 // ensureUser creates a local login user for the lab's sshd when missing.
