@@ -11,7 +11,6 @@ import (
 	"sync"
 	"time"
 
-
 	"github.com/ec2ssh/ec2ssh/connect"
 	"github.com/ec2ssh/ec2ssh/failure"
 	"github.com/ec2ssh/ec2ssh/fallback"

@@ -21,7 +21,9 @@ type InstanceConnectAPI interface {
 }
 
 // NewInstanceConnect builds the EC2 Instance Connect client from cfg.
-func NewInstanceConnect(cfg aws.Config) InstanceConnectAPI { return ec2instanceconnect.NewFromConfig(cfg) }
+func NewInstanceConnect(cfg aws.Config) InstanceConnectAPI {
+	return ec2instanceconnect.NewFromConfig(cfg)
+}
 
 // OneTimeKey makes a key that lives only in memory, pushes its public half
 // to the instance with EC2 Instance Connect (SendSSHPublicKey: valid for

@@ -106,7 +106,7 @@ func NonInteractiveWrapper(marker, command string) string {
 }
 
 // shQuote quotes s for a POSIX shell (and for the agent's word splitting,
-// which follows the same rules): in single quotes, each ' as '\''.
+// which follows the same rules): in single quotes, each ' as '\”.
 func shQuote(s string) string {
 	return "'" + strings.ReplaceAll(s, "'", `'\''`) + "'"
 }
