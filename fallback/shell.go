@@ -106,7 +106,8 @@ func NonInteractiveWrapper(marker, command string) string {
 }
 
 // shQuote quotes s for a POSIX shell (and for the agent's word splitting,
-// which follows the same rules): in single quotes, each ' as '\”.
+// which follows the same rules): in single quotes, with each quote in s
+// written as quote, backslash, quote, quote.
 func shQuote(s string) string {
 	return "'" + strings.ReplaceAll(s, "'", `'\''`) + "'"
 }
