@@ -80,6 +80,15 @@ func runEC2(t *testing.T, timeout time.Duration, args ...string) (result, time.D
 	return result{[]byte(out.String()), []byte(errb.String()), code}, took
 }
 
+// diagnoseFix is what the failing check must say for causes seen from
+// inside the instance: the cause and the exact command that fixes it.
+var diagnoseFix = map[string]string{
+	"host-firewall":   "sudo nft delete rule inet hostfw input handle",
+	"sg-source-group": "the source 127.0.0.1 is not one",
+	"sshd-badconfig":  "Bad configuration option: Frobnicate",
+	"bad-modes":       "sudo chmod 600",
+}
+
 // TestDiagnoseEachCause breaks one lab instance per cause and requires
 // --diagnose --json to fail exactly the right check, with a fix.
 func TestDiagnoseEachCause(t *testing.T) {
@@ -100,6 +109,11 @@ func TestDiagnoseEachCause(t *testing.T) {
 		{"stopped", []string{"instance-state"}, nil},
 		{"no-profile", []string{"ssm-agent"}, []string{"sshd", "key-pair"}},
 		{"imported-rsa", nil, []string{"key-pair"}},
+		// Causes AWS's configuration does not show: the look inside names them.
+		{"host-firewall", []string{"sshd"}, []string{"security-group", "network-acl", "key-pair", "instance-os"}},
+		{"sg-source-group", []string{"security-group"}, []string{"network-acl"}},
+		{"sshd-badconfig", []string{"sshd"}, []string{"security-group", "network-acl", "key-pair"}},
+		{"bad-modes", []string{"key-pair"}, []string{"security-group", "sshd"}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -115,7 +129,7 @@ func TestDiagnoseEachCause(t *testing.T) {
 			var failed []string
 			for _, c := range rep.Checks {
 				if c.Status == preflight.Fail {
-					failed = append(failed, c.ID)
+					failed = append(failed, string(c.ID))
 					if c.Fix == "" {
 						t.Errorf("%s fails with no fix", c.ID)
 					}
@@ -128,8 +142,13 @@ func TestDiagnoseEachCause(t *testing.T) {
 				t.Errorf("failed checks = %v, want %v\n%s", failed, want, r.stdout)
 			}
 			for _, id := range tt.pass {
-				if c, _ := rep.Result(id); c.Status != preflight.Pass {
+				if c, _ := rep.Result(preflight.CheckID(id)); c.Status != preflight.Pass {
 					t.Errorf("%s = %s (%s), want pass", id, c.Status, c.Summary)
+				}
+			}
+			for _, c := range rep.Checks {
+				if want, ok := diagnoseFix[tt.name]; ok && c.Status == preflight.Fail && !strings.Contains(c.Summary+" "+c.Fix, want) {
+					t.Errorf("%s: %s (%s / %s) does not say %q", tt.name, c.ID, c.Summary, c.Fix, want)
 				}
 			}
 			wantCode := 0
@@ -459,5 +478,134 @@ func TestStandInAgainstStockPlugin(t *testing.T) {
 		"root@"+healthy.ID, "echo through-the-stock-plugin; exit 4")
 	if r.code != 4 || !strings.Contains(string(r.stdout), "through-the-stock-plugin\n") {
 		t.Fatalf("ssh via the stock plugin: exit %d, stdout %q, stderr %q", r.code, r.stdout, r.stderr)
+	}
+}
+
+// TestKMSEncryptedSessionInTheLab: the account's Session Manager
+// preferences require KMS encryption with a key made in moto; SSH over SSM
+// still works, the data key is generated and decrypted by moto's KMS with
+// the session's encryption context.
+func TestKMSEncryptedSessionInTheLab(t *testing.T) {
+	needWorld(t)
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	enc, keyARN, err := world.StartEncryptedSSM(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer enc.Stop()
+	cmd := exec.CommandContext(ctx, bin, "-F", ec2Cfg, "-v", "--fallback=ssm", "healthy", "echo encrypted; exit 3")
+	cmd.Env = append(append(append(cleanEnv(), world.AWSEnv()...), "XDG_CACHE_HOME="+t.TempDir()),
+		fmt.Sprintf("AWS_ENDPOINT_URL_SSM=http://127.0.0.1:%d", enc.Port()))
+	var out, errb strings.Builder
+	cmd.Stdout, cmd.Stderr = &out, &errb
+	err = cmd.Run()
+	if ee, ok := err.(*exec.ExitError); !ok || ee.ExitCode() != 3 || out.String() != "encrypted\n" {
+		t.Fatalf("over a KMS-encrypted session: %v, stdout %q, stderr %q", err, out.String(), errb.String())
+	}
+	if !strings.Contains(errb.String(), "encrypted with KMS key "+keyARN) {
+		t.Errorf("-v does not say the session was encrypted: %q", errb.String())
+	}
+	if o := enc.Outcomes(); o[lab.OutcomeFailed] != 0 {
+		t.Errorf("the agent failed the session: %v", o)
+	}
+}
+
+// TestSilentPortsGetInQuickly: port 22 is silent for reasons AWS's
+// configuration does not show (a host firewall) or that only membership
+// decides (a rule for a source group). Neither waits out the TCP timeout:
+// SSM runs beside the pending dial and carries the connection.
+func TestSilentPortsGetInQuickly(t *testing.T) {
+	needWorld(t)
+	for _, tt := range []struct{ name, why string }{
+		{"host-firewall", "does not answer although the security group and network ACL allow it"},
+		{"sg-source-group", "allowed only from members of sg-"},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			r, took := runEC2(t, 60*time.Second, tt.name, "echo ok; exit 3")
+			if r.code != 3 || string(r.stdout) != "ok\n" {
+				t.Fatalf("exit %d, stdout %q, stderr %q", r.code, r.stdout, r.stderr)
+			}
+			if !strings.Contains(string(r.stderr), tt.why) || !strings.Contains(string(r.stderr), "continuing over SSM") {
+				t.Errorf("stderr %q does not say why SSM carried it (%q)", r.stderr, tt.why)
+			}
+			// Nowhere near the kernel's TCP timeout (about 130 s).
+			if took > 20*time.Second {
+				t.Errorf("first output after %v", took)
+			}
+			t.Logf("%s: done in %v", tt.name, took.Round(time.Millisecond))
+		})
+	}
+	// The same through --proxy, for OpenSSH.
+	lab.Require(t, "ssh")
+	fw := world.Instances["host-firewall"]
+	env := append(append(cleanEnv(), world.AWSEnv()...), "XDG_CACHE_HOME="+t.TempDir())
+	r := runCmdEnv(t, env, nil, "ssh", "-F", ec2Cfg, "-o", "ProxyCommand="+bin+" --proxy %h %p", "root@"+fw.ID, "echo via-proxy")
+	if r.code != 0 || string(r.stdout) != "via-proxy\n" {
+		t.Errorf("OpenSSH through ec2ssh --proxy to host-firewall: exit %d, stdout %q, stderr %q", r.code, r.stdout, r.stderr)
+	}
+}
+
+// TestFallbackNeverProvesWhatItCan: without a fallback, the look inside
+// proves the host firewall and ends the wait with the diagnosis.
+func TestFallbackNeverProvesWhatItCan(t *testing.T) {
+	needWorld(t)
+	r, took := runEC2(t, 60*time.Second, "--fallback=never", "host-firewall", "true")
+	if r.code != 255 || !strings.Contains(string(r.stderr), "a host firewall on the instance (nftables) stops port 22") ||
+		!strings.Contains(string(r.stderr), "sudo nft delete rule inet hostfw input handle") {
+		t.Errorf("exit %d, stderr %q; want 255 naming the firewall rule and its fix", r.code, r.stderr)
+	}
+	if took > 30*time.Second {
+		t.Errorf("the proof took %v", took)
+	}
+}
+
+// TestInsideCausesStillGetIn: a key sshd refuses for its file's modes is
+// bypassed with Instance Connect; a broken sshd_config leaves the command
+// path over SSM.
+func TestInsideCausesStillGetIn(t *testing.T) {
+	needWorld(t)
+	r, _ := runEC2(t, 60*time.Second, "bad-modes", "echo in")
+	if r.code != 0 || string(r.stdout) != "in\n" || !strings.Contains(string(r.stderr), "EC2 Instance Connect") {
+		t.Errorf("bad-modes: exit %d, stdout %q, stderr %q", r.code, r.stdout, r.stderr)
+	}
+	r, _ = runEC2(t, 60*time.Second, "sshd-badconfig", "echo still; exit 4")
+	if r.code != 4 || string(r.stdout) != "still\n" {
+		t.Errorf("sshd-badconfig: exit %d, stdout %q, stderr %q", r.code, r.stdout, r.stderr)
+	}
+}
+
+// TestHealthyConnectionAsksAWSNothing: with AWS configured, a healthy
+// instance reached by its address (TCP up well within 250 ms) makes no AWS
+// call: a counting endpoint in front of the SDK sees none.
+func TestHealthyConnectionAsksAWSNothing(t *testing.T) {
+	needWorld(t)
+	var calls atomic.Int32
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			calls.Add(1)
+			c.Close()
+		}
+	}()
+	healthy := world.Instances["healthy"]
+	env := append(append(cleanEnv(), world.AWSEnv()...), "XDG_CACHE_HOME="+t.TempDir(), "AWS_ENDPOINT_URL=http://"+ln.Addr().String(),
+		"AWS_ENDPOINT_URL_SSM=http://"+ln.Addr().String())
+	for range 3 {
+		r := runCmdEnv(t, env, nil, bin, "-F", ec2Cfg, "root@"+healthy.IP, "echo healthy")
+		if r.code != 0 || string(r.stdout) != "healthy\n" {
+			t.Fatalf("exit %d, stdout %q, stderr %q", r.code, r.stdout, r.stderr)
+		}
+	}
+	if n := calls.Load(); n != 0 {
+		t.Errorf("%d AWS calls for healthy connections, want none", n)
 	}
 }

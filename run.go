@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"io"
 	"net"
@@ -13,6 +12,7 @@ import (
 
 	"github.com/ec2ssh/ec2ssh/connect"
 	"github.com/ec2ssh/ec2ssh/failure"
+	"github.com/ec2ssh/ec2ssh/fallback"
 	"golang.org/x/term"
 )
 
@@ -85,8 +85,9 @@ func run(ctx context.Context, argv []string, stdin, stdout, stderr *os.File) int
 	if args.Diagnose {
 		return runDiagnose(ctx, args, cfg, env, stdout, stderr)
 	}
+	notes := newNotices(stderr, cfg)
 	if args.Proxy {
-		return proxy(ctx, args, cfg, stdin, stdout, stderr, env)
+		return proxy(ctx, args, cfg, stdin, stdout, stderr, env, notes)
 	}
 
 	command := args.RemoteCommand()
@@ -104,15 +105,21 @@ func run(ctx context.Context, argv []string, stdin, stdout, stderr *os.File) int
 
 	env.Prompter = connect.OpenPrompter(cfg.BatchMode)
 	start := time.Now()
-	client, creds, err := dialTarget(ctx, args, cfg, env, stderr)
-	var down *sshdDown
-	if errors.As(err, &down) && !noSession && len(cfg.LocalForwards)+len(cfg.RemoteForwards)+len(cfg.DynamicForwards) == 0 && !args.Subsystem {
+	p, err := newPlan(ctx, args, cfg, env, notes, false)
+	if err != nil {
+		return report(stderr, err, args.Quiet)
+	}
+	defer p.finish()
+	p.needsSSH = noSession || args.Subsystem || len(cfg.LocalForwards)+len(cfg.RemoteForwards)+len(cfg.DynamicForwards) > 0
+	v, step, err := p.run(ctx, p.connectRung)
+	if step == fallback.SSMShell {
 		wantTTY, _ := (&connect.Session{Command: command}).WantTTY(cfg, isTerminal(stdin))
-		return runSSMShell(ctx, down, command, wantTTY, stdin, stdout, stderr, args.Quiet)
+		return runSSMShell(ctx, p, command, wantTTY, stdin, stdout, stderr, notes, args.Quiet)
 	}
 	if err != nil {
 		return report(stderr, err, args.Quiet)
 	}
+	client, creds := v.(connected).client, v.(connected).creds
 	defer creds.Close()
 	defer client.Close()
 	env.Debug("debug1: connected and authenticated in %v", time.Since(start).Round(time.Millisecond))
@@ -199,15 +206,21 @@ func (s stdioConn) CloseWrite() error           { return s.out.Close() }
 // signal (ssh sends SIGHUP to its ProxyCommand when it exits). End of
 // input alone does not end it: the server may still be sending, and over
 // SSM a half-close is not something the agent can pass on.
-func proxy(ctx context.Context, args *connect.Args, cfg *connect.Config, stdin, stdout, stderr *os.File, env *connect.Env) int {
+func proxy(ctx context.Context, args *connect.Args, cfg *connect.Config, stdin, stdout, stderr *os.File, env *connect.Env, notes *notices) int {
 	port, _ := strconv.Atoi(args.ProxyPort)
 	c := *cfg
 	c.Port = port
 	c.ProxyCommand, c.ProxyJump = "", ""
-	conn, err := proxyConn(ctx, args, &c, env, stderr)
+	p, err := newPlan(ctx, args, &c, env, notes, true)
 	if err != nil {
 		return report(stderr, err, args.Quiet)
 	}
+	defer p.finish()
+	v, _, err := p.run(ctx, p.streamRung)
+	if err != nil {
+		return report(stderr, err, args.Quiet)
+	}
+	conn := v.(net.Conn)
 	defer conn.Close()
 	stop := context.AfterFunc(ctx, func() { conn.Close() })
 	defer stop()

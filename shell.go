@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"fmt"
 	"io"
 	"os"
 
@@ -13,26 +12,14 @@ import (
 	"github.com/ec2ssh/ec2ssh/fallback"
 )
 
-// sshdDown is the failure that sends ec2ssh to an SSM shell: the port was
-// refused inside the SSM tunnel too, so sshd itself is not running.
-type sshdDown struct {
-	side *ec2Side
-	t    *target
-	err  error
-}
-
-func (d *sshdDown) Error() string { return d.err.Error() }
-func (d *sshdDown) Unwrap() error { return d.err }
-
 // runSSMShell is the last rung of the ladder: with sshd down, an SSM shell
 // for an interactive login, or the command run through SSM with its stdout,
 // stderr and exit status.
-func runSSMShell(ctx context.Context, d *sshdDown, command string, wantTTY bool, stdin, stdout, stderr *os.File, quiet bool) int {
-	a, err := d.side.client(ctx)
+func runSSMShell(ctx context.Context, p *plan, command string, wantTTY bool, stdin, stdout, stderr *os.File, notes *notices, quiet bool) int {
+	api, err := p.side.ssm(ctx)
 	if err != nil {
 		return report(stderr, err, quiet)
 	}
-	api := fallback.NewSSM(a.Config)
 	tty := wantTTY && term.IsTerminal(int(stdin.Fd()))
 	if command != "" && !tty {
 		if err := refusePendingInput(stdin); err != nil {
@@ -43,18 +30,16 @@ func runSSMShell(ctx context.Context, d *sshdDown, command string, wantTTY bool,
 	if command != "" {
 		what = "the command over SSM"
 	}
-	if !quiet {
-		fmt.Fprintf(stderr, "ec2ssh: %s: sshd refuses connections, also from inside the instance; running %s\n", d.t, what)
-	}
+	notes.say("%s: sshd refuses connections, also from inside the instance; running %s", p.t, what)
 	var ch *fallback.Channel
 	var cmd *fallback.Command
 	if command != "" {
-		cmd, err = api.StartCommand(ctx, d.t.ID, command, tty)
+		cmd, err = api.StartCommand(ctx, p.t.ID, command, tty)
 		if cmd != nil {
 			ch = cmd.Channel
 		}
 	} else {
-		ch, err = api.StartShell(ctx, d.t.ID)
+		ch, err = api.StartShell(ctx, p.t.ID)
 	}
 	if err != nil {
 		return report(stderr, err, quiet)

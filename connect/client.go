@@ -33,6 +33,7 @@ type Client struct {
 	Config  *Config
 	closers []func() error
 	lost    chan error // keepalive failures
+	kaOnce  sync.Once
 }
 
 // Close closes the connection and everything under it (jump hosts, proxy
@@ -184,9 +185,18 @@ func handshake(ctx context.Context, c *Config, cr *Credentials, hk *HostKeys, tr
 	client := &Client{Client: ssh.NewClient(sc, chans, reqs), Config: c, lost: make(chan error, 1)}
 	client.closers = append(client.closers, conn.Close)
 	if c.ServerAliveInterval > 0 {
-		go client.keepalive(c.ServerAliveInterval, c.ServerAliveCountMax, target)
+		client.StartKeepalive(c.ServerAliveInterval)
 	}
 	return client, nil
+}
+
+// StartKeepalive sends keepalives every interval from now on (once per
+// client): ServerAliveInterval, or the default ec2ssh gives connections
+// over SSM, whose sessions the service ends after an idle time.
+func (c *Client) StartKeepalive(interval time.Duration) {
+	c.kaOnce.Do(func() {
+		go c.keepalive(interval, c.Config.ServerAliveCountMax, displayHostport(c.Config.HostName, c.Config.Port))
+	})
 }
 
 type liftDeadline struct {

@@ -47,6 +47,7 @@ type Config struct {
 	ConnectTimeout      time.Duration // 0: the system's TCP timeout
 	ConnectionAttempts  int
 	ServerAliveInterval time.Duration
+	ServerAliveSet      bool // ServerAliveInterval was given (or BatchMode set it)
 	ServerAliveCountMax int
 	AddressFamily       string // "any", "inet" or "inet6"
 
@@ -217,6 +218,7 @@ func resolveConfig(args *Args, alias string, files ConfigFiles, explicit bool) (
 	if c.ConnectionAttempts, err = r.number("ConnectionAttempts", 1); err != nil {
 		return nil, err
 	}
+	c.ServerAliveSet = r.first("ServerAliveInterval", "") != "" || c.BatchMode
 	if v := r.first("ServerAliveInterval", ""); v == "" && c.BatchMode {
 		// ssh(1): in batch mode a dead server is noticed after 300 s × ServerAliveCountMax.
 		c.ServerAliveInterval = 300 * time.Second

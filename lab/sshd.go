@@ -12,6 +12,7 @@ import (
 	"net"
 	"os"
 	"os/exec"
+	"os/user"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -28,6 +29,28 @@ type SSHDOptions struct {
 	AuthorizedKeys []string // authorized_keys lines
 	HostKeyType    string   // ed25519 (default), ecdsa or rsa
 	Extra          []string // more sshd_config lines
+	// Instance lays the server out as an instance keeps it (see Layout);
+	// nil for a server of the tests' own.
+	Instance *Layout
+}
+
+// Layout is an instance's files for its sshd, under Root as a real
+// instance keeps them: Root/etc/ssh (sshd_config, host keys), Root/home
+// (the login user's home, .ssh/authorized_keys), Root/log/auth.log (sshd's
+// log). The instance's View binds them over /etc/ssh, /home/USER and
+// /var/log.
+type Layout struct {
+	Root        string
+	User        string      // the login user, owner of the home files
+	KeysMode    os.FileMode // authorized_keys' mode; 0 for 0600
+	StrictModes bool        // sshd_config StrictModes (the lab's default is no)
+	NoStart     bool        // lay the files out, do not start sshd
+}
+
+// View is what a process on the instance sees of the layout.
+func (l *Layout) View() *View {
+	return &View{Binds: map[string]string{"/etc/ssh": filepath.Join(l.Root, "etc", "ssh"),
+		"/home/" + l.User: filepath.Join(l.Root, "home"), "/var/log": filepath.Join(l.Root, "log")}}
 }
 
 // SSHD is a running OpenSSH server.
@@ -67,7 +90,14 @@ func StartSSHD(dir string, o SSHDOptions) (*SSHD, error) {
 	}
 	// sshd's privilege separation needs this directory.
 	os.MkdirAll("/run/sshd", 0o755)
-	hostKey := filepath.Join(dir, "host_"+o.HostKeyType)
+	keyDir := dir
+	if o.Instance != nil {
+		keyDir = filepath.Join(o.Instance.Root, "etc", "ssh")
+		if err := os.MkdirAll(keyDir, 0o755); err != nil {
+			return nil, err
+		}
+	}
+	hostKey := filepath.Join(keyDir, "host_"+o.HostKeyType)
 	if _, err := os.Stat(hostKey); err != nil {
 		if err := Keygen(hostKey, o.HostKeyType, ""); err != nil {
 			return nil, err
@@ -79,14 +109,26 @@ func StartSSHD(dir string, o SSHDOptions) (*SSHD, error) {
 	}
 	// sshd reads authorized_keys as the user logging in, so the file lives
 	// where any user can read it (public keys only).
-	akDir, err := os.MkdirTemp("", "ec2ssh-lab-keys-")
-	if err != nil {
-		return nil, err
-	}
-	os.Chmod(akDir, 0o755)
-	ak := filepath.Join(akDir, "authorized_keys")
-	if err := os.WriteFile(ak, []byte(strings.Join(o.AuthorizedKeys, "\n")+"\n"), 0o644); err != nil {
-		return nil, err
+	var ak, akDir, cfgFile, logPath string
+	strict := "no"
+	if l := o.Instance; l != nil {
+		if ak, err = l.lay(o.AuthorizedKeys); err != nil {
+			return nil, err
+		}
+		cfgFile, logPath = filepath.Join(l.Root, "etc", "ssh", "sshd_config"), filepath.Join(l.Root, "log", "auth.log")
+		if l.StrictModes {
+			strict = "yes"
+		}
+	} else {
+		if akDir, err = os.MkdirTemp("", "ec2ssh-lab-keys-"); err != nil {
+			return nil, err
+		}
+		os.Chmod(akDir, 0o755)
+		ak = filepath.Join(akDir, "authorized_keys")
+		if err := os.WriteFile(ak, []byte(strings.Join(o.AuthorizedKeys, "\n")+"\n"), 0o644); err != nil {
+			return nil, err
+		}
+		cfgFile, logPath = filepath.Join(dir, "sshd_config"), filepath.Join(dir, "sshd.log")
 	}
 	if o.Port == 0 {
 		if o.Port, err = FreePort(o.Addr); err != nil {
@@ -98,7 +140,7 @@ func StartSSHD(dir string, o SSHDOptions) (*SSHD, error) {
 		"HostKey " + hostKey,
 		"PidFile none",
 		"AuthorizedKeysFile " + ak,
-		"StrictModes no",
+		"StrictModes " + strict,
 		"PermitRootLogin yes",
 		"UsePAM no",
 		"PasswordAuthentication no",
@@ -113,11 +155,13 @@ func StartSSHD(dir string, o SSHDOptions) (*SSHD, error) {
 		"LogLevel ERROR",
 	}
 	conf = append(o.Extra, conf...) // sshd_config: first value wins
-	cfgFile := filepath.Join(dir, "sshd_config")
 	if err := os.WriteFile(cfgFile, []byte(strings.Join(conf, "\n")+"\n"), 0o600); err != nil {
 		return nil, err
 	}
-	logFile, err := os.Create(filepath.Join(dir, "sshd.log"))
+	if o.Instance != nil && o.Instance.NoStart {
+		return &SSHD{Addr: o.Addr, Port: o.Port, Dir: dir, HostKeyPub: strings.TrimSpace(string(pub)), done: make(chan struct{})}, nil
+	}
+	logFile, err := os.Create(logPath)
 	if err != nil {
 		return nil, err
 	}
@@ -125,14 +169,23 @@ func StartSSHD(dir string, o SSHDOptions) (*SSHD, error) {
 	cmd.Stdout, cmd.Stderr = logFile, logFile
 	if err := cmd.Start(); err != nil {
 		logFile.Close()
-		os.RemoveAll(akDir)
+		if akDir != "" {
+			os.RemoveAll(akDir)
+		}
 		return nil, err
 	}
 	s := &SSHD{Addr: o.Addr, Port: o.Port, Dir: dir, HostKeyPub: strings.TrimSpace(string(pub)), cmd: cmd, done: make(chan struct{})}
-	go func() { cmd.Wait(); logFile.Close(); os.RemoveAll(akDir); close(s.done) }()
+	go func() {
+		cmd.Wait()
+		logFile.Close()
+		if akDir != "" {
+			os.RemoveAll(akDir)
+		}
+		close(s.done)
+	}()
 	if err := s.waitBanner(10 * time.Second); err != nil {
 		s.Stop()
-		log, _ := os.ReadFile(filepath.Join(dir, "sshd.log"))
+		log, _ := os.ReadFile(logPath)
 		return nil, fmt.Errorf("sshd on %s:%d did not come up: %v; its log: %s", o.Addr, o.Port, err, log)
 	}
 	return s, nil
@@ -176,10 +229,56 @@ func (s *SSHD) KnownHostsLine(name string) string {
 
 // Stop ends sshd and its session processes' listener; it waits for sshd.
 func (s *SSHD) Stop() {
+	if s.cmd == nil {
+		return // laid out, never started
+	}
 	if s.cmd.Process != nil {
 		s.cmd.Process.Kill()
 	}
 	<-s.done
+}
+
+// lay writes the layout's directories and the login user's
+// authorized_keys, owned by the user, and returns its path.
+func (l *Layout) lay(keys []string) (string, error) {
+	uid, gid, err := userIDs(l.User)
+	if err != nil {
+		return "", err
+	}
+	for _, d := range []string{filepath.Join(l.Root, "etc", "ssh"), filepath.Join(l.Root, "log")} {
+		if err := os.MkdirAll(d, 0o755); err != nil {
+			return "", err
+		}
+	}
+	home, dotSSH := filepath.Join(l.Root, "home"), filepath.Join(l.Root, "home", ".ssh")
+	if err := os.MkdirAll(dotSSH, 0o700); err != nil {
+		return "", err
+	}
+	os.Chmod(home, 0o700)
+	ak := filepath.Join(dotSSH, "authorized_keys")
+	if err := os.WriteFile(ak, []byte(strings.Join(keys, "\n")+"\n"), 0o600); err != nil {
+		return "", err
+	}
+	mode := l.KeysMode
+	if mode == 0 {
+		mode = 0o600
+	}
+	for _, p := range []string{home, dotSSH, ak} {
+		if err := os.Chown(p, uid, gid); err != nil {
+			return "", err
+		}
+	}
+	return ak, os.Chmod(ak, mode)
+}
+
+func userIDs(name string) (int, int, error) {
+	u, err := user.Lookup(name)
+	if err != nil {
+		return 0, 0, err
+	}
+	uid, _ := strconv.Atoi(u.Uid)
+	gid, _ := strconv.Atoi(u.Gid)
+	return uid, gid, nil
 }
 
 // Keygen makes a key pair with ssh-keygen: path and path.pub.

@@ -7,6 +7,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"time"
 
@@ -15,6 +16,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/ec2"
 	ec2types "github.com/aws/aws-sdk-go-v2/service/ec2/types"
 	"github.com/aws/aws-sdk-go-v2/service/iam"
+	"github.com/aws/aws-sdk-go-v2/service/kms"
 )
 
 // Region is the lab's AWS region.
@@ -37,6 +39,8 @@ type World struct {
 	ED25519Key, RSAKey, OtherKey string
 	moto                         *exec.Cmd
 	ssm                          *ssmStandIn
+	root                         string           // LabRoot/<pid>: the instances' files
+	views                        map[string]*View // instance id -> its view
 	sshds                        []*SSHD
 	ec2                          *ec2.Client
 }
@@ -119,12 +123,20 @@ func (w *World) Stop() {
 		w.moto.Process.Kill()
 		w.moto.Wait()
 	}
+	if w.root != "" {
+		os.RemoveAll(w.root)
+	}
 }
 
 type spec struct {
 	name, subnet, ip, key, sg string
 	profile, sshd, stopped    bool
 	dropIn, dropOut           bool
+	// What is wrong inside the instance, where AWS's configuration does
+	// not show it.
+	hostFirewall bool     // a host firewall rule drops port 22
+	badConfig    []string // sshd_config lines that keep sshd from starting
+	badModes     bool     // authorized_keys writable by others, StrictModes yes
 }
 
 var specs = []spec{
@@ -141,14 +153,21 @@ var specs = []spec{
 	{name: "twin", subnet: "a", ip: "127.0.1.20", key: "lab-ed25519", sg: "ssh", profile: true, sshd: true},
 	{name: "nacl-deny", subnet: "b", ip: "127.0.2.10", key: "lab-ed25519", sg: "ssh", profile: true, sshd: true, dropIn: true},
 	{name: "nacl-egress", subnet: "c", ip: "127.0.3.10", key: "lab-ed25519", sg: "ssh", profile: true, sshd: true, dropOut: true},
+	{name: "host-firewall", subnet: "a", ip: "127.0.1.21", key: "lab-ed25519", sg: "ssh", profile: true, sshd: true, hostFirewall: true},
+	{name: "sg-source-group", subnet: "a", ip: "127.0.1.22", key: "lab-ed25519", sg: "srcgroup", profile: true, sshd: true, dropIn: true},
+	{name: "sshd-badconfig", subnet: "a", ip: "127.0.1.23", key: "lab-ed25519", sg: "ssh", profile: true, sshd: true, badConfig: []string{"Frobnicate yes"}},
+	{name: "bad-modes", subnet: "a", ip: "127.0.1.24", key: "lab-ed25519", sg: "ssh", profile: true, sshd: true, badModes: true},
 }
+
+// LabRoot is where the instances' own files live (Layout): not under /tmp,
+// whose mode sshd's StrictModes refuses on the way to a user's keys.
+const LabRoot = "/var/lib/ec2ssh-lab"
 
 // LoginUser is the lab AMI's default user (Amazon Linux: ec2-user).
 const LoginUser = "ec2-user"
 
 func (w *World) build(ctx context.Context) error {
-	cfg := aws.Config{Region: Region, BaseEndpoint: aws.String(w.MotoURL),
-		Credentials: credentials.NewStaticCredentialsProvider("AKIALABLABLABLABLAB0", "lab-secret-not-a-real-one", "")}
+	cfg := w.awsConfig()
 	e := ec2.NewFromConfig(cfg)
 	w.ec2 = e
 	im := iam.NewFromConfig(cfg)
@@ -222,7 +241,13 @@ func (w *World) build(ctx context.Context) error {
 	}
 
 	sgs := map[string]*string{}
+	bastion, err := e.CreateSecurityGroup(ctx, &ec2.CreateSecurityGroupInput{GroupName: aws.String("lab-bastion"), Description: aws.String("lab bastions"), VpcId: vpcID})
+	if err != nil {
+		return fmt.Errorf("create security group bastion: %w", err)
+	}
+	sgs["bastion"] = bastion.GroupId
 	for key, perm := range map[string]ec2types.IpPermission{
+		"srcgroup": {IpProtocol: aws.String("tcp"), FromPort: aws.Int32(22), ToPort: aws.Int32(22), UserIdGroupPairs: []ec2types.UserIdGroupPair{{GroupId: bastion.GroupId}}},
 		"ssh":      {IpProtocol: aws.String("tcp"), FromPort: aws.Int32(22), ToPort: aws.Int32(22), IpRanges: []ec2types.IpRange{{CidrIp: aws.String("127.0.0.0/8")}}},
 		"web":      {IpProtocol: aws.String("tcp"), FromPort: aws.Int32(80), ToPort: aws.Int32(80), IpRanges: []ec2types.IpRange{{CidrIp: aws.String("0.0.0.0/0")}}},
 		"othernet": {IpProtocol: aws.String("tcp"), FromPort: aws.Int32(22), ToPort: aws.Int32(22), IpRanges: []ec2types.IpRange{{CidrIp: aws.String("10.99.0.0/16")}}},
@@ -265,7 +290,11 @@ func (w *World) build(ctx context.Context) error {
 		return err
 	}
 	var nft []string
-	online, addrs := map[string]bool{}, map[string]string{}
+	online, addrs, views := map[string]bool{}, map[string]string{}, map[string]*View{}
+	w.root = filepath.Join(LabRoot, strconv.Itoa(os.Getpid()))
+	if err := os.MkdirAll(w.root, 0o755); err != nil {
+		return err
+	}
 	for _, s := range specs {
 		in := &ec2.RunInstancesInput{ImageId: ami, MinCount: aws.Int32(1), MaxCount: aws.Int32(1), InstanceType: ec2types.InstanceTypeT3Micro,
 			KeyName: aws.String(s.key), SubnetId: subnets[s.subnet], PrivateIpAddress: aws.String(s.ip), SecurityGroupIds: []string{*sgs[s.sg]},
@@ -285,24 +314,43 @@ func (w *World) build(ctx context.Context) error {
 				return err
 			}
 		}
-		if s.sshd {
+		{
+			// Every instance has its files; sshd runs on those that have one.
 			// Keys pushed with EC2 Instance Connect are served for 60 s, as
 			// the ec2-instance-connect package does on a real instance.
+			layout := &Layout{Root: filepath.Join(w.root, s.name+"-"+s.ip), User: LoginUser, StrictModes: s.badModes, NoStart: !s.sshd || len(s.badConfig) > 0}
+			if s.badModes {
+				layout.KeysMode = 0o666
+			}
+			extra := append(append([]string(nil), s.badConfig...), "AuthorizedKeysCommand "+eic+" "+li.ID+" %u", "AuthorizedKeysCommandUser nobody")
 			sd, err := StartSSHD(filepath.Join(w.Dir, "sshd-"+s.ip), SSHDOptions{Addr: s.ip, Port: 22, AuthorizedKeys: []string{pubs[s.key]},
-				Extra: []string{"AuthorizedKeysCommand " + eic + " " + li.ID + " %u", "AuthorizedKeysCommandUser nobody"}})
+				Extra: extra, Instance: layout})
 			if err != nil {
 				return err
 			}
-			w.sshds = append(w.sshds, sd)
-			li.SSHD = sd
+			views[li.ID] = layout.View()
+			if !layout.NoStart {
+				w.sshds = append(w.sshds, sd)
+				li.SSHD = sd
+			}
 		}
+		// The network's rules (security groups, network ACLs) filter below
+		// the host, as AWS does: netdev hooks on lo, which an instance's
+		// own firewall (ip, ip6, inet tables) does not show.
 		if s.dropIn {
 			// Not from the instance itself: the SSM agent's own connection
 			// to its sshd is local, and no security group applies to it.
-			nft = append(nft, fmt.Sprintf("add rule inet lab input ip saddr != %s ip daddr %s tcp dport 22 drop", s.ip, s.ip))
+			nft = append(nft, fmt.Sprintf("add rule netdev lab-aws in ip saddr != %s ip daddr %s tcp dport 22 drop", s.ip, s.ip))
 		}
 		if s.dropOut {
-			nft = append(nft, fmt.Sprintf("add rule inet lab output ip saddr %s ip daddr != %s tcp sport 22 drop", s.ip, s.ip))
+			nft = append(nft, fmt.Sprintf("add rule netdev lab-aws out ip saddr %s ip daddr != %s tcp sport 22 drop", s.ip, s.ip))
+		}
+		if s.hostFirewall {
+			// The instance's own firewall: the agent's connection from the
+			// instance itself passes (loopback is accepted, as usual).
+			nft = append(nft, "add table inet hostfw",
+				"add chain inet hostfw input { type filter hook input priority 0; policy accept; }",
+				fmt.Sprintf("add rule inet hostfw input ip saddr != %s ip daddr %s tcp dport 22 drop", s.ip, s.ip))
 		}
 		if s.name == "twin" {
 			w.Twins = append(w.Twins, li.ID)
@@ -310,12 +358,13 @@ func (w *World) build(ctx context.Context) error {
 			w.Instances[s.name] = li
 		}
 	}
-	if w.ssm, err = StartSSM(SSMOptions{Port: SSMPort, Online: online, Addrs: addrs}); err != nil {
+	w.views = views
+	if w.ssm, err = StartSSM(SSMOptions{Port: SSMPort, Online: online, Addrs: addrs, Views: views}); err != nil {
 		return err
 	}
-	return Nft("add table inet lab\n" +
-		"add chain inet lab input { type filter hook input priority 0; policy accept; }\n" +
-		"add chain inet lab output { type filter hook output priority 0; policy accept; }\n" +
+	return Nft("add table netdev lab-aws\n" +
+		"add chain netdev lab-aws in { type filter hook ingress device lo priority 0; policy accept; }\n" +
+		"add chain netdev lab-aws out { type filter hook egress device lo priority 0; policy accept; }\n" +
 		strings.Join(nft, "\n") + "\n")
 }
 
@@ -362,8 +411,42 @@ func (w *World) StartReferenceSSM() (*SSMStandIn, error) {
 		online[k] = v
 	}
 	w.ssm.mu.Unlock()
-	return StartSSM(SSMOptions{Port: port, Online: online, Addrs: w.ssm.addrs, Reference: true})
+	return StartSSM(SSMOptions{Port: port, Online: online, Addrs: w.ssm.addrs, Views: w.views, Reference: true})
 }
+
+// StartEncryptedSSM starts a second SSM stand-in for the world's instances
+// on a free port whose sessions must be encrypted with a KMS key made in
+// moto (the Session Manager preference organisations enforce); its agent
+// decrypts the client's data key with moto's KMS. It returns the stand-in
+// and the key's ARN; the caller stops it.
+func (w *World) StartEncryptedSSM(ctx context.Context) (*SSMStandIn, string, error) {
+	k := kms.NewFromConfig(w.awsConfig())
+	key, err := k.CreateKey(ctx, &kms.CreateKeyInput{Description: aws.String("ec2ssh lab: Session Manager encryption")})
+	if err != nil {
+		return nil, "", fmt.Errorf("create a KMS key in moto: %w", err)
+	}
+	port, err := FreePort("127.0.0.1")
+	if err != nil {
+		return nil, "", err
+	}
+	w.ssm.mu.Lock()
+	online := map[string]bool{}
+	for id, on := range w.ssm.online {
+		online[id] = on
+	}
+	w.ssm.mu.Unlock()
+	arn := aws.ToString(key.KeyMetadata.Arn)
+	s, err := StartSSM(SSMOptions{Port: port, Online: online, Addrs: w.ssm.addrs, Views: w.views, KMSKeyID: arn, KMS: k})
+	return s, arn, err
+}
+
+func (w *World) awsConfig() aws.Config {
+	return aws.Config{Region: Region, BaseEndpoint: aws.String(w.MotoURL),
+		Credentials: credentials.NewStaticCredentialsProvider("AKIALABLABLABLABLAB0", "lab-secret-not-a-real-one", "")}
+}
+
+// SSM is the world's SSM stand-in.
+func (w *World) SSM() *SSMStandIn { return w.ssm }
 
 // ensureUser creates a local login user for the lab's sshd when missing.
 func ensureUser(name string) error {

@@ -15,6 +15,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/ssm"
 	"github.com/aws/aws-sdk-go-v2/service/sts"
 	"github.com/aws/smithy-go"
+	"github.com/aws/smithy-go/logging"
 
 	"github.com/ec2ssh/ec2ssh/failure"
 )
@@ -26,13 +27,49 @@ const CallTimeout = 8 * time.Second
 // AWS holds the service clients, built from the SDK's usual chain
 // (environment, shared config and credentials files, SSO, assume-role,
 // IMDS) plus --profile and --region, and AWS_ENDPOINT_URL_* overrides.
+// Each client is the small interface of the calls made here, so tests can
+// stand in for a service.
 type AWS struct {
 	Config  aws.Config
 	Profile string
-	EC2     *ec2.Client
-	IAM     *iam.Client
-	STS     *sts.Client
-	SSM     *ssm.Client
+	EC2     EC2API
+	IAM     IAMAPI
+	STS     STSAPI
+	SSM     SSMInfoAPI
+}
+
+// EC2API is the part of EC2 ec2ssh reads. Nothing here changes anything.
+type EC2API interface {
+	ec2.DescribeInstancesAPIClient
+	DescribeImages(context.Context, *ec2.DescribeImagesInput, ...func(*ec2.Options)) (*ec2.DescribeImagesOutput, error)
+	DescribeInstanceStatus(context.Context, *ec2.DescribeInstanceStatusInput, ...func(*ec2.Options)) (*ec2.DescribeInstanceStatusOutput, error)
+	DescribeInternetGateways(context.Context, *ec2.DescribeInternetGatewaysInput, ...func(*ec2.Options)) (*ec2.DescribeInternetGatewaysOutput, error)
+	DescribeKeyPairs(context.Context, *ec2.DescribeKeyPairsInput, ...func(*ec2.Options)) (*ec2.DescribeKeyPairsOutput, error)
+	DescribeNetworkAcls(context.Context, *ec2.DescribeNetworkAclsInput, ...func(*ec2.Options)) (*ec2.DescribeNetworkAclsOutput, error)
+	DescribeNetworkInterfaces(context.Context, *ec2.DescribeNetworkInterfacesInput, ...func(*ec2.Options)) (*ec2.DescribeNetworkInterfacesOutput, error)
+	DescribeRouteTables(context.Context, *ec2.DescribeRouteTablesInput, ...func(*ec2.Options)) (*ec2.DescribeRouteTablesOutput, error)
+	DescribeSecurityGroups(context.Context, *ec2.DescribeSecurityGroupsInput, ...func(*ec2.Options)) (*ec2.DescribeSecurityGroupsOutput, error)
+	DescribeSubnets(context.Context, *ec2.DescribeSubnetsInput, ...func(*ec2.Options)) (*ec2.DescribeSubnetsOutput, error)
+	DescribeVpcs(context.Context, *ec2.DescribeVpcsInput, ...func(*ec2.Options)) (*ec2.DescribeVpcsOutput, error)
+	GetManagedPrefixListEntries(context.Context, *ec2.GetManagedPrefixListEntriesInput, ...func(*ec2.Options)) (*ec2.GetManagedPrefixListEntriesOutput, error)
+}
+
+// IAMAPI is the part of IAM ec2ssh reads: the instance profile's role.
+type IAMAPI interface {
+	GetInstanceProfile(context.Context, *iam.GetInstanceProfileInput, ...func(*iam.Options)) (*iam.GetInstanceProfileOutput, error)
+	ListAttachedRolePolicies(context.Context, *iam.ListAttachedRolePoliciesInput, ...func(*iam.Options)) (*iam.ListAttachedRolePoliciesOutput, error)
+	ListRolePolicies(context.Context, *iam.ListRolePoliciesInput, ...func(*iam.Options)) (*iam.ListRolePoliciesOutput, error)
+	GetRolePolicy(context.Context, *iam.GetRolePolicyInput, ...func(*iam.Options)) (*iam.GetRolePolicyOutput, error)
+}
+
+// STSAPI is who the caller is.
+type STSAPI interface {
+	GetCallerIdentity(context.Context, *sts.GetCallerIdentityInput, ...func(*sts.Options)) (*sts.GetCallerIdentityOutput, error)
+}
+
+// SSMInfoAPI is whether an instance's agent is online.
+type SSMInfoAPI interface {
+	DescribeInstanceInformation(context.Context, *ssm.DescribeInstanceInformationInput, ...func(*ssm.Options)) (*ssm.DescribeInstanceInformationOutput, error)
 }
 
 // Configured reports whether AWS credentials are set up here without
@@ -67,6 +104,10 @@ func Configured(profile string) bool {
 func LoadAWS(ctx context.Context, profile, region string) (*AWS, error) {
 	opts := []func(*config.LoadOptions) error{
 		config.WithRetryer(func() aws.Retryer { return retry.AddWithMaxAttempts(retry.NewStandard(), 2) }),
+		// The SDK's own warnings (a cancelled call's unread body, …) would
+		// land on stderr between the remote's lines: ec2ssh says what
+		// matters itself.
+		config.WithLogger(logging.Nop{}),
 	}
 	if profile != "" {
 		opts = append(opts, config.WithSharedConfigProfile(profile))

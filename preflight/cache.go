@@ -15,12 +15,15 @@ const CacheTTL = 10 * time.Minute
 
 // Cached is a destination's resolution as stored on disk.
 type Cached struct {
-	InstanceID string    `json:"instance_id"`
-	Name       string    `json:"name,omitempty"`
-	Address    string    `json:"address"`
-	User       string    `json:"user,omitempty"` // the AMI's default user
-	Region     string    `json:"region"`
-	Saved      time.Time `json:"saved"`
+	InstanceID string `json:"instance_id"`
+	Name       string `json:"name,omitempty"`
+	Address    string `json:"address"`
+	User       string `json:"user,omitempty"` // the AMI's default user
+	// APIRTT is how long resolving it took: one EC2 API round trip, which
+	// bounds a TCP connect to the instance (see raceGrace).
+	APIRTT time.Duration `json:"api_rtt_ns,omitempty"`
+	Region string        `json:"region"`
+	Saved  time.Time     `json:"saved"`
 }
 
 // Cache stores resolutions under $XDG_CACHE_HOME/ec2ssh (or

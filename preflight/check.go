@@ -18,7 +18,7 @@ const (
 
 // Result is one check's finding.
 type Result struct {
-	ID       string   `json:"id"`
+	ID       CheckID  `json:"id"`
 	Status   Status   `json:"status"`
 	Summary  string   `json:"summary"`
 	Evidence []string `json:"evidence"`
@@ -27,21 +27,22 @@ type Result struct {
 
 // Check judges Facts; it is pure and never panics on odd data.
 type Check struct {
-	ID  string
+	ID  CheckID
 	Run func(f *Facts) Result
 }
 
 // Checks are the checks of SPEC.md, in the order they are reported.
 var Checks = []Check{
-	{"credentials", checkCredentials},
-	{"instance-state", checkInstanceState},
-	{"status-checks", checkStatusChecks},
-	{"network-path", checkNetworkPath},
-	{"security-group", checkSecurityGroup},
-	{"network-acl", checkNetworkACL},
-	{"key-pair", checkKeyPair},
-	{"sshd", checkSSHD},
-	{"ssm-agent", checkSSMAgent},
+	{CheckCredentials, checkCredentials},
+	{CheckInstanceState, checkInstanceState},
+	{CheckStatusChecks, checkStatusChecks},
+	{CheckNetworkPath, checkNetworkPath},
+	{CheckSecurityGroup, checkSecurityGroup},
+	{CheckNetworkACL, checkNetworkACL},
+	{CheckKeyPair, checkKeyPair},
+	{CheckSSHD, checkSSHD},
+	{CheckInstanceOS, checkInstanceOS},
+	{CheckSSMAgent, checkSSMAgent},
 }
 
 // RunAll runs every check over f. A check that panics is reported as

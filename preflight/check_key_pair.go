@@ -43,8 +43,13 @@ func checkKeyPair(f *Facts) Result {
 	for _, k := range f.LocalKeys {
 		for _, fp := range k.Fingerprints {
 			if normFingerprint(fp) == want {
-				return Result{Status: Pass, Summary: fmt.Sprintf("%s matches key pair %s", k.Source, kp.Name),
+				r := Result{Status: Pass, Summary: fmt.Sprintf("%s matches key pair %s", k.Source, kp.Name),
 					Evidence: []string{kp.Name + " " + kp.Fingerprint}}
+				if bad := authorizedKeysProblem(f.Inside, k); bad != nil {
+					bad.Evidence = append(r.Evidence, bad.Evidence...)
+					return *bad
+				}
+				return r
 			}
 		}
 	}
@@ -58,4 +63,58 @@ func checkKeyPair(f *Facts) Result {
 	}
 	return Result{Status: Fail, Summary: summary, Evidence: ev,
 		Fix: fmt.Sprintf("use the private key of %s: ec2ssh -i ~/.ssh/%s.pem …; if it is lost, ec2ssh pushes a one-time key with EC2 Instance Connect", kp.Name, kp.Name)}
+}
+
+// authorizedKeysProblem is what the look inside says stops sshd from
+// taking the key that matches the key pair: files it refuses for their
+// modes or owners (StrictModes), a missing authorized_keys, or the key not
+// in it. nil when nothing was seen, or nothing is wrong.
+func authorizedKeysProblem(in *Inside, key LocalKey) *Result {
+	if in == nil || !in.UserExists {
+		return nil
+	}
+	ev := []string{"looked inside (" + in.How + ")"}
+	for _, fm := range in.Files {
+		if fm.Missing {
+			if strings.HasSuffix(fm.Path, "authorized_keys") {
+				return &Result{Status: Fail, Summary: fmt.Sprintf("user %s has no %s", in.User, fm.Path), Evidence: ev,
+					Fix: "ec2ssh gets in with a one-time key from EC2 Instance Connect; then put the key pair's public key in " + fm.Path + " (chmod 600)"}
+			}
+			continue
+		}
+		ev = append(ev, fmt.Sprintf("%s: mode %o, owner %s", fm.Path, fm.Mode, fm.Owner))
+		if !in.StrictModes {
+			continue
+		}
+		if fm.Mode&0o022 != 0 || (fm.Owner != in.User && fm.Owner != "root") {
+			want := "go-w"
+			fix := fmt.Sprintf("sudo chmod %s %s", want, fm.Path)
+			if strings.HasSuffix(fm.Path, "authorized_keys") {
+				fix = fmt.Sprintf("sudo chmod 600 %s", fm.Path)
+			} else if strings.HasSuffix(fm.Path, "/.ssh") {
+				fix = fmt.Sprintf("sudo chmod 700 %s", fm.Path)
+			}
+			if fm.Owner != in.User && fm.Owner != "root" {
+				fix += fmt.Sprintf("; sudo chown %s %s", in.User, fm.Path)
+			}
+			return &Result{Status: Fail, Evidence: ev, Fix: fix + " (from an SSM shell, or after logging in with EC2 Instance Connect)",
+				Summary: fmt.Sprintf("%s is writable by others or not owned by %s (mode %o, owner %s): sshd (StrictModes) ignores the user's keys",
+					fm.Path, in.User, fm.Mode, fm.Owner)}
+		}
+	}
+	if len(in.Keys) == 0 {
+		return nil
+	}
+	for _, ak := range in.Keys {
+		for _, a := range ak.Fingerprints {
+			for _, b := range key.Fingerprints {
+				if normFingerprint(a) == normFingerprint(b) {
+					return nil
+				}
+			}
+		}
+	}
+	return &Result{Status: Fail, Evidence: ev,
+		Summary: fmt.Sprintf("%s matches the key pair, but that key is not in %s's authorized_keys on the instance", key.Source, in.User),
+		Fix:     "ec2ssh gets in with a one-time key from EC2 Instance Connect; then append your public key to ~/.ssh/authorized_keys there"}
 }

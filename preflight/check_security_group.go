@@ -3,6 +3,7 @@ package preflight
 import (
 	"fmt"
 	"net/netip"
+	"sort"
 	"strings"
 )
 
@@ -55,6 +56,7 @@ func checkSecurityGroup(f *Facts) Result {
 	}
 	src, known := f.Source.Addr()
 	var ids, refs []string
+	refGroups := map[string]string{} // referenced group -> the group whose rule names it
 	for _, g := range f.SecurityGroups {
 		ids = append(ids, g.ID)
 		for _, r := range g.Ingress {
@@ -62,8 +64,11 @@ func checkSecurityGroup(f *Facts) Result {
 				return Result{Status: Pass, Summary: fmt.Sprintf("%s allows %s", g.ID, why), Evidence: []string{g.ID + " (" + g.Name + "): " + why}}
 			}
 			proto := strings.ToLower(r.Protocol)
-			if len(r.Groups) > 0 && (proto == "-1" || (f.Port >= r.FromPort && f.Port <= r.ToPort)) {
+			if len(r.Groups) > 0 && (proto == "-1" || proto == "all" || ((proto == "tcp" || proto == "6") && f.Port >= r.FromPort && f.Port <= r.ToPort)) {
 				refs = append(refs, fmt.Sprintf("%s allows port %d from members of %s", g.ID, f.Port, joinIDs(r.Groups)))
+				for _, ref := range r.Groups {
+					refGroups[ref] = g.ID
+				}
 			}
 		}
 	}
@@ -77,13 +82,45 @@ func checkSecurityGroup(f *Facts) Result {
 		return Result{Status: Unknown, Summary: fmt.Sprintf("the source address is not known and no rule in %s is open to everyone on port %d", joinIDs(ids), f.Port),
 			Evidence: refs, Fix: "tell ec2ssh your public address with --source-ip ADDR (or EC2SSH_SOURCE_IP)"}
 	}
-	if len(refs) > 0 {
-		return Result{Status: Warn, Summary: fmt.Sprintf("no rule allows %s by address; only by security group membership", src),
-			Evidence: refs, Fix: "connect from an instance in that group (ProxyJump), or add a rule for your address"}
-	}
 	cidr := src.String() + "/32"
 	if src.Is6() {
 		cidr = src.String() + "/128"
+	}
+	if len(refs) > 0 {
+		if f.SourceInterfacesErr != nil {
+			r := unknownFrom(f.SourceInterfacesErr)
+			r.Summary = "port " + fmt.Sprint(f.Port) + " is allowed only to members of a security group, and membership " + r.Summary
+			r.Evidence = append(refs, r.Evidence...)
+			return r
+		}
+		if !f.SourceLookedUp {
+			return Result{Status: Warn, Summary: fmt.Sprintf("no rule allows %s by address; only by security group membership", src),
+				Evidence: refs, Fix: "connect from an instance in that group (ProxyJump), or add a rule for your address"}
+		}
+		ev := append([]string(nil), refs...)
+		for _, ifc := range f.SourceInterfaces {
+			for _, g := range ifc.SecurityGroups {
+				if by, ok := refGroups[g]; ok {
+					return Result{Status: Pass, Summary: fmt.Sprintf("%s allows port %d from members of %s, and the source %s (%s) is one", by, f.Port, g, src, ifc.ID),
+						Evidence: append(ev, fmt.Sprintf("%s holds %s and is in %s", ifc.ID, src, joinIDs(ifc.SecurityGroups)))}
+				}
+			}
+			ev = append(ev, fmt.Sprintf("%s holds %s and is in %s", ifc.ID, src, joinIDs(ifc.SecurityGroups)))
+		}
+		var names []string
+		for g := range refGroups {
+			names = append(names, g)
+		}
+		sort.Strings(names)
+		why := "no network interface in AWS holds that address (it is outside the VPC)"
+		if len(f.SourceInterfaces) > 0 {
+			why = "its interface is in none of them"
+		}
+		return Result{Status: Fail,
+			Summary:  fmt.Sprintf("port %d is allowed only from members of %s, and the source %s is not one: %s", f.Port, joinIDs(names), src, why),
+			Evidence: append(ev, "looked up the interfaces holding "+src.String()+" (ec2:DescribeNetworkInterfaces)"),
+			Fix: fmt.Sprintf("connect through an instance in %s (ec2ssh -J BASTION …), or allow your address: aws ec2 authorize-security-group-ingress --group-id %s --protocol tcp --port %d --cidr %s --region %s",
+				names[0], ids[0], f.Port, cidr, f.Region)}
 	}
 	opt := "--cidr"
 	if src.Is6() {

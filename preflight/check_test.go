@@ -31,10 +31,16 @@ func base() *Facts {
 		SSM:       &SSMAgent{Registered: true, PingStatus: "Online", AgentVersion: "3.3"},
 		Source:    Source{Address: "203.0.113.9", How: "--source-ip", EphemeralLow: 32768, EphemeralHigh: 60999},
 		SSHD:      &Probe{Address: "198.51.100.7", Port: 22, Result: "open", Banner: "SSH-2.0-OpenSSH_9.2"},
+		Inside: &Inside{How: "test", User: "ec2-user", Port: 22, Address: "10.0.1.5", SSHDActive: "active", SSHDRunning: true,
+			Listening: []string{"0.0.0.0:22"}, StrictModes: true, UserExists: true, Home: "/home/ec2-user",
+			Files: []FileMode{{Path: "/home/ec2-user", Mode: 0o700, Owner: "ec2-user"}, {Path: "/home/ec2-user/.ssh", Mode: 0o700, Owner: "ec2-user"},
+				{Path: "/home/ec2-user/.ssh/authorized_keys", Mode: 0o600, Owner: "ec2-user"}},
+			Keys:  []LocalKey{{Source: "authorized_keys", Type: "ssh-ed25519", Fingerprints: []string{"SHA256:abcDEF123"}}},
+			Disks: []Disk{{Mount: "/", UsedPct: 40}}, Complete: true},
 	}
 }
 
-func result(t *testing.T, f *Facts, id string) Result {
+func result(t *testing.T, f *Facts, id CheckID) Result {
 	t.Helper()
 	for _, r := range RunAll(f) {
 		if r.ID == id {
@@ -157,7 +163,7 @@ func TestOtherChecks(t *testing.T) {
 	tests := []struct {
 		name   string
 		mutate func(*Facts)
-		id     string
+		id     CheckID
 		want   Status
 	}{
 		{"stopped", func(f *Facts) { f.Instance.State = "stopped" }, "instance-state", Fail},
@@ -170,10 +176,29 @@ func TestOtherChecks(t *testing.T) {
 		{"md5 hex case-insensitive", func(f *Facts) {
 			f.KeyPair.Fingerprint = "1f:51:ae:28:bf:89:e9:d8:1f:25:5d:37:2d:7d:b8:ca"
 			f.LocalKeys[0].Fingerprints = []string{"1F:51:AE:28:BF:89:E9:D8:1F:25:5D:37:2D:7D:B8:CA"}
+			f.Inside = nil
 		}, "key-pair", Pass},
 		{"no key pair", func(f *Facts) { f.Instance.KeyName = "" }, "key-pair", Warn},
 		{"sshd refused", func(f *Facts) { f.SSHD.Result = "refused" }, "sshd", Fail},
-		{"sshd silent", func(f *Facts) { f.SSHD.Result = "timeout" }, "sshd", Unknown},
+		{"sshd silent though the groups allow it", func(f *Facts) { f.SSHD.Result = "timeout"; f.Inside = nil }, "sshd", Fail},
+		{"sshd silent, the group blocks", func(f *Facts) { f.SSHD.Result = "timeout"; f.Source.Address = "192.0.2.1" }, "sshd", Unknown},
+		{"sshd silent, a host firewall", func(f *Facts) {
+			f.SSHD.Result = "timeout"
+			f.Inside.Firewall = []FirewallRule{{Firewall: "nftables", Rule: "tcp dport 22 drop", Fix: "sudo nft delete rule inet filter input handle 4"}}
+		}, "sshd", Fail},
+		{"sshd not running, bad config", func(f *Facts) {
+			f.SSHD.Result = "refused"
+			f.Inside.SSHDRunning, f.Inside.Listening, f.Inside.ConfigErrors = false, nil, []string{"/etc/ssh/sshd_config line 3: Bad configuration option: Foo"}
+		}, "sshd", Fail},
+		{"sshd elsewhere", func(f *Facts) { f.SSHD.Result = "refused"; f.Inside.Listening = []string{"0.0.0.0:2222"} }, "sshd", Fail},
+		{"authorized_keys writable by others", func(f *Facts) { f.Inside.Files[2].Mode = 0o666 }, "key-pair", Fail},
+		{"home writable, StrictModes off", func(f *Facts) { f.Inside.Files[0].Mode = 0o777; f.Inside.StrictModes = false }, "key-pair", Pass},
+		{"key not in authorized_keys", func(f *Facts) { f.Inside.Keys[0].Fingerprints = []string{"SHA256:someoneelse"} }, "key-pair", Fail},
+		{"no such user", func(f *Facts) { f.Inside.UserExists = false }, "instance-os", Fail},
+		{"disk full", func(f *Facts) { f.Inside.Disks = []Disk{{Mount: "/", UsedPct: 100}} }, "instance-os", Fail},
+		{"inodes full", func(f *Facts) { f.Inside.Disks = []Disk{{Mount: "/var", UsedPct: 99, Inodes: true}} }, "instance-os", Fail},
+		{"not looked into", func(f *Facts) { f.Inside = nil }, "instance-os", Skip},
+		{"look inside failed", func(f *Facts) { f.Inside, f.InsideErr = nil, "TargetNotConnected" }, "instance-os", Unknown},
 		{"no profile", func(f *Facts) { f.SSM, f.Role, f.Instance.InstanceProfile = nil, nil, "" }, "ssm-agent", Fail},
 		{"role lacks policy", func(f *Facts) { f.SSM = nil; f.Role.Policies = []string{"arn:aws:iam::aws:policy/ReadOnlyAccess"} }, "ssm-agent", Fail},
 		{"agent lost", func(f *Facts) { f.SSM.PingStatus = "ConnectionLost" }, "ssm-agent", Fail},
@@ -201,7 +226,7 @@ func TestDeniedIsUnknownNeverPass(t *testing.T) {
 	f.KeyPair, f.KeyPairErr = nil, denied
 	f.SSM, f.SSMErr = nil, denied
 	f.Role, f.RoleErr = nil, denied
-	for _, id := range []string{"security-group", "network-acl", "key-pair", "ssm-agent"} {
+	for _, id := range []CheckID{"security-group", "network-acl", "key-pair", "ssm-agent"} {
 		r := result(t, f, id)
 		if r.Status != Unknown || !strings.Contains(r.Summary+r.Fix, "ec2:DescribeSecurityGroups") {
 			t.Errorf("%s with a denied call = %s (%s / %s), want unknown naming the permission", id, r.Status, r.Summary, r.Fix)

@@ -55,8 +55,20 @@ type Facts struct {
 	SSM    *SSMAgent `json:"ssm,omitempty"`
 	SSMErr *APIError `json:"ssm_error,omitempty"`
 
+	// SourceInterfaces are the network interfaces (in any VPC the caller
+	// can see) that hold the source address, with their security groups:
+	// whether the source is a member of a group a rule admits.
+	SourceInterfaces    []Interface `json:"source_interfaces,omitempty"`
+	SourceInterfacesErr *APIError   `json:"source_interfaces_error,omitempty"`
+	SourceLookedUp      bool        `json:"source_looked_up,omitempty"`
+
 	Source Source `json:"source"`
 	SSHD   *Probe `json:"sshd,omitempty"`
+
+	// Inside is what the instance said about itself (InsideScript), when
+	// its SSM agent was online and the look was asked for.
+	Inside    *Inside `json:"inside,omitempty"`
+	InsideErr string  `json:"inside_error,omitempty"`
 
 	// Timings records how long each part took to gather, for -v.
 	Timings map[string]time.Duration `json:"-"`
@@ -114,6 +126,7 @@ type Instance struct {
 type Interface struct {
 	ID             string   `json:"id"`
 	SubnetID       string   `json:"subnet_id,omitempty"`
+	VPCID          string   `json:"vpc_id,omitempty"`
 	SecurityGroups []string `json:"security_groups"`
 }
 
@@ -246,9 +259,9 @@ func (s Source) Addr() (netip.Addr, bool) {
 
 // Probe is what the SSH port answered.
 type Probe struct {
-	Address string `json:"address"`
-	Port    int    `json:"port"`
-	Result  string `json:"result"` // "open", "refused", "timeout", "no-banner", "unreachable"
-	Banner  string `json:"banner,omitempty"`
-	Detail  string `json:"detail,omitempty"`
+	Address string      `json:"address"`
+	Port    int         `json:"port"`
+	Result  ProbeResult `json:"result"`
+	Banner  string      `json:"banner,omitempty"`
+	Detail  string      `json:"detail,omitempty"`
 }

@@ -24,8 +24,8 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/sts"
 )
 
-// ProbeTimeout bounds the SSH port probe.
-const ProbeTimeout = 3 * time.Second
+// ProbeWait bounds the SSH port probe.
+const ProbeWait = 3 * time.Second
 
 // Request is what to gather facts about.
 type Request struct {
@@ -35,6 +35,12 @@ type Request struct {
 	SourceIP string // --source-ip / EC2SSH_SOURCE_IP; "" to work it out
 	Keys     []KeyMaterial
 	NoProbe  bool // the connection itself answers for sshd
+	// Inside, when set, looks inside the instance if its SSM agent is
+	// online (InsideScript), as User.
+	Inside InsideRunner
+	User   string
+	// Progress, when set, is told of each part as it is gathered.
+	Progress func(part string)
 }
 
 // Gather asks AWS and the network everything the checks need, in
@@ -100,10 +106,80 @@ func (a *AWS) Gather(ctx context.Context, req Request) *Facts {
 	if in.InstanceProfile != "" {
 		do("instance profile", func() { f.Role, f.RoleErr = a.role(ctx, in.InstanceProfile) })
 	}
-	do("SSM agent", func() { f.SSM, f.SSMErr = a.ssmAgent(ctx, in.ID) })
+	do("SSM agent", func() {
+		f.SSM, f.SSMErr = a.ssmAgent(ctx, in.ID)
+		if req.Inside != nil && f.SSM != nil && f.SSM.PingStatus == "Online" && in.State == "running" {
+			start := time.Now()
+			f.Inside, f.InsideErr = a.lookInside(ctx, req, in)
+			mu.Lock()
+			f.Timings["look inside"] = time.Since(start)
+			mu.Unlock()
+		}
+	})
 	wg.Wait()
 	f.Source = source(req, f.VPCCIDRs)
+	if referencesGroups(f.SecurityGroups, f.Port) && f.Source.Address != "" {
+		f.SourceInterfaces, f.SourceInterfacesErr = a.interfacesHolding(ctx, f.Source.Address)
+		f.SourceLookedUp = f.SourceInterfacesErr == nil
+	}
 	return f
+}
+
+// referencesGroups reports whether a rule for port admits members of a
+// security group: only then does the source's membership matter.
+func referencesGroups(groups []SecurityGroup, port int) bool {
+	for _, g := range groups {
+		for _, r := range g.Ingress {
+			proto := strings.ToLower(r.Protocol)
+			if len(r.Groups) > 0 && (proto == "-1" || proto == "all" || (port >= r.FromPort && port <= r.ToPort)) {
+				return true
+			}
+		}
+	}
+	return false
+}
+
+// interfacesHolding finds the network interfaces whose private address is
+// addr: a security group admits its members by their interfaces.
+func (a *AWS) interfacesHolding(ctx context.Context, addr string) ([]Interface, *APIError) {
+	ctx, cancel := callCtx(ctx)
+	defer cancel()
+	out, err := a.EC2.DescribeNetworkInterfaces(ctx, &ec2.DescribeNetworkInterfacesInput{Filters: []ec2types.Filter{
+		{Name: aws.String("addresses.private-ip-address"), Values: []string{addr}}}})
+	if err != nil {
+		return nil, apiError("ec2:DescribeNetworkInterfaces", "ec2:DescribeNetworkInterfaces", err)
+	}
+	var ifcs []Interface
+	for _, n := range out.NetworkInterfaces {
+		ifc := Interface{ID: aws.ToString(n.NetworkInterfaceId), SubnetID: aws.ToString(n.SubnetId), VPCID: aws.ToString(n.VpcId)}
+		for _, g := range n.Groups {
+			ifc.SecurityGroups = append(ifc.SecurityGroups, aws.ToString(g.GroupId))
+		}
+		ifcs = append(ifcs, ifc)
+	}
+	return ifcs, nil
+}
+
+// InsideTimeout bounds the look inside: a session, the script, its output.
+const InsideTimeout = 20 * time.Second
+
+// lookInside runs InsideScript on the instance and reads what it says.
+func (a *AWS) lookInside(ctx context.Context, req Request, in *Instance) (*Inside, string) {
+	ctx, cancel := context.WithTimeout(ctx, InsideTimeout)
+	defer cancel()
+	start := time.Now()
+	user := req.User
+	if user == "" {
+		user = "ec2-user"
+	}
+	out, err := req.Inside.RunScript(ctx, in.ID, InsideScript, user, strconv.Itoa(req.Port))
+	if err != nil && len(out) == 0 {
+		return nil, err.Error()
+	}
+	addr := in.PrivateIP
+	inside := ParseInside(out, user, req.Port, addr)
+	inside.How, inside.Took = req.Inside.How(), time.Since(start)
+	return inside, ""
 }
 
 func (a *AWS) status(ctx context.Context, id string) (*InstanceStatus, *APIError) {
@@ -452,20 +528,20 @@ func (a *AWS) ssmAgent(ctx context.Context, id string) (*SSMAgent, *APIError) {
 // ProbeSSH connects to the SSH port and reads the banner.
 func ProbeSSH(ctx context.Context, addr string, port int) *Probe {
 	p := &Probe{Address: addr, Port: port}
-	ctx, cancel := context.WithTimeout(ctx, ProbeTimeout)
+	ctx, cancel := context.WithTimeout(ctx, ProbeWait)
 	defer cancel()
 	var d net.Dialer
 	conn, err := d.DialContext(ctx, "tcp", net.JoinHostPort(addr, strconv.Itoa(port)))
 	switch {
 	case err == nil:
 	case errors.Is(err, syscall.ECONNREFUSED):
-		p.Result = "refused"
+		p.Result = ProbeRefused
 		return p
 	case errors.Is(err, syscall.EHOSTUNREACH), errors.Is(err, syscall.ENETUNREACH):
-		p.Result, p.Detail = "unreachable", err.Error()
+		p.Result, p.Detail = ProbeUnreachable, err.Error()
 		return p
 	default:
-		p.Result, p.Detail = "timeout", "no answer within "+ProbeTimeout.String()
+		p.Result, p.Detail = ProbeTimeout, "no answer within "+ProbeWait.String()
 		return p
 	}
 	defer conn.Close()
@@ -474,13 +550,13 @@ func ProbeSSH(ctx context.Context, addr string, port int) *Probe {
 	}
 	line, err := bufio.NewReader(conn).ReadString('\n')
 	if err != nil || !strings.HasPrefix(line, "SSH-") {
-		p.Result = "no-banner"
+		p.Result = ProbeNoBanner
 		if err != nil {
 			p.Detail = err.Error()
 		}
 		return p
 	}
-	p.Result, p.Banner = "open", strings.TrimSpace(line)
+	p.Result, p.Banner = ProbeOpen, strings.TrimSpace(line)
 	return p
 }
 

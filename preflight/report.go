@@ -30,6 +30,17 @@ func NewReport(f *Facts, address string) *Report {
 	return &Report{Target: t, Checks: RunAll(f)}
 }
 
+// FirstFailed returns the first of ids (in their order) whose check
+// failed, or nil.
+func (r *Report) FirstFailed(ids []CheckID) *Result {
+	for _, id := range ids {
+		if c, ok := r.Result(id); ok && c.Status == Fail {
+			return &c
+		}
+	}
+	return nil
+}
+
 // Failed returns the checks that failed.
 func (r *Report) Failed() []Result {
 	var out []Result
@@ -42,7 +53,7 @@ func (r *Report) Failed() []Result {
 }
 
 // Result returns the check with the given id.
-func (r *Report) Result(id string) (Result, bool) {
+func (r *Report) Result(id CheckID) (Result, bool) {
 	for _, c := range r.Checks {
 		if c.ID == id {
 			return c, true

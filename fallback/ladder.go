@@ -1,0 +1,153 @@
+package fallback
+
+import "github.com/ec2ssh/ec2ssh/failure"
+
+// Step is one rung of the fallback ladder (SPEC.md, "The ladder").
+type Step int
+
+const (
+	Stop            Step = iota // no way left: report the failure
+	Direct                      // SSH as ssh(1) would: TCP, or ProxyJump or ProxyCommand
+	SSMPort                     // SSH over an SSM port session to the instance's SSH port
+	InstanceConnect             // a one-time key from EC2 Instance Connect, then the same transport again
+	SSMShell                    // sshd itself is down: an SSM shell, or the command run through SSM
+)
+
+var stepNames = map[Step]string{Stop: "stop", Direct: "direct", SSMPort: "SSM port session", InstanceConnect: "EC2 Instance Connect", SSMShell: "SSM shell"}
+
+func (s Step) String() string { return stepNames[s] }
+
+// Agent is what is known of the instance's SSM agent.
+type Agent int
+
+const (
+	AgentUnknown Agent = iota
+	AgentOnline
+	AgentOffline
+)
+
+// Situation is what the ladder decides from.
+type Situation struct {
+	Mode     string // --fallback: "auto" (or ""), "ssm", "never"
+	Instance bool   // the destination is a known EC2 instance
+	// State is the instance's state when known ("" when not).
+	State string
+	Agent Agent
+	// Raceable: the direct attempt is a plain TCP dial that an SSM port
+	// session may run beside (not ProxyJump or ProxyCommand).
+	Raceable bool
+	// NeedsSSH: the session needs an SSH connection of its own (forwards,
+	// -N, -W, -s), which an SSM shell cannot stand in for.
+	NeedsSSH bool
+	// Proxy: --proxy wants a byte stream to the port, nothing above it.
+	Proxy bool
+	Tried []Attempt
+}
+
+// Attempt is a rung that was tried and how it failed.
+type Attempt struct {
+	Step Step
+	Kind failure.Kind
+}
+
+// Decision is the next rung.
+type Decision struct {
+	Step Step
+	// Via is the transport InstanceConnect retries over (Direct or SSMPort).
+	Via Step
+	// Race, for Direct, is a rung to start beside it when its TCP connect
+	// is slow: whichever reaches sshd first carries the connection.
+	Race Step
+	Why  string
+}
+
+// Next decides the next rung from the situation: the one place the ladder
+// is decided. Every failure kind is decided for every rung, and the
+// default stops.
+func Next(s Situation) Decision {
+	if len(s.Tried) == 0 {
+		if s.Mode == "ssm" {
+			if !s.Instance {
+				return Decision{Step: Stop, Why: "--fallback=ssm needs an EC2 instance"}
+			}
+			return Decision{Step: SSMPort, Why: "--fallback=ssm"}
+		}
+		d := Decision{Step: Direct, Why: "first"}
+		if s.Mode != "never" && s.Instance && s.Raceable && (s.State == "" || s.State == "running") && s.Agent != AgentOffline {
+			d.Race = SSMPort
+		}
+		return d
+	}
+	last := s.Tried[len(s.Tried)-1]
+	switch {
+	case s.Mode == "never":
+		return Decision{Step: Stop, Why: "--fallback=never"}
+	case !s.Instance:
+		return Decision{Step: Stop, Why: "not an EC2 instance"}
+	case s.State != "" && s.State != "running":
+		return Decision{Step: Stop, Why: "the instance is " + s.State + ": no transport reaches it"}
+	}
+	switch last.Step {
+	case Direct:
+		switch last.Kind {
+		case failure.Unreachable, failure.Refused, failure.NoBanner, failure.DNS:
+			if s.tried(SSMPort) {
+				return Decision{Step: Stop, Why: "SSM was tried beside it"}
+			}
+			if s.Agent == AgentOffline {
+				return Decision{Step: Stop, Why: "the SSM agent is offline"}
+			}
+			return Decision{Step: SSMPort, Why: "the SSH port cannot be reached"}
+		case failure.AuthRejected:
+			return s.instanceConnect(Direct)
+		case failure.HostKeyChanged, failure.HostKeyUnknown, failure.Algorithms, failure.AWSAuth, failure.InstanceState,
+			failure.Config, failure.Canceled, failure.Unknown:
+			return Decision{Step: Stop, Why: last.Kind.String() + " is not a transport problem"}
+		}
+	case SSMPort:
+		switch last.Kind {
+		case failure.Refused:
+			// The agent could not connect to the port from inside: sshd
+			// itself is down.
+			if s.Proxy || s.NeedsSSH {
+				return Decision{Step: Stop, Why: "sshd is down and this needs SSH"}
+			}
+			return Decision{Step: SSMShell, Why: "sshd is down"}
+		case failure.AuthRejected:
+			return s.instanceConnect(SSMPort)
+		case failure.Unreachable, failure.NoBanner, failure.DNS, failure.HostKeyChanged, failure.HostKeyUnknown, failure.Algorithms,
+			failure.AWSAuth, failure.InstanceState, failure.Config, failure.Canceled, failure.Unknown:
+			return Decision{Step: Stop, Why: "over SSM: " + last.Kind.String()}
+		}
+	case InstanceConnect:
+		switch last.Kind {
+		case failure.Refused:
+			if s.Proxy || s.NeedsSSH || !s.tried(SSMPort) {
+				return Decision{Step: Stop, Why: "refused"}
+			}
+			return Decision{Step: SSMShell, Why: "sshd is down"}
+		case failure.Unreachable, failure.NoBanner, failure.DNS, failure.AuthRejected, failure.HostKeyChanged, failure.HostKeyUnknown,
+			failure.Algorithms, failure.AWSAuth, failure.InstanceState, failure.Config, failure.Canceled, failure.Unknown:
+			return Decision{Step: Stop, Why: "with EC2 Instance Connect: " + last.Kind.String()}
+		}
+	case SSMShell, Stop:
+		return Decision{Step: Stop, Why: "nothing left"}
+	}
+	return Decision{Step: Stop, Why: "undecided"}
+}
+
+func (s Situation) instanceConnect(via Step) Decision {
+	if s.Proxy || s.tried(InstanceConnect) {
+		return Decision{Step: Stop, Why: "the keys were refused"}
+	}
+	return Decision{Step: InstanceConnect, Via: via, Why: "the keys were refused"}
+}
+
+func (s Situation) tried(step Step) bool {
+	for _, a := range s.Tried {
+		if a.Step == step {
+			return true
+		}
+	}
+	return false
+}

@@ -1,0 +1,96 @@
+package fallback
+
+import (
+	"testing"
+
+	"github.com/ec2ssh/ec2ssh/failure"
+)
+
+func TestLadderFirstStep(t *testing.T) {
+	tests := []struct {
+		name string
+		s    Situation
+		want Decision
+	}{
+		{"plain host", Situation{Mode: "auto"}, Decision{Step: Direct}},
+		{"instance: direct, SSM raced beside it", Situation{Mode: "auto", Instance: true, Raceable: true}, Decision{Step: Direct, Race: SSMPort}},
+		{"instance through a jump host: no race", Situation{Mode: "auto", Instance: true}, Decision{Step: Direct}},
+		{"never: no race", Situation{Mode: "never", Instance: true, Raceable: true}, Decision{Step: Direct}},
+		{"agent offline: no race", Situation{Mode: "auto", Instance: true, Raceable: true, Agent: AgentOffline}, Decision{Step: Direct}},
+		{"stopped: no race", Situation{Mode: "auto", Instance: true, Raceable: true, State: "stopped"}, Decision{Step: Direct}},
+		{"--fallback=ssm", Situation{Mode: "ssm", Instance: true}, Decision{Step: SSMPort}},
+		{"--fallback=ssm, not an instance", Situation{Mode: "ssm"}, Decision{Step: Stop}},
+	}
+	for _, tt := range tests {
+		got := Next(tt.s)
+		if got.Step != tt.want.Step || got.Race != tt.want.Race {
+			t.Errorf("%s: Next = %v (race %v), want %v (race %v)", tt.name, got.Step, got.Race, tt.want.Step, tt.want.Race)
+		}
+	}
+}
+
+// TestLadderOverEveryKind decides every failure kind after every rung: a
+// new kind without a decision fails here.
+func TestLadderOverEveryKind(t *testing.T) {
+	want := map[Step]map[failure.Kind]Step{
+		Direct: {
+			failure.Unreachable: SSMPort, failure.Refused: SSMPort, failure.NoBanner: SSMPort, failure.DNS: SSMPort,
+			failure.AuthRejected: InstanceConnect,
+			failure.HostKeyChanged: Stop, failure.HostKeyUnknown: Stop, failure.Algorithms: Stop, failure.AWSAuth: Stop,
+			failure.InstanceState: Stop, failure.Config: Stop, failure.Canceled: Stop, failure.Unknown: Stop,
+		},
+		SSMPort: {
+			failure.Refused: SSMShell, failure.AuthRejected: InstanceConnect,
+			failure.Unreachable: Stop, failure.NoBanner: Stop, failure.DNS: Stop, failure.HostKeyChanged: Stop, failure.HostKeyUnknown: Stop,
+			failure.Algorithms: Stop, failure.AWSAuth: Stop, failure.InstanceState: Stop, failure.Config: Stop, failure.Canceled: Stop, failure.Unknown: Stop,
+		},
+		InstanceConnect: {
+			failure.Refused: SSMShell,
+			failure.Unreachable: Stop, failure.NoBanner: Stop, failure.DNS: Stop, failure.AuthRejected: Stop, failure.HostKeyChanged: Stop,
+			failure.HostKeyUnknown: Stop, failure.Algorithms: Stop, failure.AWSAuth: Stop, failure.InstanceState: Stop, failure.Config: Stop,
+			failure.Canceled: Stop, failure.Unknown: Stop,
+		},
+		SSMShell: {},
+	}
+	for step, byKind := range want {
+		for _, k := range failure.Kinds {
+			tried := []Attempt{{Step: step, Kind: k}}
+			if step == InstanceConnect {
+				tried = []Attempt{{Step: SSMPort, Kind: failure.AuthRejected}, {Step: InstanceConnect, Kind: k}}
+			}
+			got := Next(Situation{Mode: "auto", Instance: true, Raceable: true, Tried: tried})
+			w, ok := byKind[k]
+			if !ok {
+				w = Stop
+			}
+			if got.Step != w {
+				t.Errorf("after %v failed with %v: Next = %v, want %v", step, k, got.Step, w)
+			}
+		}
+	}
+}
+
+func TestLadderLimits(t *testing.T) {
+	tests := []struct {
+		name string
+		s    Situation
+		want Step
+	}{
+		{"never falls back", Situation{Mode: "never", Instance: true, Tried: []Attempt{{Direct, failure.Unreachable}}}, Stop},
+		{"a plain host does not fall back", Situation{Mode: "auto", Tried: []Attempt{{Direct, failure.Unreachable}}}, Stop},
+		{"a stopped instance does not fall back", Situation{Mode: "auto", Instance: true, State: "stopped", Tried: []Attempt{{Direct, failure.Unreachable}}}, Stop},
+		{"an offline agent does not carry SSM", Situation{Mode: "auto", Instance: true, Agent: AgentOffline, Tried: []Attempt{{Direct, failure.Unreachable}}}, Stop},
+		{"SSM raced and failed is not tried again", Situation{Mode: "auto", Instance: true, Tried: []Attempt{{SSMPort, failure.Unreachable}, {Direct, failure.Unreachable}}}, Stop},
+		{"Instance Connect once", Situation{Mode: "auto", Instance: true, Tried: []Attempt{{Direct, failure.AuthRejected}, {InstanceConnect, failure.AuthRejected}}}, Stop},
+		{"--proxy has no shell rung", Situation{Mode: "auto", Instance: true, Proxy: true, Tried: []Attempt{{Direct, failure.Refused}, {SSMPort, failure.Refused}}}, Stop},
+		{"--proxy has no Instance Connect", Situation{Mode: "auto", Instance: true, Proxy: true, Tried: []Attempt{{Direct, failure.AuthRejected}}}, Stop},
+		{"forwards need SSH", Situation{Mode: "auto", Instance: true, NeedsSSH: true, Tried: []Attempt{{Direct, failure.Refused}, {SSMPort, failure.Refused}}}, Stop},
+		{"the shell rung", Situation{Mode: "auto", Instance: true, Tried: []Attempt{{Direct, failure.Refused}, {SSMPort, failure.Refused}}}, SSMShell},
+		{"--fallback=ssm, refused inside", Situation{Mode: "ssm", Instance: true, Tried: []Attempt{{SSMPort, failure.Refused}}}, SSMShell},
+	}
+	for _, tt := range tests {
+		if got := Next(tt.s); got.Step != tt.want {
+			t.Errorf("%s: Next = %v (%s), want %v", tt.name, got.Step, got.Why, tt.want)
+		}
+	}
+}
