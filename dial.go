@@ -286,8 +286,12 @@ func (r *race) transport(ctx context.Context) (net.Conn, error) {
 	for pending > 0 {
 		select {
 		case <-besideTimer.C:
-			if !up {
-				r.checks.start(ctx) // slow to connect: the checks may say why
+			// Slow to connect: the checks may say why, and may prove the
+			// dial doomed. When SSM races it, that proof gains nothing (SSM
+			// starts anyway): they wait, so as not to slow the race on a
+			// small machine, until a transport has won or failed.
+			if !up && (r.ssm == nil || r.t == nil) {
+				r.checks.start(ctx) // (an address's instance is found by them)
 			}
 		case <-tcp:
 			up, tcp = true, nil

@@ -536,12 +536,17 @@ func TestSilentPortsGetInQuickly(t *testing.T) {
 			t.Logf("%s: done in %v", tt.name, took.Round(time.Millisecond))
 		})
 	}
+	// By address: the checks find the instance, then SSM races the dial.
+	fw := world.Instances["host-firewall"]
+	r, took := runEC2(t, 60*time.Second, "root@"+fw.IP, "echo by-address")
+	if r.code != 0 || string(r.stdout) != "by-address\n" || took > 20*time.Second {
+		t.Errorf("by address: exit %d, stdout %q, stderr %q, after %v", r.code, r.stdout, r.stderr, took)
+	}
 	// The same through --proxy, for OpenSSH.
 	lab.Require(t, "ssh")
-	fw := world.Instances["host-firewall"]
 	env := append(append(cleanEnv(), world.AWSEnv()...), "XDG_CACHE_HOME="+t.TempDir())
-	r := runCmdEnv(t, env, nil, "ssh", "-F", ec2Cfg, "-o", "ProxyCommand="+bin+" --proxy %h %p", "root@"+fw.ID, "echo via-proxy")
-	if r.code != 0 || string(r.stdout) != "via-proxy\n" {
+	rp := runCmdEnv(t, env, nil, "ssh", "-F", ec2Cfg, "-o", "ProxyCommand="+bin+" --proxy %h %p", "root@"+fw.ID, "echo via-proxy")
+	if r := rp; r.code != 0 || string(r.stdout) != "via-proxy\n" {
 		t.Errorf("OpenSSH through ec2ssh --proxy to host-firewall: exit %d, stdout %q, stderr %q", r.code, r.stdout, r.stderr)
 	}
 }

@@ -22,6 +22,10 @@ import (
 // tunnel counts as activity.
 const SSMKeepAlive = time.Minute
 
+// NoticeWait is how long a run that is over waits for the checks that say
+// why SSM carried it.
+const NoticeWait = 3 * time.Second
+
 // notices writes ec2ssh's own lines to stderr under one quiet rule: -q, or
 // LogLevel QUIET, FATAL or ERROR, silences them (SPEC.md, "Output").
 type notices struct {
@@ -78,6 +82,7 @@ func newPlan(ctx context.Context, args *connect.Args, cfg *connect.Config, env *
 	}
 	if t != nil {
 		p.found(t)
+		p.side.warm(ctx)
 	}
 	return p, nil
 }
@@ -310,7 +315,11 @@ func (p *plan) newRace(d fallback.Decision, creds *connect.Credentials) *race {
 	}
 	r := &race{direct: connect.DirectTransport(p.cfg, p.env), t: p.t, grace: raceGrace(p.t, p.cfg.ConnectTimeout), checks: ch, wait: wait,
 		name: displayName(p.cfg.HostName, p.cfg.Port)}
-	if d.Race == fallback.SSMPort {
+	// An address may turn out to be an instance (the checks find it): then
+	// it is raced too.
+	mayBeInstance := p.t == nil && p.side.configured() && p.args.Fallback != "never" && p.args.Fallback != "ssm" &&
+		p.cfg.ProxyCommand == "" && preflight.ClassifyDest(p.dest) != preflight.DestName
+	if d.Race == fallback.SSMPort || mayBeInstance {
 		r.ssm = func(ctx context.Context, t *target) (net.Conn, error) {
 			p.env.Debug("debug1: ec2ssh: no TCP connection to %s after %v: starting an SSM session beside it", t.Address, r.grace)
 			return p.ssmConn(ctx, t)
@@ -371,6 +380,9 @@ func (p *plan) noticeRace(r *race) {
 		say(gathered{})
 		return
 	}
+	// Started only now that the connection is up, so that they do not slow
+	// its handshake.
+	r.checks.start(context.Background())
 	select {
 	case <-r.checks.done:
 		say(r.checks.result)
@@ -383,11 +395,17 @@ func (p *plan) noticeRace(r *race) {
 		select {
 		case <-r.checks.done:
 			say(r.checks.result)
+			return
 		case <-p.finishing:
+		}
+		// The session is over before the checks: they get a short while
+		// more, so that the line says why rather than only that.
+		select {
+		case <-r.checks.done:
+			say(r.checks.result)
+		case <-time.After(NoticeWait):
 			say(gathered{})
 			r.checks.stop()
-		case <-time.After(DiagnosisWait):
-			say(gathered{})
 		}
 	}()
 }

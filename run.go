@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"net"
@@ -222,17 +223,44 @@ func proxy(ctx context.Context, args *connect.Args, cfg *connect.Config, stdin, 
 	}
 	conn := v.(net.Conn)
 	defer conn.Close()
-	stop := context.AfterFunc(ctx, func() { conn.Close() })
-	defer stop()
-	go watchHangup(stdout, func() { conn.Close() })
+	gone := make(chan struct{})
+	go watchHangup(stdout, func() { close(gone) })
 	go func() {
 		io.Copy(conn, stdin)
 		if cw, ok := conn.(interface{ CloseWrite() error }); ok {
 			cw.CloseWrite()
 		}
 	}()
-	io.Copy(stdout, conn)
-	return 0
+	// The copy to stdout runs apart: a signal or ssh going away must end
+	// ec2ssh even while a write to a stdout nobody reads is blocked.
+	r := &errReader{r: conn}
+	copied := make(chan struct{})
+	go func() { io.Copy(stdout, r); close(copied) }()
+	select {
+	case <-copied:
+		if r.err != nil && !errors.Is(r.err, io.EOF) && !errors.Is(r.err, net.ErrClosed) {
+			return report(stderr, r.err, args.Quiet)
+		}
+		return 0
+	case <-gone:
+		return 0 // ssh, which reads stdout, has gone: nothing is left to carry
+	case <-ctx.Done():
+		return connect.ExitSignal // ssh(1): 255 when a signal ends it
+	}
+}
+
+// errReader remembers why reading ended.
+type errReader struct {
+	r   io.Reader
+	err error
+}
+
+func (e *errReader) Read(p []byte) (int, error) {
+	n, err := e.r.Read(p)
+	if err != nil {
+		e.err = err
+	}
+	return n, err
 }
 
 func isTerminal(f *os.File) bool { return term.IsTerminal(int(f.Fd())) }

@@ -86,16 +86,29 @@ func (e *ec2Side) cached(ctx context.Context, dest string) *target {
 	if e.cache == nil || !e.configured() || !e.cache.Has(e.args.Profile, dest) {
 		return nil
 	}
-	a, err := e.client(ctx)
-	if err != nil {
-		return nil
+	// The region from --region or the environment needs no configuration
+	// loaded: the dial starts sooner, and the clients are made beside it
+	// (warm), for the checks and SSM should they be needed.
+	region := preflight.RegionHint(e.args.Region)
+	if region == "" {
+		a, err := e.client(ctx)
+		if err != nil {
+			return nil
+		}
+		region = a.Region()
 	}
-	c := e.cache.Get(e.args.Profile, a.Region(), dest)
+	c := e.cache.Get(e.args.Profile, region, dest)
 	if c == nil {
 		return nil
 	}
 	e.env.Debug("debug1: ec2ssh: %s is %s at %s (cached)", dest, c.InstanceID, c.Address)
 	return &target{Dest: dest, ID: c.InstanceID, Name: c.Name, Address: c.Address, User: c.User, APIRTT: c.APIRTT}
+}
+
+// warm makes the AWS clients in the background: loading the configuration
+// is no AWS call, and a slow dial then starts SSM without waiting for it.
+func (e *ec2Side) warm(ctx context.Context) {
+	go e.client(ctx)
 }
 
 func (e *ec2Side) dropCache(dest string) {

@@ -60,6 +60,7 @@ const (
 	SettleDelay = 15 * time.Millisecond
 
 	ResumeTries      = 5                // ResumeSession attempts after the WebSocket drops
+	MaxIdleResumes   = 5                // resumes in a row with no frame delivered or acknowledged in between
 	HandshakeTimeout = 30 * time.Second // the agent's handshake, after the WebSocket is up
 	CallTimeout      = 15 * time.Second // one SSM API call (StartSession, ResumeSession)
 	TerminateTimeout = 5 * time.Second  // TerminateSession on close
@@ -149,6 +150,7 @@ type Channel struct {
 	dlTimer     *time.Timer
 	crypto      *sessionKeys
 	exitCode    *int
+	resumes     int // resumes since the last progress
 	stats       Stats
 
 	done chan struct{}
@@ -301,6 +303,7 @@ func (c *Channel) handle(f *Frame) {
 			}
 			delete(c.unacked, seq)
 			c.progress = time.Now()
+			c.resumes = 0
 			c.cond.Broadcast()
 		}
 		c.mu.Unlock()
@@ -374,6 +377,7 @@ func (c *Channel) receive(f *Frame) {
 		}
 		out = append(out, c.deliver(f, kmsResult)...)
 		c.expected++
+		c.resumes = 0
 		ack = true
 		out = append(out, c.drainAhead()...)
 	}
@@ -622,10 +626,23 @@ func (c *Channel) retransmitLoop() {
 func (c *Channel) lost(ws *websocket.Conn, err error) {
 	c.mu.Lock()
 	closing := c.closed || c.readErr != nil || c.err != nil
+	stalled := c.resumes >= MaxIdleResumes
+	c.resumes++
 	c.mu.Unlock()
 	ws.Close()
 	if closing {
 		c.finish(nil)
+		return
+	}
+	if errors.Is(err, websocket.ErrReadLimit) {
+		// No agent sends a message that large: a broken or hostile peer.
+		c.finish(&failure.Error{Kind: failure.Unknown, Msg: fmt.Sprintf("the SSM peer sent a message larger than any frame (over %d bytes); ending the session", MaxFrameLength),
+			Hint: "this is not what an SSM agent does; try again, and report it if it repeats"})
+		return
+	}
+	if stalled {
+		c.finish(&failure.Error{Kind: failure.Unreachable, Msg: fmt.Sprintf("the SSM data channel dropped %d times without getting anywhere", MaxIdleResumes+1), Err: err,
+			Hint: "the network to Session Manager, or the agent, keeps failing; try again"})
 		return
 	}
 	c.debug("debug1: ssm: the data channel dropped (%v); resuming", err)

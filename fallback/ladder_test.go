@@ -35,7 +35,7 @@ func TestLadderOverEveryKind(t *testing.T) {
 	want := map[Step]map[failure.Kind]Step{
 		Direct: {
 			failure.Unreachable: SSMPort, failure.Refused: SSMPort, failure.NoBanner: SSMPort, failure.DNS: SSMPort,
-			failure.AuthRejected: InstanceConnect,
+			failure.AuthRejected:   InstanceConnect,
 			failure.HostKeyChanged: Stop, failure.HostKeyUnknown: Stop, failure.Algorithms: Stop, failure.AWSAuth: Stop,
 			failure.InstanceState: Stop, failure.Config: Stop, failure.Canceled: Stop, failure.Unknown: Stop,
 		},
@@ -45,7 +45,7 @@ func TestLadderOverEveryKind(t *testing.T) {
 			failure.Algorithms: Stop, failure.AWSAuth: Stop, failure.InstanceState: Stop, failure.Config: Stop, failure.Canceled: Stop, failure.Unknown: Stop,
 		},
 		InstanceConnect: {
-			failure.Refused: SSMShell,
+			failure.Refused:     SSMShell,
 			failure.Unreachable: Stop, failure.NoBanner: Stop, failure.DNS: Stop, failure.AuthRejected: Stop, failure.HostKeyChanged: Stop,
 			failure.HostKeyUnknown: Stop, failure.Algorithms: Stop, failure.AWSAuth: Stop, failure.InstanceState: Stop, failure.Config: Stop,
 			failure.Canceled: Stop, failure.Unknown: Stop,

@@ -83,12 +83,19 @@ func (s *SSM) options(target string, hold bool) Options {
 // the port's first output, so that the agent's handshake race cannot eat
 // the client's banner (Options.HoldInput).
 func (s *SSM) StartPort(ctx context.Context, instanceID string, port int, serverFirst bool) (*Channel, error) {
+	start := time.Now()
 	ep, err := s.start(ctx, &ssm.StartSessionInput{Target: aws.String(instanceID), DocumentName: aws.String(SSHDocument),
 		Parameters: map[string][]string{"portNumber": {strconv.Itoa(port)}}})
 	if err != nil {
 		return nil, err
 	}
-	return OpenChannel(ctx, s, ep, s.options(instanceID, serverFirst))
+	started := time.Now()
+	ch, err := OpenChannel(ctx, s, ep, s.options(instanceID, serverFirst))
+	if err == nil && s.Debug != nil {
+		s.Debug("debug1: ssm: session %s: StartSession in %v, data channel and handshake in %v", ep.SessionID,
+			started.Sub(start).Round(time.Millisecond), time.Since(started).Round(time.Millisecond))
+	}
+	return ch, err
 }
 
 func (s *SSM) start(ctx context.Context, in *ssm.StartSessionInput) (Endpoint, error) {

@@ -99,6 +99,20 @@ func Configured(profile string) bool {
 	return false
 }
 
+// RegionHint is the region --region or the environment names (as the
+// SDK reads it), or "" when only the shared configuration can say.
+func RegionHint(flag string) string {
+	if flag != "" {
+		return flag
+	}
+	for _, v := range []string{"AWS_REGION", "AWS_DEFAULT_REGION"} {
+		if r := os.Getenv(v); r != "" {
+			return r
+		}
+	}
+	return ""
+}
+
 // LoadAWS builds the clients. It makes no call; its error is a
 // failure.AWSAuth for a profile or config file that cannot be read.
 func LoadAWS(ctx context.Context, profile, region string) (*AWS, error) {

@@ -1,0 +1,182 @@
+package preflight
+
+import (
+	"context"
+	"errors"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/credentials"
+	"github.com/aws/aws-sdk-go-v2/service/ec2"
+	ec2types "github.com/aws/aws-sdk-go-v2/service/ec2/types"
+	"github.com/aws/aws-sdk-go-v2/service/iam"
+	iamtypes "github.com/aws/aws-sdk-go-v2/service/iam/types"
+	"github.com/aws/aws-sdk-go-v2/service/ssm"
+	ssmtypes "github.com/aws/aws-sdk-go-v2/service/ssm/types"
+	"github.com/aws/aws-sdk-go-v2/service/sts"
+	"github.com/aws/smithy-go"
+)
+
+// fakeEC2 answers the reads Gather makes from canned data: an instance in
+// a VPC whose only SSH rule admits members of sg-bastion.
+type fakeEC2 struct {
+	denied map[string]bool // operation -> answer UnauthorizedOperation
+	ifcs   []ec2types.NetworkInterface
+}
+
+func (f *fakeEC2) deny(op string) error {
+	if f.denied[op] {
+		return &smithy.GenericAPIError{Code: "UnauthorizedOperation", Message: "You are not authorized to perform this operation."}
+	}
+	return nil
+}
+
+func (f *fakeEC2) DescribeInstances(ctx context.Context, in *ec2.DescribeInstancesInput, _ ...func(*ec2.Options)) (*ec2.DescribeInstancesOutput, error) {
+	return &ec2.DescribeInstancesOutput{Reservations: []ec2types.Reservation{{Instances: []ec2types.Instance{{
+		InstanceId: aws.String("i-0abc"), State: &ec2types.InstanceState{Name: ec2types.InstanceStateNameRunning},
+		PrivateIpAddress: aws.String("10.0.1.5"), SubnetId: aws.String("subnet-1"), VpcId: aws.String("vpc-1"), KeyName: aws.String("dev"),
+		Tags:               []ec2types.Tag{{Key: aws.String("Name"), Value: aws.String("web-1")}},
+		NetworkInterfaces:  []ec2types.InstanceNetworkInterface{{NetworkInterfaceId: aws.String("eni-1"), Groups: []ec2types.GroupIdentifier{{GroupId: aws.String("sg-1")}}}},
+		IamInstanceProfile: &ec2types.IamInstanceProfile{Arn: aws.String("arn:aws:iam::1:instance-profile/ssm")},
+	}}}}}, nil
+}
+func (f *fakeEC2) DescribeImages(context.Context, *ec2.DescribeImagesInput, ...func(*ec2.Options)) (*ec2.DescribeImagesOutput, error) {
+	return &ec2.DescribeImagesOutput{}, nil
+}
+func (f *fakeEC2) DescribeInstanceStatus(context.Context, *ec2.DescribeInstanceStatusInput, ...func(*ec2.Options)) (*ec2.DescribeInstanceStatusOutput, error) {
+	ok := &ec2types.InstanceStatusSummary{Status: ec2types.SummaryStatusOk}
+	return &ec2.DescribeInstanceStatusOutput{InstanceStatuses: []ec2types.InstanceStatus{{SystemStatus: ok, InstanceStatus: ok}}}, nil
+}
+func (f *fakeEC2) DescribeInternetGateways(context.Context, *ec2.DescribeInternetGatewaysInput, ...func(*ec2.Options)) (*ec2.DescribeInternetGatewaysOutput, error) {
+	return &ec2.DescribeInternetGatewaysOutput{}, nil
+}
+func (f *fakeEC2) DescribeKeyPairs(context.Context, *ec2.DescribeKeyPairsInput, ...func(*ec2.Options)) (*ec2.DescribeKeyPairsOutput, error) {
+	if err := f.deny("DescribeKeyPairs"); err != nil {
+		return nil, err
+	}
+	return &ec2.DescribeKeyPairsOutput{KeyPairs: []ec2types.KeyPairInfo{{KeyName: aws.String("dev"), KeyFingerprint: aws.String("SHA256:abc"), KeyType: ec2types.KeyTypeEd25519}}}, nil
+}
+func (f *fakeEC2) DescribeNetworkAcls(context.Context, *ec2.DescribeNetworkAclsInput, ...func(*ec2.Options)) (*ec2.DescribeNetworkAclsOutput, error) {
+	allow := func(egress bool) ec2types.NetworkAclEntry {
+		return ec2types.NetworkAclEntry{RuleNumber: aws.Int32(100), Egress: aws.Bool(egress), Protocol: aws.String("-1"), RuleAction: ec2types.RuleActionAllow, CidrBlock: aws.String("0.0.0.0/0")}
+	}
+	return &ec2.DescribeNetworkAclsOutput{NetworkAcls: []ec2types.NetworkAcl{{NetworkAclId: aws.String("acl-1"), Entries: []ec2types.NetworkAclEntry{allow(false), allow(true)}}}}, nil
+}
+func (f *fakeEC2) DescribeNetworkInterfaces(ctx context.Context, in *ec2.DescribeNetworkInterfacesInput, _ ...func(*ec2.Options)) (*ec2.DescribeNetworkInterfacesOutput, error) {
+	if err := f.deny("DescribeNetworkInterfaces"); err != nil {
+		return nil, err
+	}
+	return &ec2.DescribeNetworkInterfacesOutput{NetworkInterfaces: f.ifcs}, nil
+}
+func (f *fakeEC2) DescribeRouteTables(context.Context, *ec2.DescribeRouteTablesInput, ...func(*ec2.Options)) (*ec2.DescribeRouteTablesOutput, error) {
+	return &ec2.DescribeRouteTablesOutput{RouteTables: []ec2types.RouteTable{{RouteTableId: aws.String("rtb-1"),
+		Routes: []ec2types.Route{{DestinationCidrBlock: aws.String("10.0.0.0/16"), GatewayId: aws.String("local"), State: ec2types.RouteStateActive}}}}}, nil
+}
+func (f *fakeEC2) DescribeSecurityGroups(context.Context, *ec2.DescribeSecurityGroupsInput, ...func(*ec2.Options)) (*ec2.DescribeSecurityGroupsOutput, error) {
+	return &ec2.DescribeSecurityGroupsOutput{SecurityGroups: []ec2types.SecurityGroup{{GroupId: aws.String("sg-1"), GroupName: aws.String("ssh"),
+		IpPermissions: []ec2types.IpPermission{{IpProtocol: aws.String("tcp"), FromPort: aws.Int32(22), ToPort: aws.Int32(22),
+			UserIdGroupPairs: []ec2types.UserIdGroupPair{{GroupId: aws.String("sg-bastion")}}}}}}}, nil
+}
+func (f *fakeEC2) DescribeSubnets(context.Context, *ec2.DescribeSubnetsInput, ...func(*ec2.Options)) (*ec2.DescribeSubnetsOutput, error) {
+	return &ec2.DescribeSubnetsOutput{Subnets: []ec2types.Subnet{{SubnetId: aws.String("subnet-1"), CidrBlock: aws.String("10.0.1.0/24"), VpcId: aws.String("vpc-1")}}}, nil
+}
+func (f *fakeEC2) DescribeVpcs(context.Context, *ec2.DescribeVpcsInput, ...func(*ec2.Options)) (*ec2.DescribeVpcsOutput, error) {
+	return &ec2.DescribeVpcsOutput{Vpcs: []ec2types.Vpc{{VpcId: aws.String("vpc-1"), CidrBlock: aws.String("10.0.0.0/16")}}}, nil
+}
+func (f *fakeEC2) GetManagedPrefixListEntries(context.Context, *ec2.GetManagedPrefixListEntriesInput, ...func(*ec2.Options)) (*ec2.GetManagedPrefixListEntriesOutput, error) {
+	return &ec2.GetManagedPrefixListEntriesOutput{}, nil
+}
+
+type fakeIAM struct{}
+
+func (fakeIAM) GetInstanceProfile(context.Context, *iam.GetInstanceProfileInput, ...func(*iam.Options)) (*iam.GetInstanceProfileOutput, error) {
+	return &iam.GetInstanceProfileOutput{InstanceProfile: &iamtypes.InstanceProfile{Roles: []iamtypes.Role{{RoleName: aws.String("ssm-role")}}}}, nil
+}
+func (fakeIAM) ListAttachedRolePolicies(context.Context, *iam.ListAttachedRolePoliciesInput, ...func(*iam.Options)) (*iam.ListAttachedRolePoliciesOutput, error) {
+	return &iam.ListAttachedRolePoliciesOutput{AttachedPolicies: []iamtypes.AttachedPolicy{{PolicyArn: aws.String(SSMCorePolicy)}}}, nil
+}
+func (fakeIAM) ListRolePolicies(context.Context, *iam.ListRolePoliciesInput, ...func(*iam.Options)) (*iam.ListRolePoliciesOutput, error) {
+	return &iam.ListRolePoliciesOutput{}, nil
+}
+func (fakeIAM) GetRolePolicy(context.Context, *iam.GetRolePolicyInput, ...func(*iam.Options)) (*iam.GetRolePolicyOutput, error) {
+	return nil, errors.New("none")
+}
+
+type fakeSTS struct{}
+
+func (fakeSTS) GetCallerIdentity(context.Context, *sts.GetCallerIdentityInput, ...func(*sts.Options)) (*sts.GetCallerIdentityOutput, error) {
+	return &sts.GetCallerIdentityOutput{Account: aws.String("123456789012"), Arn: aws.String("arn:aws:iam::123456789012:user/dev")}, nil
+}
+
+type fakeSSMInfo struct{}
+
+func (fakeSSMInfo) DescribeInstanceInformation(context.Context, *ssm.DescribeInstanceInformationInput, ...func(*ssm.Options)) (*ssm.DescribeInstanceInformationOutput, error) {
+	return &ssm.DescribeInstanceInformationOutput{InstanceInformationList: []ssmtypes.InstanceInformation{{PingStatus: ssmtypes.PingStatusOnline, AgentVersion: aws.String("3.3")}}}, nil
+}
+
+// fakeInside is the instance's answer to InsideScript.
+type fakeInside struct {
+	out    string
+	args   []string
+	script string
+}
+
+func (f *fakeInside) How() string { return "a fake" }
+func (f *fakeInside) RunScript(ctx context.Context, id, script string, args ...string) ([]byte, error) {
+	f.script, f.args = script, args
+	return []byte(f.out), nil
+}
+
+func fakeAWS(e *fakeEC2) *AWS {
+	return &AWS{Config: aws.Config{Region: "eu-west-1", Credentials: credentials.NewStaticCredentialsProvider("AKIA", "secret", "")},
+		EC2: e, IAM: fakeIAM{}, STS: fakeSTS{}, SSM: fakeSSMInfo{}}
+}
+
+// TestGatherWithFakeAWS runs the whole gathering against fakes of every
+// service: the source's membership in the group the rule names is looked
+// up, the instance is looked into, a denied call becomes unknown.
+func TestGatherWithFakeAWS(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	e := &fakeEC2{denied: map[string]bool{"DescribeKeyPairs": true},
+		ifcs: []ec2types.NetworkInterface{{NetworkInterfaceId: aws.String("eni-bastion"), VpcId: aws.String("vpc-1"),
+			Groups: []ec2types.GroupIdentifier{{GroupId: aws.String("sg-bastion")}}}}}
+	a := fakeAWS(e)
+	in, err := a.Resolve(ctx, "i-0abc")
+	if err != nil || in == nil || in.Name != "web-1" {
+		t.Fatalf("Resolve = %+v, %v", in, err)
+	}
+	inside := &fakeInside{out: "@@ec2ssh:listen\nLISTEN 0 128 0.0.0.0:22 0.0.0.0:* users:((\"sshd\",pid=1,fd=3))\n@@ec2ssh:user\nec2-user:x:1000:1000::/home/ec2-user:/bin/bash\n@@ec2ssh:end\n"}
+	f := a.Gather(ctx, Request{Instance: in, Address: in.PrivateIP, Port: 22, NoProbe: true, SourceIP: "10.0.2.7", User: "ec2-user", Inside: inside})
+	rep := NewReport(f, in.PrivateIP)
+	want := map[CheckID]Status{CheckCredentials: Pass, CheckInstanceState: Pass, CheckSecurityGroup: Pass, CheckNetworkACL: Pass,
+		CheckKeyPair: Unknown, CheckSSMAgent: Pass, CheckInstanceOS: Pass, CheckSSHD: Pass}
+	for id, st := range want {
+		if c, _ := rep.Result(id); c.Status != st {
+			t.Errorf("%s = %s (%s), want %s", id, c.Status, c.Summary, st)
+		}
+	}
+	if c, _ := rep.Result(CheckSecurityGroup); !strings.Contains(c.Summary, "eni-bastion") {
+		t.Errorf("security-group: %q should name the interface that makes the source a member", c.Summary)
+	}
+	if c, _ := rep.Result(CheckKeyPair); !strings.Contains(c.Fix, "ec2:DescribeKeyPairs") {
+		t.Errorf("key-pair: the fix %q should name the denied permission", c.Fix)
+	}
+	if inside.script != InsideScript || strings.Join(inside.args, " ") != "ec2-user 22" {
+		t.Errorf("the look inside ran %q with %q", inside.script[:20], inside.args)
+	}
+	// Not a member: the interface holding the source is in another group.
+	e.ifcs[0].Groups = []ec2types.GroupIdentifier{{GroupId: aws.String("sg-web")}}
+	f = a.Gather(ctx, Request{Instance: in, Address: in.PrivateIP, Port: 22, NoProbe: true, SourceIP: "10.0.2.7"})
+	if c, _ := NewReport(f, in.PrivateIP).Result(CheckSecurityGroup); c.Status != Fail {
+		t.Errorf("security-group for a non-member = %s (%s), want fail", c.Status, c.Summary)
+	}
+	// The membership lookup denied: unknown, naming the permission.
+	e.denied["DescribeNetworkInterfaces"] = true
+	f = a.Gather(ctx, Request{Instance: in, Address: in.PrivateIP, Port: 22, NoProbe: true, SourceIP: "10.0.2.7"})
+	if c, _ := NewReport(f, in.PrivateIP).Result(CheckSecurityGroup); c.Status != Unknown || !strings.Contains(c.Fix, "ec2:DescribeNetworkInterfaces") {
+		t.Errorf("security-group with the lookup denied = %s (%s / %s)", c.Status, c.Summary, c.Fix)
+	}
+}
