@@ -80,6 +80,9 @@ func run(ctx context.Context, argv []string, stdin, stdout, stderr *os.File) int
 		cfg.Print(stdout)
 		return 0
 	}
+	if err := cfg.Supported(); err != nil {
+		return report(stderr, err, args.Quiet)
+	}
 	for _, k := range cfg.Ignored {
 		env.Debug("debug1: ec2ssh does not act on: %s", k)
 	}

@@ -383,15 +383,11 @@ func splitOption(s string) (string, string, error) {
 	if rest == "" {
 		return "", "", failure.Configf("write it as -o Key=Value", "-o %s has no value", key)
 	}
-	canon, ok := canonicalKey(key)
+	k, ok := lookupKeyword(key)
 	if !ok {
-		return "", "", failure.Configf("see ssh_config(5) for the keywords", "unknown -o option %q", key)
+		return "", "", failure.Configf("see ssh_config(5) for the keywords", "unknown -o option %q (command-line line 0: Bad configuration option: %s)", key, strings.ToLower(key))
 	}
-	val := unquote(rest)
-	if deny, ok := refused[canon]; ok && deny(val) {
-		return "", "", failure.Configf("run OpenSSH's ssh directly for this one", "-o %s=%s is not supported by ec2ssh", canon, val)
-	}
-	return canon, val, nil
+	return k.name, unquote(rest), nil
 }
 
 func unquote(s string) string {

@@ -93,7 +93,6 @@ func TestParseArgsErrors(t *testing.T) {
 		{[]string{"-p", "x", "h"}, "bad port"},
 		{[]string{"-o", "NoSuchOption=1", "h"}, "unknown -o option"},
 		{[]string{"-o", "Port", "h"}, "bad -o option"},
-		{[]string{"-o", "ForwardX11=yes", "h"}, "not supported"},
 		{[]string{"--frobnicate", "h"}, "unknown option --frobnicate"},
 		{[]string{"--fallback=sometimes", "h"}, "bad --fallback"},
 		{[]string{"--region"}, "requires an argument"},

@@ -10,7 +10,6 @@ import (
 	"io"
 	"net"
 	"os"
-	"strconv"
 	"strings"
 	"sync"
 
@@ -93,8 +92,7 @@ func LoadCredentials(c *Config, p Prompter, log func(string, ...any)) (*Credenti
 		return nil
 	}
 
-	tokens := map[byte]string{'h': c.HostName, 'n': c.Alias, 'p': strconv.Itoa(c.Port), 'r': c.User,
-		'u': localUser(), 'd': homeDir(), 'l': shortHostname(), 'L': shortHostname(), 'i': strconv.Itoa(os.Getuid())}
+	tokens := c.tokens()
 	var certs []*ssh.Certificate
 	for _, f := range c.CertificateFiles {
 		path := ExpandPath(expandTokens(f, tokens))

@@ -71,6 +71,13 @@ func DirectTransport(c *Config, env *Env) Transport {
 		}
 		network := map[string]string{"any": "tcp", "inet": "tcp4", "inet6": "tcp6"}[c.AddressFamily]
 		d := net.Dialer{Timeout: c.ConnectTimeout}
+		if c.BindAddress != "" {
+			ip, err := net.ResolveIPAddr("ip", c.BindAddress)
+			if err != nil {
+				return nil, failure.Configf("BindAddress (-b) must be an address of this machine", "getaddrinfo: %s: %v", c.BindAddress, err)
+			}
+			d.LocalAddr = &net.TCPAddr{IP: ip.IP, Zone: ip.Zone}
+		}
 		addr := net.JoinHostPort(c.HostName, strconv.Itoa(c.Port))
 		var err error
 		for attempt := 1; attempt <= max(1, c.ConnectionAttempts); attempt++ {
@@ -157,10 +164,17 @@ func handshake(ctx context.Context, c *Config, cr *Credentials, hk *HostKeys, tr
 	// Cancellation (^C before the session is up) closes the connection,
 	// which ends a handshake x/crypto cannot otherwise interrupt.
 	stop := context.AfterFunc(ctx, func() { conn.Close() })
-	cc := &ssh.ClientConfig{
+	cc, err := clientConfig(c, hk)
+	if err != nil {
+		stop()
+		conn.Close()
+		return nil, err
+	}
+	*cc = ssh.ClientConfig{
+		Config:            cc.Config,
 		User:              c.User,
 		HostKeyCallback:   hk.Callback(),
-		HostKeyAlgorithms: hk.Algorithms(),
+		HostKeyAlgorithms: cc.HostKeyAlgorithms,
 		AuthCallback:      cr.AuthCallback(),
 		BannerCallback: func(msg string) error {
 			if c.LogLevel != "QUIET" && c.LogLevel != "FATAL" && c.LogLevel != "ERROR" {
@@ -188,6 +202,29 @@ func handshake(ctx context.Context, c *Config, cr *Credentials, hk *HostKeys, tr
 		client.StartKeepalive(c.ServerAliveInterval)
 	}
 	return client, nil
+}
+
+// clientConfig is the part of the SSH configuration the algorithms
+// settle: what c allows, in its order, limited to what x/crypto implements.
+func clientConfig(c *Config, hk *HostKeys) (*ssh.ClientConfig, error) {
+	hostKeys, err := hk.Algorithms()
+	if err != nil {
+		return nil, err
+	}
+	cc := &ssh.ClientConfig{HostKeyAlgorithms: hostKeys}
+	if cc.Ciphers, err = offered(algCiphers, algCiphers.or(c.Ciphers), xcrypto.Ciphers); err != nil {
+		return nil, err
+	}
+	if cc.MACs, err = offered(algMACs, algMACs.or(c.MACs), xcrypto.MACs); err != nil {
+		return nil, err
+	}
+	if cc.KeyExchanges, err = offered(algKex, algKex.or(c.KexAlgorithms), xcrypto.KeyExchanges); err != nil {
+		return nil, err
+	}
+	if c.RekeyBytes > 0 {
+		cc.RekeyThreshold = uint64(c.RekeyBytes)
+	}
+	return cc, nil
 }
 
 // StartKeepalive sends keepalives every interval from now on (once per
@@ -254,6 +291,9 @@ func dialJump(ctx context.Context, c *Config, env *Env) (*Client, error) {
 			return nil, err
 		}
 		hc, err := resolveConfig(hopArgs, hopArgs.Destination, DefaultConfigFiles(hopArgs.ConfigFile), hopArgs.ConfigFile != "")
+		if err == nil {
+			err = hc.Supported()
+		}
 		if err != nil {
 			return nil, err
 		}

@@ -1,10 +1,9 @@
 package connect
 
 import (
-	"bytes"
 	"errors"
-	"fmt"
 	"io"
+	"net"
 	"os"
 	"os/user"
 	"path/filepath"
@@ -12,17 +11,16 @@ import (
 	"strings"
 	"time"
 
-	"github.com/kevinburke/ssh_config"
-
 	"github.com/ec2ssh/ec2ssh/failure"
 )
 
 // Config is what ssh_config(5) and the command line say about one
-// destination, resolved the way ssh(1) resolves it: command-line values
-// first, then the user's file (or -F), then the system file; for
-// single-valued keywords the first value wins, multi-valued ones accumulate.
+// destination, resolved the way ssh(1) resolves it (readconf.go):
+// command-line values first, then the user's file (or -F), then the system
+// file; for single-valued keywords the first value wins, multi-valued ones
+// accumulate.
 type Config struct {
-	Alias    string // the destination as typed: what Host patterns match
+	Alias    string // the destination as typed
 	HostName string
 	User     string
 	UserSet  bool // User came from the command line or a file, not the local user name
@@ -37,12 +35,30 @@ type Config struct {
 	KbdInteractive   bool
 	PasswordPrompts  int
 	BatchMode        bool
+	// PreferredAuthentications is the order methods are tried in; methods
+	// it leaves out are not tried.
+	PreferredAuthentications []string
+	AddKeysToAgent           string // "no", "yes", "confirm", "ask", or a lifetime in seconds
 
 	UserKnownHostsFiles   []string // expanded
 	GlobalKnownHostsFiles []string
 	StrictHostKeyChecking string // "ask", "yes", "accept-new" or "no"
 	HostKeyAlias          string
 	HashKnownHosts        bool
+	KnownHostsCommand     string // unexpanded: its tokens name the key offered
+	RevokedHostKeys       string // expanded
+	UpdateHostKeys        string // "yes", "no" or "ask"
+	NoHostAuthLocalhost   bool
+	CheckHostIP           bool
+	FingerprintHash       string // "sha256" or "md5"
+	VisualHostKey         bool
+	RequiredRSASize       int
+
+	// Algorithms as OpenSSH resolves them (ssh -G prints these).
+	Ciphers, MACs, KexAlgorithms, HostKeyAlgorithms, PubkeyAlgorithms, CASignatureAlgorithms, HostbasedAlgorithms []string
+	HostKeyAlgorithmsSet                                                                                          bool // configured, so not reordered by the known keys
+	RekeyBytes                                                                                                    int64
+	RekeySeconds                                                                                                  int64
 
 	ConnectTimeout      time.Duration // 0: the system's TCP timeout
 	ConnectionAttempts  int
@@ -50,6 +66,8 @@ type Config struct {
 	ServerAliveSet      bool // ServerAliveInterval was given (or BatchMode set it)
 	ServerAliveCountMax int
 	AddressFamily       string // "any", "inet" or "inet6"
+	BindAddress         string
+	BindInterface       string
 
 	RequestTTY    string // "auto", "yes", "no" or "force"
 	SessionType   string // "default", "none" or "subsystem"
@@ -57,12 +75,14 @@ type Config struct {
 	StdinNull     bool
 	ForkAfterAuth bool
 	SendEnv       []string
-	SetEnv        []string
-	ForwardAgent  string // "no", "yes", or a socket path
+	SetEnv        []string // NAME=VALUE, quotes removed
+	ForwardAgent  string   // "no", "yes", or a socket path
 	Compression   bool
 	LogLevel      string
 	ProxyJump     string
 	ProxyCommand  string
+	EscapeChar    string // "~", "none", or the character
+	Tag           string
 
 	LocalForwards        []string
 	RemoteForwards       []string
@@ -71,13 +91,15 @@ type Config struct {
 	ExitOnForwardFailure bool
 	GatewayPorts         bool
 
-	Ignored []string // keywords set for this host that ec2ssh does not act on, for -v
-}
+	ControlMaster, ControlPath, ControlPersist string
 
-// source is one configuration file, parsed.
-type source struct {
-	name string
-	cfg  *ssh_config.Config
+	// Ignored are keywords set for this host that ec2ssh does not act on
+	// (optimisations, deprecated keywords, IgnoreUnknown), for -v.
+	Ignored []string
+
+	unsupported error
+
+	s *settings // everything read, for -G
 }
 
 // ConfigFiles are the files ssh_config is read from. Empty names are skipped.
@@ -94,110 +116,240 @@ func DefaultConfigFiles(dashF string) ConfigFiles {
 	return ConfigFiles{User: filepath.Join(homeDir(), ".ssh", "config"), System: "/etc/ssh/ssh_config"}
 }
 
-func loadSources(files ConfigFiles, explicit bool) ([]source, error) {
-	var out []source
-	for i, name := range []string{files.User, files.System} {
-		if name == "" || name == "none" {
-			continue
-		}
-		b, err := os.ReadFile(name)
-		if err != nil {
-			// A missing default file is normal; a missing -F file is not.
-			if errors.Is(err, os.ErrNotExist) && !(explicit && i == 0) {
-				continue
-			}
-			return nil, &failure.Error{Kind: failure.Config, Op: "read ssh config", Target: name, Err: err,
-				Hint: "check the -F path"}
-		}
-		cfg, err := decodeConfig(b)
-		if err != nil {
-			return nil, &failure.Error{Kind: failure.Config, Op: "parse ssh config", Target: name, Err: err,
-				Hint: "fix that line, or point ec2ssh at another file with -F"}
-		}
-		out = append(out, source{name, cfg})
-	}
-	return out, nil
-}
-
-// decodeConfig parses b; the library panics on some malformed input, which
-// must not take ec2ssh down with it.
-func decodeConfig(b []byte) (cfg *ssh_config.Config, err error) {
-	defer func() {
-		if r := recover(); r != nil {
-			cfg, err = nil, fmt.Errorf("%v", r)
-		}
-	}()
-	return ssh_config.Decode(bytes.NewReader(b))
-}
-
 // ResolveConfig computes the Config for args' destination.
 func ResolveConfig(args *Args) (*Config, error) {
 	return resolveConfig(args, args.Destination, DefaultConfigFiles(args.ConfigFile), args.ConfigFile != "")
 }
 
+// readPass reads the command line and the files once.
+func readPass(args *Args, st *readState, files ConfigFiles, explicit bool) error {
+	if args != nil {
+		for _, set := range args.Settings {
+			k, ok := lookupKeyword(set.Key)
+			if !ok {
+				continue
+			}
+			a, err := splitArgs(set.Value)
+			if err != nil || len(a) == 0 {
+				a = []string{set.Value}
+			}
+			if k.kind == kwMulti {
+				a = []string{set.Value}
+			}
+			st.out.put(k, setting{args: a, raw: set.Value, from: "command-line"})
+		}
+	}
+	for i, name := range []string{files.User, files.System} {
+		if name == "" || name == "none" {
+			continue
+		}
+		if err := st.readFile(name, i == 0 && !explicit, 0, true); err != nil {
+			// A missing default file is normal; a missing -F file is not.
+			if errors.Is(err, os.ErrNotExist) && !(explicit && i == 0) {
+				continue
+			}
+			var fe *failure.Error
+			if errors.As(err, &fe) {
+				return err
+			}
+			return &failure.Error{Kind: failure.Config, Op: "read ssh config", Target: name, Err: err, Hint: "check the -F path"}
+		}
+	}
+	return nil
+}
+
 func resolveConfig(args *Args, alias string, files ConfigFiles, explicit bool) (*Config, error) {
-	srcs, err := loadSources(files, explicit)
-	if err != nil {
+	c := &Config{Alias: alias}
+	s := newSettings()
+	st := &readState{host: alias, originalHost: alias, localUser: localUser(), home: homeDir(), out: s, exec: runMatchExec}
+	// What Match user and Match host see while reading: the values read so
+	// far, as ssh's options structure holds them.
+	st.userSoFar = func() string { return s.value("User", localUser()) }
+	st.hostSoFar = func() string {
+		if h, ok := s.get("HostName"); ok && len(h.args) > 0 {
+			return strings.ToLower(expandTokens(h.args[0], map[byte]string{'h': alias}))
+		}
+		return ""
+	}
+	st.tagSoFar = func() string { return s.value("Tag", "") }
+	st.tokens = func(cmd string) string {
+		host := alias
+		if h := st.hostSoFar(); h != "" {
+			host = h
+		}
+		port := s.value("Port", "22")
+		u := st.userSoFar()
+		return expandTokens(cmd, map[byte]string{'h': host, 'n': alias, 'p': port, 'r': u, 'u': localUser(), 'l': hostnameFQ(),
+			'L': shortHostname(), 'd': homeDir(), 'i': strconv.Itoa(os.Getuid()), 'C': connectionHash(hostnameFQ(), host, atoiOr(port, 22), u)})
+	}
+	if err := readPass(args, st, files, explicit); err != nil {
 		return nil, err
 	}
-	r := &resolver{args: args, alias: alias, srcs: srcs}
-	c := &Config{Alias: alias}
-
-	hostname := r.first("HostName", "")
-	if hostname == "" {
-		hostname = alias
+	// The host name ssh connects to: HostName with %h, lower-cased unless
+	// it is an address; then canonicalised if asked.
+	hostname := alias
+	if h := st.hostSoFar(); h != "" {
+		hostname = h
 	}
-	hostname = expandTokens(hostname, map[byte]string{'h': alias})
-	// ssh(1) lower-cases the host name it will connect to.
-	c.HostName = strings.ToLower(hostname)
+	if net.ParseIP(hostname) == nil {
+		hostname = strings.ToLower(hostname)
+	}
+	canonical := false
+	if ch := strings.ToLower(s.value("CanonicalizeHostname", "no")); (ch == "yes" || ch == "always") && s.value("ProxyJump", "") == "" &&
+		(ch == "always" || s.value("ProxyCommand", "none") == "none") {
+		if h, ok := canonicalize(hostname, s); ok {
+			hostname, canonical = h, true
+		}
+	}
+	if st.wantFinal || canonical {
+		// The final pass: the same files again, Host patterns now against
+		// the host name, "Match canonical" and "Match final" true. What
+		// the first pass set stays (the first value wins).
+		st.host, st.final, st.canonical = hostname, true, canonical
+		if err := readPass(nil, st, files, explicit); err != nil {
+			return nil, err
+		}
+		if h := st.hostSoFar(); h != "" && !canonical {
+			hostname = h
+			if net.ParseIP(hostname) == nil {
+				hostname = strings.ToLower(hostname)
+			}
+		}
+	}
+	c.s = s
+	return c, c.interpret(args, hostname)
+}
 
-	c.User = r.first("User", "")
+func atoiOr(s string, def int) int {
+	if n, err := strconv.Atoi(s); err == nil {
+		return n
+	}
+	return def
+}
+
+// canonicalize tries the host in each CanonicalDomains, as ssh does for a
+// name with at most CanonicalizeMaxDots dots.
+func canonicalize(host string, s *settings) (string, bool) {
+	domains, ok := s.get("CanonicalDomains")
+	if !ok || net.ParseIP(host) != nil || strings.HasSuffix(host, ".") {
+		return host, false
+	}
+	if strings.Count(host, ".") > atoiOr(s.value("CanonicalizeMaxDots", "1"), 1) {
+		return host, false
+	}
+	for _, d := range domains.args {
+		if d == "none" {
+			break
+		}
+		name := host + "." + strings.TrimSuffix(d, ".")
+		if addrs, err := net.LookupHost(name); err == nil && len(addrs) > 0 {
+			return name, true
+		}
+	}
+	return host, false
+}
+
+// interpret turns the settings into the Config's fields.
+func (c *Config) interpret(args *Args, hostname string) error {
+	s := c.s
+	var err error
+	c.HostName = hostname
+	c.User = s.value("User", "")
 	c.UserSet = c.User != ""
 	if c.User == "" {
 		c.User = localUser()
 	}
-	port := r.first("Port", "22")
-	if c.Port, err = parsePort(port); err != nil {
-		return nil, err
+	if c.Port, err = parsePort(s.value("Port", "22")); err != nil {
+		return err
 	}
-
-	c.IdentityFiles = r.all("IdentityFile")
+	for _, v := range s.all("IdentityFile") {
+		c.IdentityFiles = append(c.IdentityFiles, v.args[0])
+	}
 	if len(c.IdentityFiles) == 0 {
 		for _, n := range []string{"id_rsa", "id_ecdsa", "id_ecdsa_sk", "id_ed25519", "id_ed25519_sk", "id_xmss", "id_dsa"} {
 			c.IdentityFiles = append(c.IdentityFiles, "~/.ssh/"+n)
 		}
 	}
-	c.CertificateFiles = r.all("CertificateFile")
-	if c.IdentitiesOnly, err = r.yesno("IdentitiesOnly", false); err != nil {
-		return nil, err
+	for _, v := range s.all("CertificateFile") {
+		c.CertificateFiles = append(c.CertificateFiles, v.args[0])
 	}
-	c.IdentityAgent = r.first("IdentityAgent", "")
-	if c.PubkeyAuth, err = r.yesno("PubkeyAuthentication", true); err != nil {
-		return nil, err
+	yesno := func(key string, def bool) (bool, error) {
+		v := strings.ToLower(s.value(key, ""))
+		switch v {
+		case "":
+			return def, nil
+		case "yes", "true":
+			return true, nil
+		case "no", "false":
+			return false, nil
+		}
+		return false, badValue(key, v, "yes or no")
 	}
-	if c.PasswordAuth, err = r.yesno("PasswordAuthentication", true); err != nil {
-		return nil, err
+	number := func(key string, def int) (int, error) {
+		v := s.value(key, "")
+		if v == "" {
+			return def, nil
+		}
+		n, err := strconv.Atoi(v)
+		if err != nil || n < 0 {
+			return 0, badValue(key, v, "a whole number")
+		}
+		return n, nil
 	}
-	if c.KbdInteractive, err = r.yesno("KbdInteractiveAuthentication", true); err != nil {
-		return nil, err
+	for _, f := range []struct {
+		dst *bool
+		key string
+		def bool
+	}{{&c.IdentitiesOnly, "IdentitiesOnly", false}, {&c.PubkeyAuth, "PubkeyAuthentication", true}, {&c.PasswordAuth, "PasswordAuthentication", true},
+		{&c.KbdInteractive, "KbdInteractiveAuthentication", true}, {&c.BatchMode, "BatchMode", false}, {&c.HashKnownHosts, "HashKnownHosts", false},
+		{&c.StdinNull, "StdinNull", false}, {&c.ForkAfterAuth, "ForkAfterAuthentication", false}, {&c.Compression, "Compression", false},
+		{&c.ClearAllForwardings, "ClearAllForwardings", false}, {&c.ExitOnForwardFailure, "ExitOnForwardFailure", false},
+		{&c.GatewayPorts, "GatewayPorts", false}, {&c.NoHostAuthLocalhost, "NoHostAuthenticationForLocalhost", false},
+		{&c.CheckHostIP, "CheckHostIP", false}, {&c.VisualHostKey, "VisualHostKey", false}} {
+		if *f.dst, err = yesno(f.key, f.def); err != nil {
+			return err
+		}
 	}
-	if c.PasswordPrompts, err = r.number("NumberOfPasswordPrompts", 3); err != nil {
-		return nil, err
+	if c.PasswordPrompts, err = number("NumberOfPasswordPrompts", 3); err != nil {
+		return err
 	}
-	if c.BatchMode, err = r.yesno("BatchMode", false); err != nil {
-		return nil, err
+	if c.RequiredRSASize, err = number("RequiredRSASize", 1024); err != nil {
+		return err
+	}
+	c.IdentityAgent = s.value("IdentityAgent", "")
+	if v := s.value("PreferredAuthentications", ""); v != "" {
+		c.PreferredAuthentications = strings.Split(v, ",")
+	}
+	switch v := strings.ToLower(s.value("AddKeysToAgent", "no")); v {
+	case "yes", "true", "no", "false", "ask", "confirm":
+		c.AddKeysToAgent = map[string]string{"true": "yes", "false": "no"}[v]
+		if c.AddKeysToAgent == "" {
+			c.AddKeysToAgent = v
+		}
+	default:
+		secs, err := parseSeconds(v)
+		if err != nil || secs <= 0 {
+			return badValue("AddKeysToAgent", v, "yes, no, ask, confirm or a lifetime")
+		}
+		c.AddKeysToAgent = strconv.Itoa(int(secs / time.Second))
 	}
 
-	tokens := map[byte]string{'h': c.HostName, 'n': alias, 'p': strconv.Itoa(c.Port), 'r': c.User,
-		'u': localUser(), 'l': shortHostname(), 'L': shortHostname(), 'd': homeDir(), 'i': strconv.Itoa(os.Getuid())}
-	ukh := r.first("UserKnownHostsFile", "~/.ssh/known_hosts ~/.ssh/known_hosts2")
+	tokens := c.tokens()
+	ukh := "~/.ssh/known_hosts ~/.ssh/known_hosts2"
+	if v, ok := s.get("UserKnownHostsFile"); ok {
+		ukh = strings.Join(v.args, " ")
+	}
 	for _, f := range strings.Fields(ukh) {
 		c.UserKnownHostsFiles = append(c.UserKnownHostsFiles, ExpandPath(expandTokens(f, tokens)))
 	}
-	for _, f := range strings.Fields(r.first("GlobalKnownHostsFile", "/etc/ssh/ssh_known_hosts /etc/ssh/ssh_known_hosts2")) {
+	gkh := "/etc/ssh/ssh_known_hosts /etc/ssh/ssh_known_hosts2"
+	if v, ok := s.get("GlobalKnownHostsFile"); ok {
+		gkh = strings.Join(v.args, " ")
+	}
+	for _, f := range strings.Fields(gkh) {
 		c.GlobalKnownHostsFiles = append(c.GlobalKnownHostsFiles, ExpandPath(expandTokens(f, tokens)))
 	}
-	switch v := strings.ToLower(r.first("StrictHostKeyChecking", "ask")); v {
+	switch v := strings.ToLower(s.value("StrictHostKeyChecking", "ask")); v {
 	case "ask", "accept-new":
 		c.StrictHostKeyChecking = v
 	case "yes", "true":
@@ -205,37 +357,93 @@ func resolveConfig(args *Args, alias string, files ConfigFiles, explicit bool) (
 	case "no", "off", "false":
 		c.StrictHostKeyChecking = "no"
 	default:
-		return nil, badValue("StrictHostKeyChecking", v, "ask, yes, accept-new or no")
+		return badValue("StrictHostKeyChecking", v, "ask, yes, accept-new or no")
 	}
-	c.HostKeyAlias = r.first("HostKeyAlias", "")
-	if c.HashKnownHosts, err = r.yesno("HashKnownHosts", false); err != nil {
-		return nil, err
+	c.HostKeyAlias = s.value("HostKeyAlias", "")
+	if v, ok := s.get("KnownHostsCommand"); ok && !strings.EqualFold(v.raw, "none") {
+		c.KnownHostsCommand = v.raw
+	}
+	if v := s.value("RevokedHostKeys", ""); v != "" && !strings.EqualFold(v, "none") {
+		c.RevokedHostKeys = ExpandPath(expandTokens(v, tokens))
+	}
+	c.UpdateHostKeys = "yes" // ssh(1): yes unless known_hosts files are configured or host keys come from elsewhere
+	if _, ok := s.get("UserKnownHostsFile"); ok {
+		c.UpdateHostKeys = "no"
+	}
+	if _, ok := s.get("GlobalKnownHostsFile"); ok {
+		c.UpdateHostKeys = "no"
+	}
+	if v := strings.ToLower(s.value("VerifyHostKeyDNS", "no")); v == "yes" || v == "ask" {
+		c.UpdateHostKeys = "no"
+	}
+	if v, ok := s.get("UpdateHostKeys"); ok {
+		switch strings.ToLower(v.args[0]) {
+		case "yes", "true":
+			c.UpdateHostKeys = "yes"
+		case "no", "false":
+			c.UpdateHostKeys = "no"
+		case "ask":
+			c.UpdateHostKeys = "ask"
+		default:
+			return badValue("UpdateHostKeys", v.args[0], "yes, no or ask")
+		}
+	}
+	switch v := strings.ToLower(s.value("FingerprintHash", "sha256")); v {
+	case "sha256", "md5":
+		c.FingerprintHash = v
+	default:
+		return badValue("FingerprintHash", v, "sha256 or md5")
 	}
 
-	if c.ConnectTimeout, err = r.seconds("ConnectTimeout"); err != nil {
-		return nil, err
+	for _, a := range []struct {
+		dst  *[]string
+		kind algorithmKind
+	}{{&c.Ciphers, algCiphers}, {&c.MACs, algMACs}, {&c.KexAlgorithms, algKex}, {&c.HostKeyAlgorithms, algHostKeys},
+		{&c.PubkeyAlgorithms, algPubkeys}, {&c.CASignatureAlgorithms, algCASigs}, {&c.HostbasedAlgorithms, algHostbased}} {
+		if *a.dst, err = a.kind.assemble(s.value(a.kind.keyword, "")); err != nil {
+			return err
+		}
 	}
-	if c.ConnectionAttempts, err = r.number("ConnectionAttempts", 1); err != nil {
-		return nil, err
+	_, c.HostKeyAlgorithmsSet = s.get("HostKeyAlgorithms")
+	if v, ok := s.get("RekeyLimit"); ok {
+		if c.RekeyBytes, err = parseBytes(v.args[0]); err != nil {
+			return badValue("RekeyLimit", v.args[0], "a size (1G, 500M) or default")
+		}
+		if len(v.args) > 1 && v.args[1] != "none" {
+			secs, err := parseSeconds(v.args[1])
+			if err != nil {
+				return badValue("RekeyLimit", v.args[1], "a time (1h) or none")
+			}
+			c.RekeySeconds = int64(secs / time.Second)
+		}
 	}
-	c.ServerAliveSet = r.first("ServerAliveInterval", "") != "" || c.BatchMode
-	if v := r.first("ServerAliveInterval", ""); v == "" && c.BatchMode {
+
+	if c.ConnectTimeout, err = secondsSetting(s, "ConnectTimeout"); err != nil {
+		return err
+	}
+	if c.ConnectionAttempts, err = number("ConnectionAttempts", 1); err != nil {
+		return err
+	}
+	c.ServerAliveSet = s.value("ServerAliveInterval", "") != "" || c.BatchMode
+	if v := s.value("ServerAliveInterval", ""); v == "" && c.BatchMode {
 		// ssh(1): in batch mode a dead server is noticed after 300 s × ServerAliveCountMax.
 		c.ServerAliveInterval = 300 * time.Second
-	} else if c.ServerAliveInterval, err = r.seconds("ServerAliveInterval"); err != nil {
-		return nil, err
+	} else if c.ServerAliveInterval, err = secondsSetting(s, "ServerAliveInterval"); err != nil {
+		return err
 	}
-	if c.ServerAliveCountMax, err = r.number("ServerAliveCountMax", 3); err != nil {
-		return nil, err
+	if c.ServerAliveCountMax, err = number("ServerAliveCountMax", 3); err != nil {
+		return err
 	}
-	switch v := strings.ToLower(r.first("AddressFamily", "any")); v {
+	switch v := strings.ToLower(s.value("AddressFamily", "any")); v {
 	case "any", "inet", "inet6":
 		c.AddressFamily = v
 	default:
-		return nil, badValue("AddressFamily", v, "any, inet or inet6")
+		return badValue("AddressFamily", v, "any, inet or inet6")
 	}
+	c.BindAddress = s.value("BindAddress", "")
+	c.BindInterface = s.value("BindInterface", "")
 
-	requestTTY := r.first("RequestTTY", "auto")
+	requestTTY := s.value("RequestTTY", "auto")
 	if args != nil {
 		// -T, -t and -tt are assigned directly by ssh(1), ahead of any file.
 		switch {
@@ -255,226 +463,161 @@ func resolveConfig(args *Args, alias string, files ConfigFiles, explicit bool) (
 	case "false":
 		c.RequestTTY = "no"
 	default:
-		return nil, badValue("RequestTTY", v, "auto, yes, no or force")
+		return badValue("RequestTTY", v, "auto, yes, no or force")
 	}
-	switch v := strings.ToLower(r.first("SessionType", "default")); v {
+	switch v := strings.ToLower(s.value("SessionType", "default")); v {
 	case "default", "none", "subsystem":
 		c.SessionType = v
 	default:
-		return nil, badValue("SessionType", v, "default, none or subsystem")
+		return badValue("SessionType", v, "default, none or subsystem")
 	}
-	c.RemoteCommand = r.first("RemoteCommand", "")
-	if strings.EqualFold(c.RemoteCommand, "none") {
-		c.RemoteCommand = ""
+	if v, ok := s.get("RemoteCommand"); ok && !strings.EqualFold(v.raw, "none") {
+		c.RemoteCommand = expandTokens(v.raw, tokens)
 	}
-	c.RemoteCommand = expandTokens(c.RemoteCommand, tokens)
-	if c.StdinNull, err = r.yesno("StdinNull", false); err != nil {
-		return nil, err
+	for _, v := range s.all("SendEnv") {
+		c.SendEnv = append(c.SendEnv, v.args...)
 	}
-	if c.ForkAfterAuth, err = r.yesno("ForkAfterAuthentication", false); err != nil {
-		return nil, err
+	if v, ok := s.get("SetEnv"); ok {
+		for _, a := range v.args {
+			if !strings.Contains(a, "=") {
+				return badValue("SetEnv", a, "NAME=VALUE")
+			}
+			c.SetEnv = append(c.SetEnv, a)
+		}
 	}
-	for _, v := range r.all("SendEnv") {
-		c.SendEnv = append(c.SendEnv, strings.Fields(v)...)
-	}
-	c.SetEnv = r.all("SetEnv")
-	c.ForwardAgent = r.first("ForwardAgent", "no")
+	c.ForwardAgent = s.value("ForwardAgent", "no")
 	switch strings.ToLower(c.ForwardAgent) {
 	case "yes", "true":
 		c.ForwardAgent = "yes"
 	case "no", "false":
 		c.ForwardAgent = "no"
 	}
-	if c.Compression, err = r.yesno("Compression", false); err != nil {
-		return nil, err
-	}
-	c.LogLevel = strings.ToUpper(r.first("LogLevel", "INFO"))
-	c.ProxyJump = r.first("ProxyJump", "")
+	c.LogLevel = strings.ToUpper(s.value("LogLevel", "INFO"))
+	c.ProxyJump = s.value("ProxyJump", "")
 	if strings.EqualFold(c.ProxyJump, "none") {
 		c.ProxyJump = ""
 	}
-	c.ProxyCommand = r.first("ProxyCommand", "")
-	if strings.EqualFold(c.ProxyCommand, "none") {
-		c.ProxyCommand = ""
+	if v, ok := s.get("ProxyCommand"); ok && !strings.EqualFold(v.raw, "none") {
+		c.ProxyCommand = expandTokens(v.raw, tokens)
 	}
-	if c.ProxyCommand != "" {
-		c.ProxyCommand = expandTokens(c.ProxyCommand, tokens)
+	switch v := s.value("EscapeChar", "~"); {
+	case strings.EqualFold(v, "none"):
+		c.EscapeChar = "none"
+	case len(v) == 1:
+		c.EscapeChar = v
+	case len(v) == 2 && v[0] == '^':
+		c.EscapeChar = string(rune(v[1] & 31))
+	default:
+		return badValue("EscapeChar", v, "a single character, ^X or none")
 	}
+	c.Tag = s.value("Tag", "")
+	c.ControlMaster = strings.ToLower(s.value("ControlMaster", "no"))
+	c.ControlPath = s.value("ControlPath", "")
+	c.ControlPersist = strings.ToLower(s.value("ControlPersist", "no"))
 
-	if c.ClearAllForwardings, err = r.yesno("ClearAllForwardings", false); err != nil {
-		return nil, err
-	}
 	if !c.ClearAllForwardings {
-		c.LocalForwards = r.all("LocalForward")
-		c.RemoteForwards = r.all("RemoteForward")
-		c.DynamicForwards = r.all("DynamicForward")
-	}
-	if c.ExitOnForwardFailure, err = r.yesno("ExitOnForwardFailure", false); err != nil {
-		return nil, err
-	}
-	if c.GatewayPorts, err = r.yesno("GatewayPorts", false); err != nil {
-		return nil, err
-	}
-	c.Ignored = r.ignored()
-	return c, nil
-}
-
-// KnownHostsName is the name host keys are recorded under: HostKeyAlias, or
-// the host name.
-func (c *Config) KnownHostsName() string {
-	if c.HostKeyAlias != "" {
-		return c.HostKeyAlias
-	}
-	return c.HostName
-}
-
-// Print writes the resolved values in ssh -G's format (lower-case keyword,
-// space, value), for the keywords ec2ssh acts on.
-func (c *Config) Print(w io.Writer) {
-	p := func(k string, v any) { fmt.Fprintf(w, "%s %v\n", k, v) }
-	yn := func(b bool) string {
-		if b {
-			return "yes"
+		for _, v := range s.all("LocalForward") {
+			c.LocalForwards = append(c.LocalForwards, v.raw)
 		}
-		return "no"
-	}
-	secs := func(d time.Duration) string {
-		if d == 0 {
-			return "none"
+		for _, v := range s.all("RemoteForward") {
+			c.RemoteForwards = append(c.RemoteForwards, v.raw)
 		}
-		return strconv.Itoa(int(d / time.Second))
-	}
-	p("host", c.Alias)
-	p("user", c.User)
-	p("hostname", c.HostName)
-	p("port", c.Port)
-	p("addressfamily", c.AddressFamily)
-	p("batchmode", yn(c.BatchMode))
-	p("compression", yn(c.Compression))
-	p("clearallforwardings", yn(c.ClearAllForwardings))
-	p("exitonforwardfailure", yn(c.ExitOnForwardFailure))
-	p("gatewayports", yn(c.GatewayPorts))
-	p("hashknownhosts", yn(c.HashKnownHosts))
-	p("identitiesonly", yn(c.IdentitiesOnly))
-	p("requesttty", map[string]string{"yes": "true", "no": "false"}[c.RequestTTY]+strings.TrimPrefix(strings.TrimPrefix(c.RequestTTY, "yes"), "no"))
-	p("sessiontype", c.SessionType)
-	p("stdinnull", yn(c.StdinNull))
-	p("forkafterauthentication", yn(c.ForkAfterAuth))
-	p("stricthostkeychecking", map[string]string{"yes": "true", "no": "false"}[c.StrictHostKeyChecking]+strings.TrimPrefix(strings.TrimPrefix(c.StrictHostKeyChecking, "yes"), "no"))
-	p("connectionattempts", c.ConnectionAttempts)
-	p("numberofpasswordprompts", c.PasswordPrompts)
-	p("serveralivecountmax", c.ServerAliveCountMax)
-	p("serveraliveinterval", int(c.ServerAliveInterval/time.Second))
-	p("loglevel", c.LogLevel)
-	for _, set := range []struct {
-		kind  byte
-		name  string
-		specs []string
-	}{{'L', "localforward", c.LocalForwards}, {'R', "remoteforward", c.RemoteForwards}, {'D', "dynamicforward", c.DynamicForwards}} {
-		for _, s := range set.specs {
-			if f, err := ParseForward(set.kind, s); err == nil {
-				p(set.name, f.String())
-			} else {
-				p(set.name, s)
-			}
+		for _, v := range s.all("DynamicForward") {
+			c.DynamicForwards = append(c.DynamicForwards, v.raw)
 		}
 	}
-	for _, f := range c.IdentityFiles {
-		p("identityfile", f)
-	}
-	for _, f := range c.CertificateFiles {
-		p("certificatefile", f)
-	}
-	p("globalknownhostsfile", strings.Join(c.GlobalKnownHostsFiles, " "))
-	p("userknownhostsfile", strings.Join(c.UserKnownHostsFiles, " "))
-	for _, e := range c.SendEnv {
-		p("sendenv", e)
-	}
-	p("forwardagent", c.ForwardAgent)
-	p("connecttimeout", secs(c.ConnectTimeout))
-	if c.HostKeyAlias != "" {
-		p("hostkeyalias", c.HostKeyAlias)
-	}
-	if c.ProxyJump != "" {
-		p("proxyjump", c.ProxyJump)
-	}
-	if c.ProxyCommand != "" {
-		p("proxycommand", c.ProxyCommand)
-	}
-	if c.RemoteCommand != "" {
-		p("remotecommand", c.RemoteCommand)
-	}
+	c.unsupported = c.refuse()
+	return nil
 }
 
-// resolver looks keywords up: the command line first, then each file.
-type resolver struct {
-	args  *Args
-	alias string
-	srcs  []source
+// Supported is nil when ec2ssh can connect as this configuration says, or
+// the error naming the first setting it would otherwise have to ignore.
+// ssh -G prints a configuration whatever it holds; connecting checks this.
+func (c *Config) Supported() error { return c.unsupported }
+
+// tokens are the %-tokens of ssh_config(5) for this destination.
+func (c *Config) tokens() map[byte]string {
+	return map[byte]string{'h': c.HostName, 'n': c.Alias, 'p': strconv.Itoa(c.Port), 'r': c.User,
+		'u': localUser(), 'l': hostnameFQ(), 'L': shortHostname(), 'd': homeDir(), 'i': strconv.Itoa(os.Getuid()),
+		'C': connectionHash(hostnameFQ(), c.HostName, c.Port, c.User)}
 }
 
-func (r *resolver) first(key, def string) string {
-	if r.args != nil {
-		if v, ok := r.args.Setting(key); ok {
-			return v
+// Refusals and acceptances for the keywords ec2ssh does not act on as ssh
+// does (SPEC.md, "Honour or refuse"): what would change the connection's
+// security or meaning is an error naming it; pure optimisations and
+// settings for features that are not in use are listed for -v.
+func (c *Config) refuse() error {
+	s := c.s
+	val := func(k string) string { return strings.ToLower(s.value(k, "")) }
+	refuseIf := func(k string, bad bool, why string) error {
+		if bad {
+			v, _ := s.get(k)
+			return failure.Configf("run OpenSSH's ssh directly for this host, or drop the option", "%s %s is not supported by ec2ssh (%s)%s",
+				k, strings.Join(v.args, " "), why, fromWhere(v.from))
+		}
+		return nil
+	}
+	isYes := func(k string) bool { v := val(k); return v == "yes" || v == "true" }
+	for _, r := range []error{
+		refuseIf("ForwardX11", isYes("ForwardX11"), "no X11 forwarding"),
+		refuseIf("Tunnel", val("Tunnel") != "" && val("Tunnel") != "no", "no tun/tap forwarding"),
+		refuseIf("PKCS11Provider", val("PKCS11Provider") != "" && val("PKCS11Provider") != "none", "no PKCS#11 tokens"),
+		refuseIf("SecurityKeyProvider", val("SecurityKeyProvider") != "" && val("SecurityKeyProvider") != "internal", "no security-key middleware"),
+		refuseIf("LocalCommand", isYes("PermitLocalCommand") && val("LocalCommand") != "" && val("LocalCommand") != "none", "no local commands"),
+		refuseIf("HostbasedAuthentication", isYes("HostbasedAuthentication"), "no host-based authentication"),
+		refuseIf("EnableSSHKeysign", isYes("EnableSSHKeysign"), "no ssh-keysign"),
+		refuseIf("VerifyHostKeyDNS", val("VerifyHostKeyDNS") == "yes" || val("VerifyHostKeyDNS") == "ask", "no SSHFP lookups"),
+		refuseIf("ProxyUseFdpass", isYes("ProxyUseFdpass"), "ProxyCommand's output is used as a stream"),
+		refuseIf("GSSAPIKeyExchange", isYes("GSSAPIKeyExchange"), "no GSSAPI key exchange"),
+		refuseIf("GSSAPIDelegateCredentials", isYes("GSSAPIDelegateCredentials"), "no Kerberos credentials to delegate"),
+		refuseIf("BindInterface", val("BindInterface") != "", "no binding to an interface"),
+		refuseIf("PermitRemoteOpen", val("PermitRemoteOpen") != "" && val("PermitRemoteOpen") != "any", "no remote dynamic forwarding to restrict"),
+		refuseIf("RekeyLimit", c.RekeySeconds > 0, "x/crypto rekeys by volume only; keep the size and set the time to none"),
+		refuseIf("KbdInteractiveDevices", val("KbdInteractiveDevices") != "", "the server's devices are used"),
+	} {
+		if r != nil {
+			return r
 		}
 	}
-	for _, s := range r.srcs {
-		if v, err := s.cfg.Get(r.alias, key); err == nil && v != "" {
-			return v
+	// Accepted without effect: optimisations, and settings of features
+	// that are off (X11, local commands, Kerberos with no ticket to use).
+	for _, k := range []string{"Compression", "IPQoS", "TCPKeepAlive", "ControlMaster", "ControlPath", "ControlPersist", "CheckHostIP",
+		"VisualHostKey", "SyslogFacility", "LogVerbose", "ForwardX11Trusted", "ForwardX11Timeout", "XAuthLocation",
+		"PermitLocalCommand", "LocalCommand", "StreamLocalBindMask", "StreamLocalBindUnlink", "GSSAPIAuthentication",
+		"GSSAPIClientIdentity", "GSSAPIServerIdentity", "GSSAPITrustDns", "GSSAPIRenewalForcesRekey", "GSSAPIKexAlgorithms",
+		"EnableEscapeCommandline", "HostbasedAcceptedAlgorithms", "ChannelTimeout", "TunnelDevice"} {
+		if v, ok := s.get(k); ok {
+			c.Ignored = append(c.Ignored, k+" "+strings.Join(v.args, " "))
 		}
 	}
-	return def
+	for _, k := range s.ignored {
+		c.Ignored = append(c.Ignored, k+" (deprecated or IgnoreUnknown)")
+	}
+	return nil
 }
 
-func (r *resolver) all(key string) []string {
-	var out []string
-	if r.args != nil {
-		for _, s := range r.args.Settings {
-			if strings.EqualFold(s.Key, key) {
-				out = append(out, s.Value)
-			}
-		}
+func fromWhere(from string) string {
+	if from == "" || from == "command-line" {
+		return ""
 	}
-	for _, s := range r.srcs {
-		vs, _ := s.cfg.GetAll(r.alias, key)
-		out = append(out, vs...)
-	}
-	return out
+	return "; " + from
 }
 
-func (r *resolver) yesno(key string, def bool) (bool, error) {
-	v := strings.ToLower(r.first(key, ""))
-	switch v {
-	case "":
-		return def, nil
-	case "yes", "true":
-		return true, nil
-	case "no", "false":
-		return false, nil
-	}
-	return false, badValue(key, v, "yes or no")
-}
-
-func (r *resolver) number(key string, def int) (int, error) {
-	v := r.first(key, "")
-	if v == "" {
-		return def, nil
-	}
-	n, err := strconv.Atoi(v)
-	if err != nil || n < 0 {
-		return 0, badValue(key, v, "a whole number")
-	}
-	return n, nil
-}
-
-// seconds reads an ssh_config time value: a number of seconds, or the
-// sshd_config(5) TIME FORMATS (1h30m, 90s), or "none".
-func (r *resolver) seconds(key string) (time.Duration, error) {
-	v := strings.ToLower(r.first(key, ""))
+func secondsSetting(s *settings, key string) (time.Duration, error) {
+	v := strings.ToLower(s.value(key, ""))
 	if v == "" || v == "none" || v == "0" {
 		return 0, nil
 	}
+	d, err := parseSeconds(v)
+	if err != nil {
+		return 0, badValue(key, v, "a number of seconds")
+	}
+	return d, nil
+}
+
+// parseSeconds reads an ssh_config time value: a number of seconds, or the
+// sshd_config(5) TIME FORMATS (1h30m, 90s).
+func parseSeconds(v string) (time.Duration, error) {
 	if n, err := strconv.Atoi(v); err == nil && n >= 0 {
 		return time.Duration(n) * time.Second, nil
 	}
@@ -487,9 +630,9 @@ func (r *resolver) seconds(key string) (time.Duration, error) {
 			num += string(ch)
 			continue
 		}
-		u, ok := units[ch]
+		u, ok := units[ch|0x20]
 		if !ok || num == "" {
-			return 0, badValue(key, v, "a number of seconds")
+			return 0, errors.New("bad time")
 		}
 		n, _ := strconv.Atoi(num)
 		total += time.Duration(n) * u
@@ -502,15 +645,38 @@ func (r *resolver) seconds(key string) (time.Duration, error) {
 	return total, nil
 }
 
-// ignored lists keywords set for this host that ec2ssh does not act on.
-func (r *resolver) ignored() []string {
-	var out []string
-	for _, k := range ignorableKeys {
-		if v := r.first(k, ""); v != "" {
-			out = append(out, k+" "+v)
-		}
+// parseBytes reads a size: a number with an optional K, M or G; "default"
+// is 0.
+func parseBytes(v string) (int64, error) {
+	if strings.EqualFold(v, "default") || strings.EqualFold(v, "none") {
+		return 0, nil
 	}
-	return out
+	mult := int64(1)
+	switch strings.ToUpper(v[len(v)-1:]) {
+	case "K":
+		mult = 1 << 10
+	case "M":
+		mult = 1 << 20
+	case "G":
+		mult = 1 << 30
+	}
+	if mult != 1 {
+		v = v[:len(v)-1]
+	}
+	n, err := strconv.ParseInt(v, 10, 64)
+	if err != nil || n < 0 {
+		return 0, errors.New("bad size")
+	}
+	return n * mult, nil
+}
+
+// KnownHostsName is the name host keys are recorded under: HostKeyAlias, or
+// the host name.
+func (c *Config) KnownHostsName() string {
+	if c.HostKeyAlias != "" {
+		return c.HostKeyAlias
+	}
+	return c.HostName
 }
 
 func badValue(key, val, want string) error {
@@ -577,3 +743,13 @@ func shortHostname() string {
 	h, _, _ = strings.Cut(h, ".")
 	return h
 }
+
+// hostnameFQ is %l as ssh uses it in %C: the local host name.
+func hostnameFQ() string {
+	h, _ := os.Hostname()
+	return h
+}
+
+// Print writes the resolved configuration as ssh -G does: every keyword
+// ssh prints, in its order and spelling.
+func (c *Config) Print(w io.Writer) { c.printG(w) }

@@ -56,33 +56,69 @@ Host *
   ConnectionAttempts 2
 `
 
-// compared are the keywords ec2ssh resolves and prints as ssh -G does.
-var compared = []string{"user", "hostname", "port", "identityfile", "identitiesonly", "serveraliveinterval",
-	"serveralivecountmax", "connectionattempts", "userknownhostsfile", "hostkeyalias", "localforward",
-	"remoteforward", "dynamicforward", "requesttty", "connecttimeout", "stricthostkeychecking", "proxyjump",
-	"forwardagent", "sendenv", "batchmode", "compression", "clearallforwardings", "addressfamily", "sessiontype",
-	"stdinnull", "forkafterauthentication", "gatewayports", "exitonforwardfailure", "hashknownhosts"}
+// matchConfig exercises Match as OpenSSH evaluates it: every criterion,
+// host against the HostName, the final pass, Include, IgnoreUnknown.
+const matchConfig = `IgnoreUnknown UseKeychain,Frob*
+UseKeychain yes
+Host alias-*
+  HostName target-%h.example.net
+Match host target-alias-1.example.net
+  User matched-by-hostname
+Match originalhost alias-2
+  User matched-by-original
+Match host alias-3 exec "false"
+  Port 1111
+Match host alias-3 exec "test %h = target-alias-3.example.net && test %n = alias-3"
+  Port 3333
+Match user bob
+  ServerAliveInterval 42
+Match localuser root
+  ConnectionAttempts 7
+Match !localuser root
+  ConnectionAttempts 8
+Match final host alias-4
+  Compression yes
+Match final host target-alias-4.example.net
+  IdentitiesOnly yes
+Match all
+  ServerAliveCountMax 9
+Match localuser root,nobody
+  HashKnownHosts yes
+Host ?x
+  Port 77
+Include included-%d.conf included.conf
+Host *
+  Ciphers +aes128-cbc
+  MACs -umac*
+  KexAlgorithms ^curve25519-sha256
+  HostKeyAlgorithms ssh-ed25519,rsa-sha2-512
+  SetEnv ONE=1 "TWO=two words"
+  RekeyLimit 1G 1h
+  EscapeChar ^A
+  AddKeysToAgent 1h
+  ControlPersist 10m
+  ControlPath ~/.ssh/cm-%C
+`
 
-func pick(out []byte) map[string][]string {
-	m := map[string][]string{}
-	for _, line := range strings.Split(string(out), "\n") {
-		k, v, _ := strings.Cut(line, " ")
-		for _, c := range compared {
-			if k == c {
-				m[k] = append(m[k], v)
-			}
-		}
-	}
-	return m
-}
+const includedConfig = `Host alias-5
+  User from-include
+`
 
 // TestConfigMatchesOpenSSH resolves the same command lines against the same
-// file with ec2ssh and with `ssh -G`, and compares the values.
+// files with ec2ssh and with ssh -G, and requires the same output, line for
+// line: every keyword ssh prints, with its value.
 func TestConfigMatchesOpenSSH(t *testing.T) {
 	lab.Require(t, "ssh")
 	dir := t.TempDir()
 	cfgFile := filepath.Join(dir, "config")
 	if err := os.WriteFile(cfgFile, []byte(testConfig), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	matchFile := filepath.Join(dir, "match")
+	if err := os.WriteFile(matchFile, []byte(strings.ReplaceAll(matchConfig, "Include included", "Include "+dir+"/included")), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(dir, "included.conf"), []byte(includedConfig), 0o600); err != nil {
 		t.Fatal(err)
 	}
 	cases := [][]string{
@@ -105,10 +141,23 @@ func TestConfigMatchesOpenSSH(t *testing.T) {
 		{"-o", "StrictHostKeyChecking=no", "-o", "UserKnownHostsFile=/dev/null", "10.1.2.3"},
 		{"ssh://u@uri-host:2022"},
 		{"-4", "-A", "-C", "WEB-1"},
+		{"-o", "Ciphers=aes256-gcm@openssh.com", "-o", "MACs=+hmac-sha1-96", "-o", "PubkeyAcceptedAlgorithms=-ssh-rsa*", "plain"},
+		{"-o", "UpdateHostKeys=ask", "-o", "VerifyHostKeyDNS=no", "-o", "CheckHostIP=yes", "-o", "FingerprintHash=md5", "plain"},
+		{"-o", "ProxyCommand=nc %h %p", "-o", "RemoteCommand=echo %h %p", "plain"},
+		{"-F", matchFile, "alias-1"},
+		{"-F", matchFile, "alias-2"},
+		{"-F", matchFile, "alias-3"},
+		{"-F", matchFile, "-l", "bob", "alias-4"},
+		{"-F", matchFile, "alias-5"},
+		{"-F", matchFile, "ax"},
+		{"-F", matchFile, "-o", "User=bob", "127.0.0.1"},
 	}
 	for _, argv := range cases {
 		t.Run(strings.Join(argv, " "), func(t *testing.T) {
-			full := append([]string{"-F", cfgFile}, argv...)
+			full := argv
+			if argv[0] != "-F" {
+				full = append([]string{"-F", cfgFile}, argv...)
+			}
 			cmd := exec.Command("ssh", append([]string{"-G"}, full...)...)
 			cmd.Stdin = nil
 			want, err := cmd.Output()
@@ -125,10 +174,19 @@ func TestConfigMatchesOpenSSH(t *testing.T) {
 			}
 			var got bytes.Buffer
 			cfg.Print(&got)
-			w, g := pick(want), pick(got.Bytes())
-			for _, k := range compared {
-				if strings.Join(w[k], "|") != strings.Join(g[k], "|") {
-					t.Errorf("%q: %s = %q, ssh -G says %q", argv, k, g[k], w[k])
+			if got.String() != string(want) {
+				wl, gl := strings.Split(string(want), "\n"), strings.Split(got.String(), "\n")
+				for i := 0; i < max(len(wl), len(gl)); i++ {
+					w, g := "", ""
+					if i < len(wl) {
+						w = wl[i]
+					}
+					if i < len(gl) {
+						g = gl[i]
+					}
+					if w != g {
+						t.Errorf("%q: line %d: ec2ssh -G says %q, ssh -G says %q", argv, i+1, g, w)
+					}
 				}
 			}
 		})
@@ -149,15 +207,24 @@ func TestConfigErrors(t *testing.T) {
 		{[]string{"-F", filepath.Join(dir, "missing"), "h"}, "read ssh config"},
 		{[]string{"-F", write("bad-port", "Host *\n Port nope\n"), "h"}, "bad port"},
 		{[]string{"-F", write("bad-shkc", "Host *\n StrictHostKeyChecking perhaps\n"), "h"}, "bad StrictHostKeyChecking"},
-		{[]string{"-F", write("bad-exec", "Match exec true\n User x\n"), "h"}, "parse ssh config"},
+		{[]string{"-F", write("bad-match", "Match frobnicate x\n User x\n"), "h"}, "Unsupported Match attribute frobnicate"},
+		{[]string{"-F", write("bad-keyword", "Host *\n Frobnicate yes\n"), "h"}, "line 2: Bad configuration option: Frobnicate"},
+		{[]string{"-F", write("x11", "Host *\n ForwardX11 yes\n"), "h"}, "ForwardX11 yes is not supported by ec2ssh"},
+		{[]string{"-F", write("garbage", "Host *\n Port 22 33\n"), "h"}, "keyword port extra arguments at end of line"},
 		{[]string{"-F", write("bad-time", "Host *\n ConnectTimeout soon\n"), "h"}, "bad ConnectTimeout"},
+		{[]string{"-F", write("rekey-time", "Host *\n RekeyLimit 1G 1h\n"), "h"}, "RekeyLimit 1G 1h is not supported"},
+		{[]string{"-F", write("no-ciphers", "Host *\n Ciphers -*\n"), "h"}, "Bad SSH2 cipher spec '-*'"},
+		{[]string{"-F", write("bad-hka", "Host *\n HostKeyAlgorithms ssh-frob\n"), "h"}, "Bad SSH2 host key algorithms spec"},
 	}
 	for _, tt := range tests {
 		args, err := ParseArgs(tt.argv)
 		if err != nil {
 			t.Fatal(err)
 		}
-		_, err = ResolveConfig(args)
+		c, err := ResolveConfig(args)
+		if err == nil {
+			err = c.Supported()
+		}
 		if err == nil || !strings.Contains(err.Error(), tt.want) {
 			t.Errorf("ResolveConfig(%q) = %v, want an error containing %q", tt.argv, err, tt.want)
 		}

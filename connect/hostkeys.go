@@ -1,26 +1,32 @@
 package connect
 
 import (
-	"errors"
+	"bytes"
+	"context"
+	"crypto/rsa"
+	"crypto/sha256"
 	"fmt"
 	"net"
 	"os"
+	"os/exec"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
+	"time"
 
 	"golang.org/x/crypto/ssh"
-	"golang.org/x/crypto/ssh/knownhosts"
 
 	"github.com/ec2ssh/ec2ssh/failure"
 )
 
 // HostKeys checks a server's host key against OpenSSH known_hosts files
-// under a StrictHostKeyChecking policy, and records new keys the way ssh(1)
-// does, so that OpenSSH accepts the file afterwards.
+// (and KnownHostsCommand, RevokedHostKeys, host certificates under
+// @cert-authority) under a StrictHostKeyChecking policy, and records new
+// keys the way ssh(1) does, so that OpenSSH accepts the file afterwards.
 type HostKeys struct {
 	Name     string   // the name keys are recorded under: HostKeyAlias or the host name
-	Port     int      // 22 is recorded as a bare name, others as [name]:port
+	Port     int      // recorded as [name]:port when not 22 and there is no HostKeyAlias
 	Files    []string // UserKnownHostsFile(s) then GlobalKnownHostsFile(s); new keys go to Files[0]
 	NUser    int      // how many of Files are the user's (writable) ones
 	Policy   string   // "ask", "yes", "accept-new" or "no"
@@ -30,88 +36,139 @@ type HostKeys struct {
 	// BeforePrompt is called before a question waits on the person, so that
 	// handshake deadlines can be lifted.
 	BeforePrompt func()
+
+	cfg     *Config
+	skipped map[string]int // unreadable lines per file, said once with -v
 }
 
 // NewHostKeys returns the known_hosts checker for c.
 func NewHostKeys(c *Config, p Prompter, log func(string, ...any)) *HostKeys {
+	port := c.Port
+	if c.HostKeyAlias != "" {
+		// ssh(1) looks a HostKeyAlias up bare, whatever the port.
+		port = 22
+	}
 	return &HostKeys{
 		Name:     c.KnownHostsName(),
-		Port:     c.Port,
+		Port:     port,
 		Files:    append(append([]string(nil), c.UserKnownHostsFiles...), c.GlobalKnownHostsFiles...),
 		NUser:    len(c.UserKnownHostsFiles),
 		Policy:   c.StrictHostKeyChecking,
 		Hash:     c.HashKnownHosts,
 		Prompter: p,
 		Log:      log,
+		cfg:      c,
 	}
 }
 
-func (h *HostKeys) hostport() string { return net.JoinHostPort(h.Name, strconv.Itoa(h.Port)) }
+// lookupName is the name known_hosts lines are matched against.
+func (h *HostKeys) lookupName() string {
+	if h.Port == 22 || h.Port == 0 {
+		return h.Name
+	}
+	return "[" + h.Name + "]:" + strconv.Itoa(h.Port)
+}
 
-// pseudoAddr stands in for the remote address: the key is looked up by
-// name (the port may be a tunnel or a jump host's channel).
-func (h *HostKeys) pseudoAddr() net.Addr { return &net.TCPAddr{IP: net.IPv4zero, Port: h.Port} }
-
-func (h *HostKeys) db() (ssh.HostKeyCallback, error) {
-	var existing []string
+// entries reads the files and KnownHostsCommand's output (for key, which
+// its tokens may name).
+func (h *HostKeys) entries(key ssh.PublicKey) []knownHost {
+	var all []knownHost
 	for _, f := range h.Files {
-		if st, err := os.Stat(f); err == nil && st.Mode().IsRegular() {
-			existing = append(existing, f)
+		file, err := os.Open(f)
+		if err != nil {
+			continue
+		}
+		e, skipped := parseKnownHosts(file, f)
+		file.Close()
+		if skipped > 0 && h.cfg != nil && h.skipped == nil {
+			h.skipped = map[string]int{}
+		}
+		if skipped > 0 && h.skipped[f] == 0 && h.skipped != nil {
+			h.skipped[f] = skipped
+			h.debug("debug1: %s: %d lines could not be read and were skipped", f, skipped)
+		}
+		all = append(all, e...)
+	}
+	if h.cfg != nil && h.cfg.KnownHostsCommand != "" {
+		out, err := h.knownHostsCommand(key)
+		if err != nil {
+			h.Log("KnownHostsCommand failed: %v", err)
+		} else {
+			e, _ := parseKnownHosts(bytes.NewReader(out), "KnownHostsCommand")
+			all = append(all, e...)
 		}
 	}
-	if len(existing) == 0 {
+	return all
+}
+
+func (h *HostKeys) debug(format string, a ...any) {
+	if h.cfg != nil && strings.HasPrefix(h.cfg.LogLevel, "DEBUG") && h.Log != nil {
+		h.Log(format, a...)
+	}
+}
+
+// knownHostsCommand runs KnownHostsCommand with its tokens expanded (%H the
+// name looked up, %I its hashed form, %K the key, %f its fingerprint, %t
+// its type) and returns its output.
+func (h *HostKeys) knownHostsCommand(key ssh.PublicKey) ([]byte, error) {
+	t := h.cfg.tokens()
+	t['H'] = h.lookupName()
+	t['I'] = hashName(h.lookupName())
+	if key != nil {
+		t['K'] = strings.TrimSpace(strings.TrimPrefix(string(ssh.MarshalAuthorizedKey(key)), key.Type()+" "))
+		t['f'] = ssh.FingerprintSHA256(key)
+		t['t'] = key.Type()
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	words := strings.Fields(h.cfg.KnownHostsCommand)
+	if len(words) == 0 {
 		return nil, nil
 	}
-	cb, err := knownhosts.New(existing...)
-	if err != nil {
-		return nil, &failure.Error{Kind: failure.Config, Op: "read known hosts", Err: err,
-			Hint: "fix or remove the malformed line in that file"}
+	for i := range words {
+		words[i] = expandTokens(words[i], t)
 	}
-	return cb, nil
+	cmd := exec.CommandContext(ctx, words[0], words[1:]...)
+	cmd.Stderr = os.Stderr
+	return cmd.Output()
 }
 
-// Algorithms returns the host key algorithms to ask for, so that a server
-// with several host keys shows the one already recorded (as ssh(1) orders
-// them); nil when none is recorded.
-func (h *HostKeys) Algorithms() []string {
-	cb, err := h.db()
-	if err != nil || cb == nil {
-		return nil
+// Algorithms returns the host key algorithms to ask for: HostKeyAlgorithms
+// as configured; or, by default, ssh's order with the types already
+// recorded for this host first, so that a server with several keys shows
+// the one that is known. Only what x/crypto implements is offered.
+func (h *HostKeys) Algorithms() ([]string, error) {
+	var list []string
+	if h.cfg != nil {
+		list = h.cfg.HostKeyAlgorithms
 	}
-	var ke *knownhosts.KeyError
-	if !errors.As(cb(h.hostport(), h.pseudoAddr(), probeKey{}), &ke) {
-		return nil
-	}
-	var algos []string
-	seen := map[string]bool{}
-	for _, k := range ke.Want {
-		for _, a := range algorithmsForKeyType(k.Key.Type()) {
-			if !seen[a] {
-				seen[a] = true
-				algos = append(algos, a)
+	list = algHostKeys.or(list)
+	if h.cfg == nil || !h.cfg.HostKeyAlgorithmsSet {
+		var known []string
+		for _, e := range h.entries(nil) {
+			if e.marker == "" && e.matches(h.lookupName()) {
+				for _, a := range algorithmsForKeyType(e.key.Type()) {
+					if slices.Contains(list, a) && !slices.Contains(known, a) {
+						known = append(known, a)
+					}
+				}
 			}
 		}
+		rest := slices.DeleteFunc(slices.Clone(list), func(a string) bool { return slices.Contains(known, a) })
+		list = append(known, rest...)
 	}
-	return algos
+	return offered(algHostKeys, list, xcrypto.HostKeys)
 }
 
 func algorithmsForKeyType(t string) []string {
 	switch t {
 	case ssh.KeyAlgoRSA:
-		return []string{ssh.KeyAlgoRSASHA512, ssh.KeyAlgoRSASHA256, ssh.KeyAlgoRSA}
+		return []string{ssh.KeyAlgoRSASHA512, ssh.KeyAlgoRSASHA256}
 	case ssh.CertAlgoRSAv01:
-		return []string{ssh.CertAlgoRSASHA512v01, ssh.CertAlgoRSASHA256v01, ssh.CertAlgoRSAv01}
+		return []string{ssh.CertAlgoRSASHA512v01, ssh.CertAlgoRSASHA256v01}
 	}
 	return []string{t}
 }
-
-// probeKey is a key no known_hosts line can hold; checking it lists the
-// recorded keys in the KeyError.
-type probeKey struct{}
-
-func (probeKey) Type() string                        { return "ec2ssh-probe" }
-func (probeKey) Marshal() []byte                     { return []byte("ec2ssh-probe") }
-func (probeKey) Verify([]byte, *ssh.Signature) error { return errors.New("probe key") }
 
 // Callback returns the ssh.HostKeyCallback enforcing the policy. Its errors
 // are *failure.Error of kind HostKeyUnknown or HostKeyChanged.
@@ -121,47 +178,119 @@ func (h *HostKeys) Callback() ssh.HostKeyCallback {
 	}
 }
 
-func (h *HostKeys) check(key ssh.PublicKey) error {
-	cb, err := h.db()
-	if err != nil {
-		return err
+func (h *HostKeys) fingerprint(key ssh.PublicKey) string {
+	if h.cfg != nil && h.cfg.FingerprintHash == "md5" {
+		return "MD5:" + ssh.FingerprintLegacyMD5(key)
 	}
-	var ke *knownhosts.KeyError
-	if cb != nil {
-		err = cb(h.hostport(), h.pseudoAddr(), key)
-		var re *knownhosts.RevokedError
-		switch {
-		case err == nil:
-			return nil
-		case errors.As(err, &re):
-			return &failure.Error{Kind: failure.HostKeyChanged, Msg: fmt.Sprintf("host key for %s is marked as revoked in %s:%d", h.Name, re.Revoked.Filename, re.Revoked.Line),
-				Hint: "the server's key was revoked: do not connect until its owner tells you the new key"}
-		case !errors.As(err, &ke):
-			return &failure.Error{Kind: failure.Config, Op: "check known hosts", Err: err}
-		}
-	}
-	if ke != nil && len(ke.Want) > 0 {
-		return h.changed(key, ke.Want)
-	}
-	return h.unknown(key)
+	return ssh.FingerprintSHA256(key)
 }
 
-func (h *HostKeys) changed(key ssh.PublicKey, want []knownhosts.KnownKey) error {
-	w := want[0]
+func (h *HostKeys) check(key ssh.PublicKey) error {
+	plain := key
+	cert, isCert := key.(*ssh.Certificate)
+	if isCert {
+		plain = cert.Key
+	}
+	if h.cfg != nil && h.cfg.RevokedHostKeys != "" {
+		r, err := revokedKeys(h.cfg.RevokedHostKeys)
+		if err != nil {
+			return &failure.Error{Kind: failure.Config, Op: "read RevokedHostKeys", Target: h.cfg.RevokedHostKeys, Err: err,
+				Hint: "ssh(1) refuses to connect when it cannot read the revocation list; fix or remove it"}
+		}
+		if r.revoked(plain) || (isCert && r.revoked(cert.SignatureKey)) {
+			return &failure.Error{Kind: failure.HostKeyChanged,
+				Msg:  fmt.Sprintf("host key %s %s for %s is revoked by %s", keyName(plain), h.fingerprint(plain), h.Name, h.cfg.RevokedHostKeys),
+				Hint: "the server's key was revoked: do not connect until its owner tells you the new key"}
+		}
+		if isCert && r.certs {
+			return &failure.Error{Kind: failure.HostKeyChanged,
+				Msg:  "the server shows a host certificate and " + h.cfg.RevokedHostKeys + " revokes certificates, which ec2ssh cannot check",
+				Hint: "use OpenSSH's ssh for this host, or a revocation list of plain keys"}
+		}
+	}
+	if h.cfg != nil && h.cfg.RequiredRSASize > 0 {
+		if ck, ok := plain.(ssh.CryptoPublicKey); ok {
+			if rk, ok := ck.CryptoPublicKey().(*rsa.PublicKey); ok && rk.N.BitLen() < h.cfg.RequiredRSASize {
+				return &failure.Error{Kind: failure.Algorithms, Msg: fmt.Sprintf("the server's RSA host key is %d bits, less than RequiredRSASize %d", rk.N.BitLen(), h.cfg.RequiredRSASize),
+					Hint: "the server needs a larger host key"}
+			}
+		}
+	}
+	if h.cfg != nil && h.cfg.NoHostAuthLocalhost && h.cfg.HostKeyAlias == "" && isLocalhost(h.cfg.HostName) {
+		return nil // NoHostAuthenticationForLocalhost
+	}
+	entries := h.entries(key)
+	name := h.lookupName()
+	for _, e := range entries {
+		if e.marker == "@revoked" && e.matches(name) && (bytes.Equal(e.key.Marshal(), plain.Marshal()) || isCert && bytes.Equal(e.key.Marshal(), cert.SignatureKey.Marshal())) {
+			return &failure.Error{Kind: failure.HostKeyChanged, Msg: fmt.Sprintf("host key for %s is marked as revoked in %s:%d", h.Name, e.file, e.line),
+				Hint: "the server's key was revoked: do not connect until its owner tells you the new key"}
+		}
+	}
+	if isCert {
+		if err := h.checkCertificate(cert, entries); err == nil {
+			return nil
+		} else {
+			h.debug("debug1: the host certificate is not trusted (%v); checking its plain key", err)
+		}
+	}
+	var same *knownHost
+	var other []knownHost
+	for i, e := range entries {
+		if e.marker != "" || !e.matches(name) {
+			continue
+		}
+		if bytes.Equal(e.key.Marshal(), plain.Marshal()) {
+			return nil
+		}
+		if e.key.Type() == plain.Type() && same == nil {
+			same = &entries[i]
+		} else {
+			other = append(other, e)
+		}
+	}
+	if same != nil {
+		return h.changed(plain, *same)
+	}
+	return h.unknown(plain, other)
+}
+
+// checkCertificate accepts a host certificate signed by a CA that a
+// matching @cert-authority line names, valid now, for this host name, with
+// a signature algorithm CASignatureAlgorithms allows.
+func (h *HostKeys) checkCertificate(cert *ssh.Certificate, entries []knownHost) error {
+	name := h.lookupName()
+	trusted := false
+	for _, e := range entries {
+		if e.marker == "@cert-authority" && e.matches(name) && bytes.Equal(e.key.Marshal(), cert.SignatureKey.Marshal()) {
+			trusted = true
+		}
+	}
+	if !trusted {
+		return fmt.Errorf("no @cert-authority line for %s trusts its CA", name)
+	}
+	if h.cfg != nil && cert.Signature != nil && !slices.Contains(h.cfg.CASignatureAlgorithms, cert.Signature.Format) {
+		return fmt.Errorf("its CA signed with %s, which CASignatureAlgorithms does not allow", cert.Signature.Format)
+	}
+	checker := &ssh.CertChecker{IsHostAuthority: func(ssh.PublicKey, string) bool { return true }}
+	return checker.CheckCert(h.Name, cert)
+}
+
+func (h *HostKeys) changed(key ssh.PublicKey, w knownHost) error {
 	if h.Policy == "no" {
 		h.Log("Warning: the %s host key for %s has changed (was %s in %s:%d); continuing because StrictHostKeyChecking is no.",
-			keyName(key), h.Name, ssh.FingerprintSHA256(w.Key), w.Filename, w.Line)
+			keyName(key), h.Name, h.fingerprint(w.key), w.file, w.line)
 		return nil
 	}
 	return &failure.Error{Kind: failure.HostKeyChanged,
 		Msg: fmt.Sprintf("host key for %s has changed: the server sent %s %s, %s:%d has %s %s",
-			displayHostport(h.Name, h.Port), keyName(key), ssh.FingerprintSHA256(key), w.Filename, w.Line, keyName(w.Key), ssh.FingerprintSHA256(w.Key)),
+			h.lookupName(), keyName(key), h.fingerprint(key), w.file, w.line, keyName(w.key), h.fingerprint(w.key)),
 		Hint: fmt.Sprintf("someone may be intercepting the connection, or the host was rebuilt; if you trust the new key, run: ssh-keygen -R '%s' -f %s",
-			knownhosts.Normalize(h.hostport()), w.Filename)}
+			h.lookupName(), w.file)}
 }
 
-func (h *HostKeys) unknown(key ssh.PublicKey) error {
-	fp := ssh.FingerprintSHA256(key)
+func (h *HostKeys) unknown(key ssh.PublicKey, other []knownHost) error {
+	fp := h.fingerprint(key)
 	switch h.Policy {
 	case "accept-new", "no":
 		return h.record(key)
@@ -170,12 +299,15 @@ func (h *HostKeys) unknown(key ssh.PublicKey) error {
 			if h.BeforePrompt != nil {
 				h.BeforePrompt()
 			}
-			q := fmt.Sprintf("The authenticity of host '%s' can't be established.\r\n%s key fingerprint is %s.\r\n"+
-				"Are you sure you want to continue connecting (yes/no/[fingerprint])? ", displayHostport(h.Name, h.Port), keyName(key), fp)
+			q := fmt.Sprintf("The authenticity of host '%s' can't be established.\r\n%s key fingerprint is %s.\r\n", h.lookupName(), keyName(key), fp)
+			for _, o := range other {
+				q += fmt.Sprintf("Host key known by the name %s of type %s in %s:%d.\r\n", h.lookupName(), keyName(o.key), o.file, o.line)
+			}
+			q += "Are you sure you want to continue connecting (yes/no/[fingerprint])? "
 			for {
 				ans, err := h.Prompter.Ask(q, true)
 				if err != nil {
-					break
+					return &failure.Error{Kind: failure.Canceled, Msg: "host key verification failed: " + err.Error(), Err: err}
 				}
 				ans = strings.TrimSpace(ans)
 				switch {
@@ -189,67 +321,37 @@ func (h *HostKeys) unknown(key ssh.PublicKey) error {
 			}
 		}
 	}
-	return &failure.Error{Kind: failure.HostKeyUnknown,
-		Msg:  fmt.Sprintf("host key for %s is not known (%s %s) and StrictHostKeyChecking is %s", displayHostport(h.Name, h.Port), keyName(key), fp, h.Policy),
+	msg := fmt.Sprintf("host key for %s is not known (%s %s) and StrictHostKeyChecking is %s", h.lookupName(), keyName(key), fp, h.Policy)
+	if len(other) > 0 {
+		msg = fmt.Sprintf("no %s host key is known for %s (%s %s; a %s key is, in %s:%d) and StrictHostKeyChecking is %s",
+			keyName(key), h.lookupName(), keyName(key), fp, keyName(other[0].key), other[0].file, other[0].line, h.Policy)
+	}
+	return &failure.Error{Kind: failure.HostKeyUnknown, Msg: msg,
 		Hint: "check the fingerprint with the host's owner, then connect once with -o StrictHostKeyChecking=accept-new"}
 }
 
-// record appends key to the first user known_hosts file with one write, so
-// that a failure leaves no half-written line behind.
+// record adds key to the first user known_hosts file, atomically, so that
+// a failure leaves no half-written line behind.
 func (h *HostKeys) record(key ssh.PublicKey) error {
 	if h.NUser == 0 || h.Files[0] == "/dev/null" {
 		return nil
 	}
 	file := h.Files[0]
-	name := knownhosts.Normalize(h.hostport())
+	name := h.lookupName()
 	if h.Hash {
-		name = knownhosts.HashHostname(name)
+		name = hashName(name)
 	}
-	line := knownhosts.Line([]string{name}, key) + "\n"
 	if err := os.MkdirAll(filepath.Dir(file), 0o700); err != nil {
 		h.Log("Failed to add the host to the list of known hosts (%s): %v", file, err)
 		return nil
 	}
-	if err := appendLine(file, line); err != nil {
+	if err := appendAtomically(file, knownHostsLine(name, key)); err != nil {
 		// ssh(1) connects anyway and says so; the key was accepted.
 		h.Log("Failed to add the host to the list of known hosts (%s): %v", file, err)
 		return nil
 	}
-	h.Log("Warning: Permanently added '%s' (%s) to the list of known hosts.", knownhosts.Normalize(h.hostport()), keyName(key))
+	h.Log("Warning: Permanently added '%s' (%s) to the list of known hosts.", h.lookupName(), keyName(key))
 	return nil
-}
-
-func appendLine(file, line string) error {
-	f, err := os.OpenFile(file, os.O_WRONLY|os.O_APPEND|os.O_CREATE, 0o600)
-	if err != nil {
-		return err
-	}
-	// A file that does not end in a newline would glue our line onto its last.
-	if st, err := f.Stat(); err == nil && st.Size() > 0 {
-		if last, err := lastByte(file); err == nil && last != '\n' {
-			line = "\n" + line
-		}
-	}
-	if _, err := f.WriteString(line); err != nil {
-		f.Close()
-		return err
-	}
-	return f.Close()
-}
-
-func lastByte(file string) (byte, error) {
-	f, err := os.Open(file)
-	if err != nil {
-		return 0, err
-	}
-	defer f.Close()
-	st, err := f.Stat()
-	if err != nil {
-		return 0, err
-	}
-	b := make([]byte, 1)
-	_, err = f.ReadAt(b, st.Size()-1)
-	return b[0], err
 }
 
 func displayHostport(name string, port int) string {
@@ -273,4 +375,9 @@ func keyName(k ssh.PublicKey) string {
 		return "DSA"
 	}
 	return strings.ToUpper(t)
+}
+
+func sha256Sum(b []byte) []byte {
+	s := sha256.Sum256(b)
+	return s[:]
 }
