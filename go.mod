@@ -15,7 +15,6 @@ require (
 	github.com/aws/session-manager-plugin v0.0.0-20260401221635-b79d06c1d3a2
 	github.com/aws/smithy-go v1.28.9
 	github.com/gorilla/websocket v1.5.3
-	github.com/kevinburke/ssh_config v1.6.0
 	github.com/twinj/uuid v0.0.0-20151029044442-89173bcdda19
 	golang.org/x/crypto v0.58.0
 	golang.org/x/sys v0.49.0
