@@ -421,7 +421,7 @@ func (p *plan) ssmConn(ctx context.Context, t *target) (net.Conn, error) {
 
 // connectRung is a rung for a connection: an authenticated client.
 func (p *plan) connectRung(ctx context.Context, d fallback.Decision) (any, error) {
-	creds, err := connect.LoadCredentials(p.cfg, p.env.Prompter, p.env.Debug)
+	creds, err := connect.LoadCredentialsWarn(p.cfg, p.env.Prompter, p.env.Debug, p.env.Log)
 	if err != nil {
 		return nil, err
 	}

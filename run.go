@@ -75,6 +75,9 @@ func run(ctx context.Context, argv []string, stdin, stdout, stderr *os.File) int
 				fmt.Fprintf(logw, format+"\r\n", a...)
 			}
 		},
+		Banner: func(text string) {
+			fmt.Fprint(stderr, strings.ReplaceAll(text, "\n", "\r\n")+"\r\n")
+		},
 	}
 	if args.PrintConfig {
 		cfg.Print(stdout)

@@ -4,12 +4,15 @@ import (
 	"bytes"
 	"crypto"
 	"crypto/ed25519"
+	"crypto/rsa"
 	"crypto/x509"
 	"errors"
 	"fmt"
 	"io"
 	"net"
 	"os"
+	"slices"
+	"strconv"
 	"strings"
 	"sync"
 
@@ -66,9 +69,36 @@ func (c *Credentials) Close() {
 	}
 }
 
-// LoadCredentials gathers the keys c allows. A missing identity file is
-// skipped (as in ssh(1)); an unreadable or corrupt one is a Config error.
+// LoadCredentials gathers the keys c allows, in ssh(1)'s order: identity
+// files the agent holds (in the agent's order), then the agent's other keys
+// (unless IdentitiesOnly), then the remaining identity files; each key's
+// certificates (key-cert.pub, a certificate in key.pub, CertificateFile)
+// after the key; finally only the keys PubkeyAcceptedAlgorithms and
+// RequiredRSASize allow. A missing identity file is skipped quietly, one
+// that cannot be loaded (garbled, a FIDO key outside an agent, an
+// unsupported type) with a warning through warn, as ssh(1) does; neither
+// stops the connection.
 func LoadCredentials(c *Config, p Prompter, log func(string, ...any)) (*Credentials, error) {
+	return loadCredentials(c, p, log, log)
+}
+
+// LoadCredentialsWarn is LoadCredentials with warnings (ssh's "Load key")
+// going to warn rather than the debug log.
+func LoadCredentialsWarn(c *Config, p Prompter, debug, warn func(string, ...any)) (*Credentials, error) {
+	return loadCredentials(c, p, debug, warn)
+}
+
+// identity is one key ssh(1) would offer.
+type identity struct {
+	source string        // file path, or "agent"
+	pub    ssh.PublicKey // the key or certificate offered
+	signer ssh.Signer    // nil until paired with a private key
+	raw    crypto.PrivateKey
+	why    error            // why a file's private key is unusable
+	cert   *ssh.Certificate // a certificate found in path.pub
+}
+
+func loadCredentials(c *Config, p Prompter, log, warn func(string, ...any)) (*Credentials, error) {
 	cr := &Credentials{Prompter: p, cfg: c, user: c.User, host: c.HostName}
 	var agentKeys []ssh.Signer
 	if sock := agentSocket(c); sock != "" {
@@ -83,17 +113,35 @@ func LoadCredentials(c *Config, p Prompter, log func(string, ...any)) (*Credenti
 			}
 		}
 	}
-	inAgent := func(pub ssh.PublicKey) ssh.Signer {
-		for _, s := range agentKeys {
-			if bytes.Equal(s.PublicKey().Marshal(), pub.Marshal()) {
-				return s
-			}
-		}
-		return nil
-	}
 
 	tokens := c.tokens()
-	var certs []*ssh.Certificate
+	var files []*identity
+	for _, f := range c.IdentityFiles {
+		if strings.EqualFold(f, "none") {
+			continue
+		}
+		path := ExpandPath(expandTokens(f, tokens))
+		id, err := loadIdentityFile(path, p)
+		if errors.Is(err, os.ErrNotExist) {
+			log("debug1: identity file %s: not found", path)
+			continue
+		}
+		if err != nil {
+			warn("Load key \"%s\": %v", path, err)
+			continue
+		}
+		files = append(files, id)
+		if id.pub != nil {
+			cr.Keys = append(cr.Keys, keyInfo(path, id.pub, id.raw))
+		}
+		if id.cert != nil {
+			files = append(files, &identity{source: path + ".pub", pub: id.cert})
+		}
+		// The certificate next to the key, as ssh(1) loads it.
+		if cert, err := readCert(path + "-cert.pub"); err == nil {
+			files = append(files, &identity{source: path + "-cert.pub", pub: cert})
+		}
+	}
 	for _, f := range c.CertificateFiles {
 		path := ExpandPath(expandTokens(f, tokens))
 		cert, err := readCert(path)
@@ -101,64 +149,207 @@ func LoadCredentials(c *Config, p Prompter, log func(string, ...any)) (*Credenti
 			log("debug1: certificate file %s: %v", path, err)
 			continue
 		}
-		certs = append(certs, cert)
+		files = append(files, &identity{source: path, pub: cert})
 	}
 
-	var fileKeys []ssh.PublicKey
-	for _, f := range c.IdentityFiles {
-		if strings.EqualFold(f, "none") {
+	// Identity files the agent holds go first, signed by the agent; then
+	// the agent's other keys; then the rest of the files.
+	var preferred, fromAgent []*identity
+	for _, a := range agentKeys {
+		found := false
+		for i, id := range files {
+			if id.pub != nil && bytes.Equal(id.pub.Marshal(), a.PublicKey().Marshal()) {
+				id.signer, id.why = a, nil
+				preferred = append(preferred, id)
+				files = slices.Delete(files, i, i+1)
+				found = true
+				break
+			}
+		}
+		if !found && !c.IdentitiesOnly {
+			fromAgent = append(fromAgent, &identity{source: "agent", pub: a.PublicKey(), signer: a})
+			cr.Keys = append(cr.Keys, keyInfo("agent", a.PublicKey(), nil))
+		}
+	}
+	ids := append(append(preferred, fromAgent...), files...)
+
+	// A certificate is signed for by its key's private half: the agent's,
+	// or an identity file's.
+	privateFor := func(key ssh.PublicKey) ssh.Signer {
+		for _, a := range agentKeys {
+			if bytes.Equal(a.PublicKey().Marshal(), key.Marshal()) {
+				return a
+			}
+		}
+		for _, id := range ids {
+			if id.signer != nil && bytes.Equal(id.signer.PublicKey().Marshal(), key.Marshal()) {
+				return id.signer
+			}
+		}
+		return nil
+	}
+	for _, id := range ids {
+		cert, ok := id.pub.(*ssh.Certificate)
+		if !ok || id.signer != nil && id.source == "agent" {
 			continue
 		}
-		path := ExpandPath(expandTokens(f, tokens))
-		s, err := loadIdentity(path, p)
-		if errors.Is(err, os.ErrNotExist) {
-			log("debug1: identity file %s: not found", path)
+		if cert.CertType != ssh.UserCert {
+			log("debug1: %s is not a user certificate", id.source)
 			continue
 		}
+		if base := privateFor(cert.Key); base != nil {
+			id.signer = base
+		} else if id.why == nil {
+			id.why = fmt.Errorf("no private key for the certificate")
+		}
+	}
+
+	for _, id := range ids {
+		if id.signer == nil {
+			if id.why != nil && id.pub != nil {
+				warn("Load key \"%s\": %v", id.source, id.why)
+			}
+			continue
+		}
+		s, err := acceptedSigner(c, id)
 		if err != nil {
-			return nil, &failure.Error{Kind: failure.Config, Op: "load identity file", Target: path, Err: err,
-				Hint: "check the file given with -i or IdentityFile"}
+			log("debug1: Skipping %s key %s: %v", keyTypeName(id.pub), id.source, err)
+			continue
 		}
-		var priv crypto.PrivateKey
-		if _, locked := s.(*lockedSigner); !locked {
-			if pem, err := os.ReadFile(path); err == nil {
-				priv, _ = ssh.ParseRawPrivateKey(pem)
-			}
-		}
-		cr.Keys = append(cr.Keys, keyInfo(path, s.PublicKey(), priv))
-		if a := inAgent(s.PublicKey()); a != nil {
-			s = a
-		}
-		fileKeys = append(fileKeys, s.PublicKey())
-		// A certificate next to the key (key-cert.pub) or named by
-		// CertificateFile is offered before the bare key, as ssh(1) does.
-		if cert, err := readCert(path + "-cert.pub"); err == nil {
-			certs = append(certs, cert)
-		}
-		for _, cert := range certs {
-			if bytes.Equal(cert.Key.Marshal(), s.PublicKey().Marshal()) {
-				if cs, err := ssh.NewCertSigner(cert, s); err == nil {
-					cr.Signers = append(cr.Signers, cs)
-				}
-			}
+		if c.AddKeysToAgent != "no" && cr.Agent != nil && id.source != "agent" {
+			s = &addingSigner{Signer: s, id: id, cr: cr}
 		}
 		cr.Signers = append(cr.Signers, s)
 	}
-	if !c.IdentitiesOnly {
-		for _, a := range agentKeys {
-			dup := false
-			for _, k := range fileKeys {
-				if bytes.Equal(k.Marshal(), a.PublicKey().Marshal()) {
-					dup = true
-				}
-			}
-			if !dup {
-				cr.Signers = append(cr.Signers, a)
-				cr.Keys = append(cr.Keys, keyInfo("agent", a.PublicKey(), nil))
-			}
+	return cr, nil
+}
+
+func keyTypeName(k ssh.PublicKey) string {
+	if k == nil {
+		return "unknown"
+	}
+	return k.Type()
+}
+
+// acceptedSigner limits id's signer to the signature algorithms
+// PubkeyAcceptedAlgorithms allows (a certificate by its certificate
+// algorithms), and refuses RSA keys smaller than RequiredRSASize.
+func acceptedSigner(c *Config, id *identity) (ssh.Signer, error) {
+	allowed := algPubkeys.or(c.PubkeyAlgorithms)
+	cert, isCert := id.pub.(*ssh.Certificate)
+	base := id.pub
+	if isCert {
+		base = cert.Key
+	}
+	if cpk, ok := base.(ssh.CryptoPublicKey); ok {
+		if rk, ok := cpk.CryptoPublicKey().(*rsa.PublicKey); ok && c.RequiredRSASize > 0 && rk.N.BitLen() < c.RequiredRSASize {
+			return nil, fmt.Errorf("RSA key too small (%d bits, RequiredRSASize is %d)", rk.N.BitLen(), c.RequiredRSASize)
 		}
 	}
-	return cr, nil
+	var algs []string
+	for _, a := range algorithmsForKeyType(id.pub.Type()) {
+		if slices.Contains(allowed, a) {
+			algs = append(algs, underlyingAlgorithm(a))
+		}
+	}
+	if base.Type() == ssh.KeyAlgoRSA {
+		// ssh-rsa (SHA-1) is offered only when asked for by name.
+		name := ssh.KeyAlgoRSA
+		if isCert {
+			name = ssh.CertAlgoRSAv01
+		}
+		if slices.Contains(allowed, name) {
+			algs = append(algs, ssh.KeyAlgoRSA)
+		}
+	}
+	if len(algs) == 0 {
+		return nil, fmt.Errorf("its algorithm is not in PubkeyAcceptedAlgorithms")
+	}
+	s := id.signer
+	if as, ok := s.(ssh.AlgorithmSigner); ok {
+		ms, err := ssh.NewSignerWithAlgorithms(as, algs)
+		if err != nil {
+			return nil, err
+		}
+		s = ms
+	}
+	if isCert {
+		return ssh.NewCertSigner(cert, s)
+	}
+	return s, nil
+}
+
+// underlyingAlgorithm is the signature algorithm of a certificate
+// algorithm (rsa-sha2-512-cert-v01@openssh.com signs with rsa-sha2-512).
+func underlyingAlgorithm(a string) string {
+	switch a {
+	case ssh.CertAlgoRSASHA512v01:
+		return ssh.KeyAlgoRSASHA512
+	case ssh.CertAlgoRSASHA256v01:
+		return ssh.KeyAlgoRSASHA256
+	case ssh.CertAlgoRSAv01:
+		return ssh.KeyAlgoRSA
+	}
+	return strings.Replace(a, "-cert-v01@openssh.com", "", 1)
+}
+
+// loadIdentityFile reads an identity as ssh(1) does: its public key from
+// the file or from path.pub (so that a key the agent holds can be named by
+// its .pub alone), its private key when it can be read. os.ErrNotExist
+// when neither exists; another error when nothing usable is there.
+func loadIdentityFile(path string, p Prompter) (*identity, error) {
+	id := &identity{source: path}
+	pemBytes, err := os.ReadFile(path)
+	pubBytes, pubErr := os.ReadFile(path + ".pub")
+	if err != nil && pubErr != nil {
+		return nil, err
+	}
+	if pubErr == nil {
+		if pub, _, _, _, err := ssh.ParseAuthorizedKey(pubBytes); err == nil {
+			id.pub = pub
+		}
+	}
+	if err != nil {
+		// Only path.pub: usable if the agent holds the key.
+		id.why = fmt.Errorf("no private key (only %s.pub)", path)
+		if id.pub == nil {
+			return nil, fmt.Errorf("%s.pub: invalid format", path)
+		}
+		return id, nil
+	}
+	// The file itself may be a public key (IdentityFile ~/.ssh/key.pub,
+	// as agents that keep keys elsewhere have it set up).
+	if pub, _, _, _, err := ssh.ParseAuthorizedKey(pemBytes); err == nil {
+		id.pub = pub
+		id.why = fmt.Errorf("it is a public key and the agent does not hold its private key")
+		if cert, ok := pub.(*ssh.Certificate); ok {
+			id.pub = cert
+		}
+		return id, nil
+	}
+	signer, err := loadIdentity(path, pemBytes, p)
+	if err != nil {
+		why := err
+		if strings.Contains(err.Error(), "unsupported key type") || strings.Contains(err.Error(), "unhandled key type") {
+			why = fmt.Errorf("ec2ssh cannot use this key type from a file (%v); add it to your agent with ssh-add", err)
+		} else if !strings.Contains(err.Error(), "encrypted") {
+			why = errors.New("invalid format")
+		}
+		if id.pub == nil {
+			return nil, why
+		}
+		id.why = why
+		return id, nil
+	}
+	if pubCert, ok := id.pub.(*ssh.Certificate); ok && bytes.Equal(pubCert.Key.Marshal(), signer.PublicKey().Marshal()) {
+		// key.pub holds the key's certificate: offered after the key.
+		id.cert = pubCert
+	}
+	id.pub, id.signer = signer.PublicKey(), signer
+	if _, locked := signer.(*lockedSigner); !locked {
+		id.raw, _ = ssh.ParseRawPrivateKey(pemBytes)
+	}
+	return id, nil
 }
 
 func agentSocket(c *Config) string {
@@ -190,14 +381,10 @@ func readCert(path string) (*ssh.Certificate, error) {
 	return cert, nil
 }
 
-// loadIdentity reads a private key. An encrypted key becomes a signer that
-// asks for its passphrase only when the server has accepted its public key,
-// which is when ssh(1) asks too.
-func loadIdentity(path string, p Prompter) (ssh.Signer, error) {
-	pem, err := os.ReadFile(path)
-	if err != nil {
-		return nil, err
-	}
+// loadIdentity parses a private key. An encrypted key becomes a signer
+// that asks for its passphrase only when the server has accepted its
+// public key, which is when ssh(1) asks too.
+func loadIdentity(path string, pem []byte, p Prompter) (ssh.Signer, error) {
 	s, err := ssh.ParsePrivateKey(pem)
 	var missing *ssh.PassphraseMissingError
 	if errors.As(err, &missing) {
@@ -226,6 +413,7 @@ type lockedSigner struct {
 
 	mu     sync.Mutex
 	signer ssh.Signer
+	raw    crypto.PrivateKey
 	err    error
 }
 
@@ -251,6 +439,7 @@ func (l *lockedSigner) unlock() (ssh.Signer, error) {
 		s, err := ssh.ParsePrivateKeyWithPassphrase(l.pem, []byte(pass))
 		if err == nil {
 			l.signer = s
+			l.raw, _ = ssh.ParseRawPrivateKeyWithPassphrase(l.pem, []byte(pass))
 			return s, nil
 		}
 		if errors.Is(err, x509.IncorrectPasswordError) {
@@ -283,6 +472,86 @@ func (l *lockedSigner) SignWithAlgorithm(rand io.Reader, data []byte, algorithm 
 	return s.Sign(rand, data)
 }
 
+// addingSigner adds an identity file's key to the agent the first time it
+// signs, as AddKeysToAgent asks: with a lifetime, with confirmation, or
+// after asking the person.
+type addingSigner struct {
+	ssh.Signer
+	id   *identity
+	cr   *Credentials
+	once sync.Once
+}
+
+func (a *addingSigner) add() {
+	a.once.Do(func() {
+		raw := a.id.raw
+		if l, ok := a.id.signer.(*lockedSigner); ok {
+			l.mu.Lock()
+			raw = l.raw
+			l.mu.Unlock()
+		}
+		if raw == nil {
+			return
+		}
+		if p, ok := raw.(*ed25519.PrivateKey); ok {
+			raw = *p
+		}
+		mode := a.cr.cfg.AddKeysToAgent
+		key := agent.AddedKey{PrivateKey: raw, Comment: a.id.source}
+		switch mode {
+		case "confirm":
+			key.ConfirmBeforeUse = true
+		case "ask":
+			if a.cr.Prompter == nil {
+				return
+			}
+			ans, err := a.cr.Prompter.Ask(fmt.Sprintf("Add key %s (%s) to agent? (yes/no) ", a.id.source, ssh.FingerprintSHA256(a.id.pub)), true)
+			if err != nil || !strings.EqualFold(strings.TrimSpace(ans), "yes") {
+				return
+			}
+		case "yes":
+		default:
+			n, _ := strconv.Atoi(mode)
+			key.LifetimeSecs = uint32(n)
+		}
+		if cert, ok := a.id.pub.(*ssh.Certificate); ok {
+			key.Certificate = cert
+		}
+		a.cr.Agent.Add(key)
+	})
+}
+
+// Algorithms keeps the algorithms acceptedSigner chose.
+func (a *addingSigner) Algorithms() []string {
+	if ms, ok := a.Signer.(ssh.MultiAlgorithmSigner); ok {
+		return ms.Algorithms()
+	}
+	return algorithmsForKeyType(a.PublicKey().Type())
+}
+
+func (a *addingSigner) Sign(rand io.Reader, data []byte) (*ssh.Signature, error) {
+	sig, err := a.Signer.Sign(rand, data)
+	if err == nil {
+		a.add()
+	}
+	return sig, err
+}
+
+func (a *addingSigner) SignWithAlgorithm(rand io.Reader, data []byte, algorithm string) (*ssh.Signature, error) {
+	as, ok := a.Signer.(ssh.AlgorithmSigner)
+	if !ok {
+		return a.Sign(rand, data)
+	}
+	sig, err := as.SignWithAlgorithm(rand, data, algorithm)
+	if err == nil {
+		a.add()
+	}
+	return sig, err
+}
+
+// DefaultPreferredAuthentications is ssh(1)'s order of methods.
+var DefaultPreferredAuthentications = []string{"gssapi-with-mic", "hostbased", "publickey", "keyboard-interactive", "password"}
+
 // AuthCallback returns the ssh.ClientAuthCallback that offers the methods
 // the server allows in ssh(1)'s order (publickey, keyboard-interactive,
 // password) and ends with a failure.AuthRejected error naming what the
@@ -293,15 +562,29 @@ func (c *Credentials) AuthCallback() ssh.ClientAuthCallback {
 		tries int
 		m     ssh.AuthMethod
 	}
-	var methods []method
+	available := map[string]method{}
 	if c.cfg.PubkeyAuth && len(c.Signers) > 0 {
-		methods = append(methods, method{"publickey", 1, ssh.PublicKeys(c.Signers...)})
+		available["publickey"] = method{"publickey", 1, ssh.PublicKeys(c.Signers...)}
 	}
 	if c.Prompter != nil && c.cfg.KbdInteractive {
-		methods = append(methods, method{"keyboard-interactive", c.cfg.PasswordPrompts, ssh.KeyboardInteractive(c.keyboardInteractive)})
+		available["keyboard-interactive"] = method{"keyboard-interactive", c.cfg.PasswordPrompts, ssh.KeyboardInteractive(c.keyboardInteractive)}
 	}
 	if c.Prompter != nil && c.cfg.PasswordAuth {
-		methods = append(methods, method{"password", c.cfg.PasswordPrompts, ssh.PasswordCallback(c.password)})
+		available["password"] = method{"password", c.cfg.PasswordPrompts, ssh.PasswordCallback(c.password)}
+	}
+	// PreferredAuthentications sets the order, and a method it leaves out
+	// is never used (ssh(1)'s default order is gssapi-with-mic, hostbased,
+	// publickey, keyboard-interactive, password).
+	order := c.cfg.PreferredAuthentications
+	if len(order) == 0 {
+		order = DefaultPreferredAuthentications
+	}
+	var methods []method
+	for _, name := range order {
+		if m, ok := available[strings.TrimSpace(name)]; ok {
+			methods = append(methods, m)
+			delete(available, name)
+		}
 	}
 	return func(ctx *ssh.ClientAuthContext) (ssh.AuthMethod, error) {
 		allowed := map[string]bool{}

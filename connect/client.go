@@ -59,6 +59,17 @@ type Env struct {
 	// Connected, when set, is called once the TCP connection is up: from
 	// then on the network is not what fails.
 	Connected func()
+	// Banner shows the server's pre-authentication banner, already made
+	// safe to print; ssh(1) writes it to stderr even with -E.
+	Banner func(text string)
+}
+
+func (e *Env) banner(text string) {
+	if e.Banner != nil {
+		e.Banner(text)
+	} else {
+		e.Log("%s", text)
+	}
 }
 
 // DirectTransport dials c.HostName:c.Port over TCP (or runs its
@@ -178,7 +189,7 @@ func handshake(ctx context.Context, c *Config, cr *Credentials, hk *HostKeys, tr
 		AuthCallback:      cr.AuthCallback(),
 		BannerCallback: func(msg string) error {
 			if c.LogLevel != "QUIET" && c.LogLevel != "FATAL" && c.LogLevel != "ERROR" {
-				env.Log("%s", strings.TrimRight(msg, "\r\n"))
+				env.banner(failure.VisLines(strings.TrimRight(msg, "\r\n")))
 			}
 			return nil
 		},
@@ -306,7 +317,7 @@ func dialJump(ctx context.Context, c *Config, env *Env) (*Client, error) {
 			prev = prevClient
 		}
 		hc.ProxyJump = ""
-		cr, err := LoadCredentials(hc, env.Prompter, env.Debug)
+		cr, err := LoadCredentialsWarn(hc, env.Prompter, env.Debug, env.Log)
 		if err != nil {
 			return nil, err
 		}

@@ -585,3 +585,19 @@ func TestDynamicForwardSOCKS(t *testing.T) {
 		})
 	}
 }
+
+// A server's banner is shown as ssh(1) shows it: escape sequences and
+// control characters as octal, lines kept (issue 14).
+func TestBannerIsMadeSafe(t *testing.T) {
+	key := newSigner(t)
+	srv := startXServer(t, xopts{userKeys: []ssh.PublicKey{key.PublicKey()}, banner: "hello\x1b]0;pwned\x07\n\x1b[2Jline two\n"})
+	c := testConfigFor(srv.port, knownHostsFor(t, srv.port, srv.hostKey.PublicKey()))
+	_, logs, err := dialX(t, c, []ssh.Signer{key}, nil)
+	if err != nil {
+		t.Fatalf("Dial = %v", err)
+	}
+	got := logs.String()
+	if strings.ContainsAny(got, "\x1b\x07") || !strings.Contains(got, `hello\033]0;pwned\007`+"\n"+`\033[2Jline two`) {
+		t.Errorf("banner shown as %q, want the escapes in octal and the line break kept", got)
+	}
+}

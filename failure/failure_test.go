@@ -38,3 +38,24 @@ func TestKindOfThroughWrapping(t *testing.T) {
 		t.Errorf("KindOf(plain error) is not Unknown")
 	}
 }
+
+func TestVis(t *testing.T) {
+	for _, tt := range []struct{ in, one, lines string }{
+		{"web-1", "web-1", "web-1"},
+		{"bad\x1b[2Jname", `bad\033[2Jname`, `bad\033[2Jname`},
+		{"two\nlines", `two\012lines`, "two\nlines"},
+		{"tab\there", `tab\011here`, "tab\there"},
+		{"héllo ✓", "héllo ✓", "héllo ✓"},
+		{"bad\xffutf8", `bad\377utf8`, `bad\377utf8`},
+		{"rtl\u202eevil", `rtl\342\200\256evil`, `rtl\342\200\256evil`},
+		{"del\x7f", `del\177`, `del\177`},
+		{"c1\u009bx", `c1\302\233x`, `c1\302\233x`},
+	} {
+		if got := Vis(tt.in); got != tt.one {
+			t.Errorf("Vis(%q) = %q, want %q", tt.in, got, tt.one)
+		}
+		if got := VisLines(tt.in); got != tt.lines {
+			t.Errorf("VisLines(%q) = %q, want %q", tt.in, got, tt.lines)
+		}
+	}
+}

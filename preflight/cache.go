@@ -4,6 +4,7 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
+	"io"
 	"os"
 	"path/filepath"
 	"time"
@@ -57,15 +58,40 @@ func (c *Cache) Has(profile, dest string) bool {
 
 // Get returns a fresh resolution made in region, or nil.
 func (c *Cache) Get(profile, region, dest string) *Cached {
-	b, err := os.ReadFile(c.file(profile, dest))
+	if !c.trusted() {
+		return nil
+	}
+	f, err := os.Open(c.file(profile, dest))
+	if err != nil {
+		return nil
+	}
+	defer f.Close()
+	if st, err := f.Stat(); err != nil || !st.Mode().IsRegular() || !ownedPrivately(st) {
+		return nil
+	}
+	b, err := io.ReadAll(io.LimitReader(f, 64<<10))
 	if err != nil {
 		return nil
 	}
 	var e Cached
-	if json.Unmarshal(b, &e) != nil || time.Since(e.Saved) > CacheTTL || e.Address == "" || e.Region != region {
+	if json.Unmarshal(b, &e) != nil || e.Address == "" || e.Region != region {
+		return nil
+	}
+	// An entry from the future (a clock set back, or a planted file) would
+	// never expire: it is not trusted either.
+	if age := time.Since(e.Saved); age > CacheTTL || age < -time.Minute {
 		return nil
 	}
 	return &e
+}
+
+// trusted reports whether the cache directory is one only this user can
+// change: a real directory (not a link) owned by the user, writable by no
+// one else. Another user who could write there could send a destination
+// to an instance of their choosing.
+func (c *Cache) trusted() bool {
+	st, err := os.Lstat(c.Dir)
+	return err == nil && st.IsDir() && ownedPrivately(st)
 }
 
 // Put stores a resolution; it writes a temporary file and renames it, so a
@@ -74,7 +100,7 @@ func (c *Cache) Get(profile, region, dest string) *Cached {
 func (c *Cache) Put(profile, region, dest string, e Cached) {
 	e.Saved, e.Region = time.Now(), region
 	b, err := json.Marshal(e)
-	if err != nil || os.MkdirAll(c.Dir, 0o700) != nil {
+	if err != nil || os.MkdirAll(c.Dir, 0o700) != nil || !c.trusted() {
 		return
 	}
 	tmp, err := os.CreateTemp(c.Dir, ".tmp-*")

@@ -3,6 +3,7 @@ package preflight
 import (
 	"encoding/json"
 	"os"
+	"path/filepath"
 	"testing"
 	"time"
 )
@@ -31,4 +32,65 @@ func TestCache(t *testing.T) {
 	if c.Has("", "web-1") {
 		t.Error("Drop left the entry")
 	}
+}
+
+// A cache another user could write to is not believed: they could send a
+// destination to an instance of their choosing (issue 14).
+func TestCacheTrust(t *testing.T) {
+	entry := func(saved time.Time) []byte {
+		b, _ := json.Marshal(Cached{InstanceID: "i-evil", Address: "10.0.0.66", Region: "eu-west-1", Saved: saved})
+		return b
+	}
+	t.Run("world-writable directory", func(t *testing.T) {
+		c := &Cache{Dir: filepath.Join(t.TempDir(), "ec2ssh")}
+		os.Mkdir(c.Dir, 0o777)
+		os.Chmod(c.Dir, 0o777)
+		os.WriteFile(c.file("", "web-1"), entry(time.Now()), 0o600)
+		if c.Get("", "eu-west-1", "web-1") != nil {
+			t.Error("an entry in a world-writable directory was believed")
+		}
+		c.Put("", "eu-west-1", "web-2", Cached{InstanceID: "i-2", Address: "10.0.0.2"})
+		if c.Has("", "web-2") {
+			t.Error("Put wrote into a world-writable directory")
+		}
+	})
+	t.Run("group-writable file", func(t *testing.T) {
+		c := &Cache{Dir: t.TempDir()}
+		os.WriteFile(c.file("", "web-1"), entry(time.Now()), 0o600)
+		os.Chmod(c.file("", "web-1"), 0o620)
+		if c.Get("", "eu-west-1", "web-1") != nil {
+			t.Error("a group-writable entry was believed")
+		}
+	})
+	t.Run("directory is a link", func(t *testing.T) {
+		real := t.TempDir()
+		c := &Cache{Dir: filepath.Join(t.TempDir(), "ec2ssh")}
+		os.Symlink(real, c.Dir)
+		os.WriteFile(c.file("", "web-1"), entry(time.Now()), 0o600)
+		if c.Get("", "eu-west-1", "web-1") != nil {
+			t.Error("an entry behind a symbolic link was believed")
+		}
+	})
+	t.Run("saved in the future", func(t *testing.T) {
+		c := &Cache{Dir: t.TempDir()}
+		os.WriteFile(c.file("", "web-1"), entry(time.Now().Add(24*time.Hour)), 0o600)
+		if c.Get("", "eu-west-1", "web-1") != nil {
+			t.Error("an entry saved tomorrow was believed (it would never expire)")
+		}
+	})
+	t.Run("another owner", func(t *testing.T) {
+		if os.Getuid() != 0 {
+			t.Skip("needs root to give a file away") // make unit; make test runs as root
+		}
+		c := &Cache{Dir: t.TempDir()}
+		os.WriteFile(c.file("", "web-1"), entry(time.Now()), 0o600)
+		os.Chown(c.file("", "web-1"), 65534, 65534)
+		if c.Get("", "eu-west-1", "web-1") != nil {
+			t.Error("an entry owned by nobody was believed")
+		}
+		os.Chown(c.Dir, 65534, 65534)
+		if c.Get("", "eu-west-1", "web-1") != nil {
+			t.Error("a directory owned by nobody was believed")
+		}
+	})
 }

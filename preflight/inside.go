@@ -1,6 +1,8 @@
 package preflight
 
 import (
+	"github.com/ec2ssh/ec2ssh/failure"
+
 	"bufio"
 	"context"
 	"encoding/base64"
@@ -468,13 +470,5 @@ func dfLines(lines []string, inodes bool) []Disk {
 }
 
 // Sanitize makes text from elsewhere (a log line, a Name tag, a banner)
-// safe to print: no control characters, which could move the terminal's
-// cursor or forge lines.
-func Sanitize(s string) string {
-	return strings.Map(func(r rune) rune {
-		if r < 0x20 && r != '\t' || r == 0x7f || (r >= 0x80 && r < 0xa0) {
-			return '?'
-		}
-		return r
-	}, s)
-}
+// safe to print on one line: see failure.Vis.
+func Sanitize(s string) string { return failure.Vis(s) }

@@ -83,19 +83,19 @@ func (r *Report) WriteTable(w io.Writer, color bool) {
 	if name == "" {
 		name = r.Target.Address
 	}
-	fmt.Fprintf(w, "%s  %s  %s\n", name, r.Target.Address, r.Target.Region)
+	fmt.Fprintf(w, "%s  %s  %s\n", Sanitize(name), Sanitize(r.Target.Address), Sanitize(r.Target.Region))
 	for _, c := range r.Checks {
 		m := marks[c.Status]
 		sym := m.sym
 		if color {
 			sym = m.color + sym + "\033[0m"
 		}
-		fmt.Fprintf(w, "  %s %-15s %s\n", sym, c.ID, c.Summary)
+		fmt.Fprintf(w, "  %s %-15s %s\n", sym, c.ID, Sanitize(c.Summary))
 	}
 	var fixes []string
 	for _, c := range r.Checks {
 		if c.Fix != "" && (c.Status == Fail || c.Status == Warn || c.Status == Unknown) {
-			fixes = append(fixes, fmt.Sprintf("  %s: %s", c.ID, c.Fix))
+			fixes = append(fixes, fmt.Sprintf("  %s: %s", c.ID, Sanitize(c.Fix)))
 		}
 	}
 	if len(fixes) > 0 {
