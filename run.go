@@ -26,6 +26,7 @@ const forkEnv = "EC2SSH_FORK_FD"
 
 // run is ec2ssh from its arguments to its exit status.
 func run(ctx context.Context, argv []string, stdin, stdout, stderr *os.File) int {
+	keepForkFD()
 	args, err := connect.ParseArgs(argv)
 	if err != nil {
 		return report(stderr, err, false)
@@ -52,6 +53,16 @@ func run(ctx context.Context, argv []string, stdin, stdout, stderr *os.File) int
 	}
 	if err := notYet(args); err != nil {
 		return report(stderr, err, args.Quiet)
+	}
+	if args.Query != "" {
+		list, err := connect.Query(args.Query)
+		if err != nil {
+			return report(stderr, err, args.Quiet)
+		}
+		for _, a := range list {
+			fmt.Fprintln(stdout, a)
+		}
+		return 0
 	}
 
 	cfg, err := connect.ResolveConfig(args)
@@ -98,6 +109,9 @@ func run(ctx context.Context, argv []string, stdin, stdout, stderr *os.File) int
 	}
 
 	command := args.RemoteCommand()
+	if command != "" && cfg.RemoteCommand != "" {
+		return report(stderr, failure.Configf("drop RemoteCommand for this run (-o RemoteCommand=none) or the command", "Cannot execute command-line and remote command."), args.Quiet)
+	}
 	if command == "" {
 		command = cfg.RemoteCommand
 	}
@@ -170,6 +184,8 @@ func notYet(a *connect.Args) error {
 	switch {
 	case a.JSON && !a.Diagnose:
 		return failure.Configf("use it as: ec2ssh --diagnose --json DESTINATION", "--json goes with --diagnose")
+	case a.Syslog:
+		return failure.Configf("log to a file with -E instead", "option -y (logging to syslog) is not supported by ec2ssh")
 	}
 	return nil
 }

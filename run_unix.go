@@ -3,11 +3,13 @@
 package main
 
 import (
-	"golang.org/x/sys/unix"
 	"os"
 	"os/exec"
+	"os/signal"
 	"strconv"
 	"syscall"
+
+	"golang.org/x/sys/unix"
 )
 
 // forkBackground runs ec2ssh again as a child that does the work, and
@@ -70,5 +72,21 @@ func watchHangup(f *os.File, gone func()) {
 			gone()
 			return
 		}
+	}
+}
+
+// ignoreSIGPIPE makes a write to a closed stdout (ec2ssh … | head -1) an
+// EPIPE error that ends the session with status 255 and the terminal
+// restored, as in ssh(1), rather than a death by SIGPIPE (status 141).
+func ignoreSIGPIPE() {
+	signal.Notify(make(chan os.Signal, 1), syscall.SIGPIPE)
+}
+
+// keepForkFD stops the -f child's readiness pipe from leaking into
+// processes it starts (a ProxyCommand), which would keep the parent
+// waiting until they exit.
+func keepForkFD() {
+	if fd, err := strconv.Atoi(os.Getenv(forkEnv)); err == nil {
+		syscall.CloseOnExec(fd)
 	}
 }

@@ -5,8 +5,10 @@ import (
 	"fmt"
 	"net/url"
 	"os"
+	"slices"
 	"strconv"
 	"strings"
+	"unicode"
 
 	"github.com/ec2ssh/ec2ssh/failure"
 )
@@ -33,6 +35,7 @@ type Args struct {
 	LogFile     string // -E
 	PrintConfig bool   // -G
 	Version     bool   // -V
+	Query       string // -Q
 
 	// ec2ssh's own long options.
 	Region   string
@@ -45,6 +48,8 @@ type Args struct {
 	NoCache  bool
 	Help     bool
 	Proxy    bool // --proxy HOST PORT: Destination and ProxyPort hold them
+
+	Syslog bool // -y: logging to syslog, which ec2ssh refuses
 
 	Warnings []string // ssh(1)'s parse-time warnings, printed even with -q
 
@@ -79,7 +84,7 @@ const sshOptstring = "1246ab:c:e:fgi:kl:m:no:p:qstvxAB:CD:E:F:GI:J:KL:MNO:PQ:R:S
 // supported are the ssh options ec2ssh implements (SPEC.md, "Command line").
 // The others in sshOptstring are recognised so that they can be refused by
 // name instead of being mistaken for a destination.
-const supported = "ilpFovqtTNnfsLRDWJAax46CEVG"
+const supported = "ilpFovqtTNnfsLRDWJAax46CEVGcmbBegkKQXYIwy12"
 
 var longOptions = map[string]bool{ // name -> takes an argument
 	"region": true, "profile": true, "fallback": true, "address": true, "source-ip": true,
@@ -124,7 +129,7 @@ func ParseArgs(argv []string) (*Args, error) {
 		}
 		a.Command = args
 	}
-	if a.Destination == "" && !a.Version && !a.Help {
+	if a.Destination == "" && !a.Version && !a.Help && a.Query == "" {
 		return nil, failure.Configf(usageHint, "no destination given")
 	}
 	return a, nil
@@ -156,6 +161,9 @@ func (a *Args) parseOptions(args []string) (rest []string, terminated bool, err 
 			}
 			if strings.IndexByte(supported, c) < 0 {
 				return nil, false, failure.Configf("run OpenSSH's ssh directly for this one", "option -%c is not supported by ec2ssh", c)
+			}
+			if c == '1' {
+				return nil, false, failure.Configf("ec2ssh, like ssh(1), speaks protocol 2 only", "SSH protocol v.1 is no longer supported")
 			}
 			takesArg := at+1 < len(sshOptstring) && sshOptstring[at+1] == ':'
 			if !takesArg {
@@ -263,6 +271,20 @@ func (a *Args) flag(c byte) {
 		a.PrintConfig = true
 	case 'V':
 		a.Version = true
+	case 'g':
+		a.setLast("GatewayPorts", "yes")
+	case 'k':
+		a.setLast("GSSAPIDelegateCredentials", "no")
+	case 'K':
+		a.setLast("GSSAPIAuthentication", "yes")
+		a.setLast("GSSAPIDelegateCredentials", "yes")
+	case 'X':
+		a.setLast("ForwardX11", "yes")
+	case 'Y':
+		a.setLast("ForwardX11", "yes")
+		a.setLast("ForwardX11Trusted", "yes")
+	case 'y':
+		a.Syslog = true
 	}
 }
 
@@ -281,6 +303,9 @@ func (a *Args) option(c byte, val string) error {
 		}
 		a.add("IdentityFile", val)
 	case 'l':
+		if !validRemoteUser(val) {
+			return errInvalidUser
+		}
 		a.add("User", val)
 	case 'p':
 		if _, err := parsePort(val); err != nil {
@@ -313,8 +338,72 @@ func (a *Args) option(c byte, val string) error {
 		a.add("ProxyJump", val)
 	case 'E':
 		a.LogFile = val
+	case 'c':
+		if !validAlgorithms(algCiphers, val) {
+			return failure.Configf("see ssh -Q cipher", "Unknown cipher type '%s'", val)
+		}
+		a.setLast("Ciphers", val)
+	case 'm':
+		if !validAlgorithms(algMACs, val) {
+			return failure.Configf("see ssh -Q mac", "Unknown mac type '%s'", val)
+		}
+		a.setLast("MACs", val)
+	case 'b':
+		a.setLast("BindAddress", val)
+	case 'B':
+		a.setLast("BindInterface", val)
+	case 'e':
+		if val != "none" && len(val) != 1 && !(len(val) == 2 && val[0] == '^' && val[1] >= 64 && val[1] < 128) {
+			return failure.Configf("give one character, ^X or none", "Bad escape character '%s'.", val)
+		}
+		a.setLast("EscapeChar", val)
+	case 'I':
+		a.setLast("PKCS11Provider", val)
+	case 'w':
+		a.setLast("Tunnel", "point-to-point")
+		a.setLast("TunnelDevice", val)
+	case 'Q':
+		a.Query = val
 	}
 	return nil
+}
+
+var errInvalidUser = failure.Configf("a login name has no shell metacharacters", "remote username contains invalid characters")
+
+// validRemoteUser is OpenSSH's check (since 9.6) of a user given on the
+// command line: %r reaches ProxyCommand and Match exec through a shell, so
+// a name with shell metacharacters could run commands (CVE-2023-51385).
+func validRemoteUser(u string) bool {
+	if u == "" {
+		return false
+	}
+	for i := 0; i < len(u); i++ {
+		c := u[i]
+		if strings.IndexByte("'`\";&<>|(){}$", c) >= 0 || c < 0x20 || c == 0x7f {
+			return false
+		}
+		if (c == ' ' || c == '\t') && i+1 < len(u) && u[i+1] == '-' {
+			return false
+		}
+		if c == '\\' && i+1 == len(u) {
+			return false
+		}
+	}
+	return true
+}
+
+// validAlgorithms is ssh's check of -c and -m: known names, with an
+// optional +, - or ^ before the list.
+func validAlgorithms(kind algorithmKind, spec string) bool {
+	if spec != "" && strings.IndexByte("+-^", spec[0]) >= 0 {
+		spec = spec[1:]
+	}
+	for _, n := range strings.Split(spec, ",") {
+		if !slices.Contains(kind.known, n) {
+			return false
+		}
+	}
+	return spec != ""
 }
 
 func (a *Args) add(key, val string) { a.Settings = append(a.Settings, Setting{key, val}) }
@@ -352,8 +441,11 @@ func (a *Args) setDestination(dest string) error {
 	if host == "" {
 		return failure.Configf("write it as [user@]host", "bad destination %q: empty host", dest)
 	}
-	if strings.ContainsAny(host, " \t\n'\"\\`$;&|<>") || strings.HasPrefix(host, "-") {
-		return failure.Configf("write it as [user@]host", "bad destination %q", dest)
+	if strings.ContainsAny(host, " \t\n'\"\\`$;&|<>(){}") || strings.HasPrefix(host, "-") || strings.ContainsFunc(host, unicode.IsControl) {
+		return failure.Configf("write it as [user@]host", "hostname contains invalid characters")
+	}
+	if user != "" && !validRemoteUser(user) {
+		return errInvalidUser
 	}
 	a.Destination = host
 	if user != "" {

@@ -34,6 +34,8 @@ type Client struct {
 	closers []func() error
 	lost    chan error // keepalive failures
 	kaOnce  sync.Once
+
+	forwarder *Forwarder // set by StartForwards
 }
 
 // Close closes the connection and everything under it (jump hosts, proxy
@@ -391,14 +393,17 @@ func proxyCommand(ctx context.Context, command string, env *Env) (net.Conn, erro
 	outW.Close()
 	// No AfterFunc on ctx here: the handshake closes the conn if ctx ends
 	// before it is done, and after that the process must outlive ctx.
-	return &pipeConn{r: outR, w: inW, cmd: cmd}, nil
+	pc := &pipeConn{r: outR, w: inW, cmd: cmd}
+	pc.unregister = AtExit(func() { cmd.Process.Kill() })
+	return pc, nil
 }
 
 // pipeConn is a net.Conn over a child process's stdin and stdout.
 type pipeConn struct {
-	r, w *os.File
-	cmd  *exec.Cmd
-	once sync.Once
+	r, w       *os.File
+	cmd        *exec.Cmd
+	once       sync.Once
+	unregister func()
 }
 
 func (p *pipeConn) Read(b []byte) (int, error)  { return p.r.Read(b) }
@@ -411,6 +416,9 @@ func (p *pipeConn) Close() error {
 			p.cmd.Process.Kill()
 		}
 		p.cmd.Wait()
+		if p.unregister != nil {
+			p.unregister()
+		}
 	})
 	return nil
 }

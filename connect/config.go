@@ -84,12 +84,14 @@ type Config struct {
 	EscapeChar    string // "~", "none", or the character
 	Tag           string
 
-	LocalForwards        []string
-	RemoteForwards       []string
-	DynamicForwards      []string
-	ClearAllForwardings  bool
-	ExitOnForwardFailure bool
-	GatewayPorts         bool
+	LocalForwards         []string
+	RemoteForwards        []string
+	DynamicForwards       []string
+	ClearAllForwardings   bool
+	ExitOnForwardFailure  bool
+	GatewayPorts          bool
+	StreamLocalBindUnlink bool
+	StreamLocalBindMask   string // octal, as ssh_config writes it
 
 	ControlMaster, ControlPath, ControlPersist string
 
@@ -305,7 +307,8 @@ func (c *Config) interpret(args *Args, hostname string) error {
 		{&c.StdinNull, "StdinNull", false}, {&c.ForkAfterAuth, "ForkAfterAuthentication", false}, {&c.Compression, "Compression", false},
 		{&c.ClearAllForwardings, "ClearAllForwardings", false}, {&c.ExitOnForwardFailure, "ExitOnForwardFailure", false},
 		{&c.GatewayPorts, "GatewayPorts", false}, {&c.NoHostAuthLocalhost, "NoHostAuthenticationForLocalhost", false},
-		{&c.CheckHostIP, "CheckHostIP", false}, {&c.VisualHostKey, "VisualHostKey", false}} {
+		{&c.CheckHostIP, "CheckHostIP", false}, {&c.VisualHostKey, "VisualHostKey", false},
+		{&c.StreamLocalBindUnlink, "StreamLocalBindUnlink", false}} {
 		if *f.dst, err = yesno(f.key, f.def); err != nil {
 			return err
 		}
@@ -441,6 +444,10 @@ func (c *Config) interpret(args *Args, hostname string) error {
 		return badValue("AddressFamily", v, "any, inet or inet6")
 	}
 	c.BindAddress = s.value("BindAddress", "")
+	c.StreamLocalBindMask = s.value("StreamLocalBindMask", "0177")
+	if _, err := strconv.ParseUint(c.StreamLocalBindMask, 8, 32); err != nil {
+		return badValue("StreamLocalBindMask", c.StreamLocalBindMask, "an octal mask such as 0177")
+	}
 	c.BindInterface = s.value("BindInterface", "")
 
 	requestTTY := s.value("RequestTTY", "auto")
@@ -583,7 +590,7 @@ func (c *Config) refuse() error {
 	// that are off (X11, local commands, Kerberos with no ticket to use).
 	for _, k := range []string{"Compression", "IPQoS", "TCPKeepAlive", "ControlMaster", "ControlPath", "ControlPersist", "CheckHostIP",
 		"VisualHostKey", "SyslogFacility", "LogVerbose", "ForwardX11Trusted", "ForwardX11Timeout", "XAuthLocation",
-		"PermitLocalCommand", "LocalCommand", "StreamLocalBindMask", "StreamLocalBindUnlink", "GSSAPIAuthentication",
+		"PermitLocalCommand", "LocalCommand", "GSSAPIAuthentication",
 		"GSSAPIClientIdentity", "GSSAPIServerIdentity", "GSSAPITrustDns", "GSSAPIRenewalForcesRekey", "GSSAPIKexAlgorithms",
 		"EnableEscapeCommandline", "HostbasedAcceptedAlgorithms", "ChannelTimeout", "TunnelDevice"} {
 		if v, ok := s.get(k); ok {

@@ -7,9 +7,12 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"os"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
+	"time"
 
 	"github.com/ec2ssh/ec2ssh/failure"
 )
@@ -19,12 +22,21 @@ type Forward struct {
 	Kind       byte // 'L', 'R' or 'D'
 	BindHost   string
 	BindPort   int
-	TargetHost string // empty for 'D'
+	TargetHost string // empty for 'D' and for a remote dynamic ('R' with no target)
 	TargetPort int
+	BindPath   string // a Unix socket to listen on, instead of BindHost:BindPort
+	TargetPath string // a Unix socket to connect to, instead of TargetHost:TargetPort
 }
 
-// ParseForward parses "[bind_address:]port:host:hostport" (or, for 'D',
-// "[bind_address:]port"); the ssh_config form with a space between the
+// Dynamic reports a SOCKS forwarding: -D, or -R with a port only.
+func (f Forward) Dynamic() bool {
+	return f.Kind == 'D' || f.Kind == 'R' && f.TargetHost == "" && f.TargetPath == ""
+}
+
+// ParseForward parses ssh(1)'s forwarding forms: "[bind_address:]port:
+// host:hostport", with a Unix socket path (anything with a '/') in place of
+// the listening or the target half, and for 'D', or 'R' alone,
+// "[bind_address:]port". The ssh_config form with a space between the
 // listen and target parts is accepted too. IPv6 addresses go in brackets.
 func ParseForward(kind byte, spec string) (Forward, error) {
 	f := Forward{Kind: kind}
@@ -33,23 +45,35 @@ func ParseForward(kind byte, spec string) (Forward, error) {
 	bad := func() (Forward, error) {
 		return Forward{}, failure.Configf("see ssh(1) -L, -R and -D", "bad -%c forwarding specification %q", kind, spec)
 	}
+	isPath := func(p string) bool { return strings.Contains(p, "/") }
 	var listen []string
-	if kind == 'D' {
+	switch {
+	case kind == 'D' || kind == 'R' && len(parts) <= 2 && !isPath(parts[len(parts)-1]) && (len(parts) == 1 || !isPath(parts[0])):
+		if len(parts) > 2 {
+			return bad()
+		}
 		listen = parts
-		if len(listen) > 2 {
-			return bad()
-		}
-	} else {
-		if len(parts) < 3 || len(parts) > 4 {
-			return bad()
-		}
+	case len(parts) == 2 && isPath(parts[1]):
+		listen, f.TargetPath = parts[:1], parts[1]
+	case len(parts) == 3 && isPath(parts[2]):
+		listen, f.TargetPath = parts[:2], parts[2]
+	case len(parts) == 3 || len(parts) == 4:
 		listen = parts[:len(parts)-2]
 		f.TargetHost = parts[len(parts)-2]
 		p, err := strconv.Atoi(parts[len(parts)-1])
-		if err != nil || p < 0 || p > 65535 || f.TargetHost == "" {
+		if err != nil || p < 0 || p > 65535 || f.TargetHost == "" || isPath(f.TargetHost) {
 			return bad()
 		}
 		f.TargetPort = p
+	default:
+		return bad()
+	}
+	if len(listen) == 1 && isPath(listen[0]) {
+		if kind == 'D' {
+			return bad()
+		}
+		f.BindPath = listen[0]
+		return f, nil
 	}
 	if len(listen) == 2 {
 		f.BindHost = listen[0]
@@ -83,14 +107,21 @@ func splitColons(s string) []string {
 	return append(parts, strings.Trim(s[start:], "[]"))
 }
 
-// String is the forwarding as ssh -G prints it: "[bind]:port [host]:port".
+// String is the forwarding as ssh -G prints it: "[bind]:port [host]:port",
+// with a socket's path in place of either half.
 func (f Forward) String() string {
-	listen := strconv.Itoa(f.BindPort)
-	if f.BindHost != "" {
-		listen = "[" + f.BindHost + "]:" + listen
+	listen := f.BindPath
+	if listen == "" {
+		listen = strconv.Itoa(f.BindPort)
+		if f.BindHost != "" {
+			listen = "[" + f.BindHost + "]:" + listen
+		}
 	}
-	if f.Kind == 'D' {
+	switch {
+	case f.Dynamic():
 		return listen
+	case f.TargetPath != "":
+		return listen + " " + f.TargetPath
 	}
 	return listen + " [" + f.TargetHost + "]:" + strconv.Itoa(f.TargetPort)
 }
@@ -107,12 +138,35 @@ func (f Forward) bindAddr(gatewayPorts bool) string {
 	return net.JoinHostPort(host, strconv.Itoa(f.BindPort))
 }
 
+// Forwarder runs a connection's forwardings: those the configuration
+// asks for, and those added or cancelled later (the ~C command line).
+type Forwarder struct {
+	client *Client
+	log    func(string, ...any)
+	ctx    context.Context
+
+	mu     sync.Mutex
+	active map[string]net.Listener // by kind and listening half
+}
+
+func (f Forward) key() string {
+	k := string(f.Kind)
+	if f.Kind == 'D' {
+		k = "L"
+	}
+	if f.BindPath != "" {
+		return k + f.BindPath
+	}
+	return k + net.JoinHostPort(f.BindHost, strconv.Itoa(f.BindPort))
+}
+
 // StartForwards sets up every forwarding c asks for. A forwarding that
 // cannot be set up is a warning, or an error under ExitOnForwardFailure.
 // The forwardings end when ctx ends or the client closes.
 func StartForwards(ctx context.Context, client *Client, log func(string, ...any)) error {
 	c := client.Config
-	var specs []Forward
+	fw := &Forwarder{client: client, log: log, ctx: ctx, active: map[string]net.Listener{}}
+	client.forwarder = fw
 	for _, set := range []struct {
 		kind  byte
 		specs []string
@@ -122,72 +176,155 @@ func StartForwards(ctx context.Context, client *Client, log func(string, ...any)
 			if err != nil {
 				return err
 			}
-			specs = append(specs, f)
-		}
-	}
-	for _, f := range specs {
-		var err error
-		switch f.Kind {
-		case 'L', 'D':
-			var ln net.Listener
-			ln, err = net.Listen("tcp", f.bindAddr(c.GatewayPorts))
-			if err == nil {
-				context.AfterFunc(ctx, func() { ln.Close() })
-				go serve(ln, func(conn net.Conn) {
-					if f.Kind == 'D' {
-						socksServe(conn, client)
-						return
-					}
-					remote, err := client.Dial("tcp", net.JoinHostPort(f.TargetHost, strconv.Itoa(f.TargetPort)))
-					if err != nil {
-						log("channel: open failed: connect to %s port %d: %v", f.TargetHost, f.TargetPort, err)
-						conn.Close()
-						return
-					}
-					Splice(conn, remote)
-				})
-			}
-		case 'R':
-			var ln net.Listener
-			bind := f.BindHost
-			if bind == "" {
-				bind = "localhost"
-			}
-			ln, err = client.Listen("tcp", net.JoinHostPort(bind, strconv.Itoa(f.BindPort)))
-			if err == nil {
-				if f.BindPort == 0 {
-					log("Allocated port %d for remote forward to %s:%d", ln.Addr().(*net.TCPAddr).Port, f.TargetHost, f.TargetPort)
+			if err := fw.Add(f); err != nil {
+				if c.ExitOnForwardFailure {
+					return err
 				}
-				context.AfterFunc(ctx, func() { ln.Close() })
-				go serve(ln, func(conn net.Conn) {
-					local, err := net.Dial("tcp", net.JoinHostPort(f.TargetHost, strconv.Itoa(f.TargetPort)))
-					if err != nil {
-						log("connect_to %s port %d: failed.", f.TargetHost, f.TargetPort)
-						conn.Close()
-						return
-					}
-					Splice(conn, local)
-				})
+				log("Warning: %v", err)
 			}
-		}
-		if err != nil {
-			what := map[byte]string{'L': "local", 'R': "remote", 'D': "dynamic"}[f.Kind]
-			if c.ExitOnForwardFailure {
-				return &failure.Error{Kind: failure.Config, Msg: fmt.Sprintf("%s port forwarding failed for listen port %d: %v", what, f.BindPort, err),
-					Hint: "pick a free port, or drop ExitOnForwardFailure"}
-			}
-			log("Warning: %s port forwarding failed for listen port %d", what, f.BindPort)
 		}
 	}
 	return nil
 }
 
-func serve(ln net.Listener, handle func(net.Conn)) {
+// Add starts one forwarding.
+func (fw *Forwarder) Add(f Forward) error {
+	c := fw.client.Config
+	ln, err := fw.listen(f)
+	if err != nil {
+		what := map[byte]string{'L': "local", 'R': "remote", 'D': "dynamic"}[f.Kind]
+		port := strconv.Itoa(f.BindPort)
+		if f.BindPath != "" {
+			port = f.BindPath
+		}
+		return &failure.Error{Kind: failure.Config, Msg: fmt.Sprintf("%s port forwarding failed for listen port %s: %v", what, port, err),
+			Hint: "pick a free port, or drop ExitOnForwardFailure"}
+	}
+	if f.Kind == 'R' && f.BindPort == 0 && f.BindPath == "" {
+		fw.log("Allocated port %d for remote forward to %s", ln.Addr().(*net.TCPAddr).Port, f.targetText())
+	}
+	fw.mu.Lock()
+	fw.active[f.key()] = ln
+	fw.mu.Unlock()
+	context.AfterFunc(fw.ctx, func() { ln.Close() })
+	if f.BindPath != "" && f.Kind != 'R' && c.StreamLocalBindUnlink {
+		context.AfterFunc(fw.ctx, func() { os.Remove(f.BindPath) })
+	}
+	go serve(ln, fw.log, func(conn net.Conn) { fw.handle(f, conn) })
+	return nil
+}
+
+// Cancel stops the forwarding listening at f's listening half (~C -KL,
+// -KR, -KD).
+func (fw *Forwarder) Cancel(f Forward) error {
+	fw.mu.Lock()
+	ln, ok := fw.active[f.key()]
+	delete(fw.active, f.key())
+	fw.mu.Unlock()
+	if !ok {
+		return fmt.Errorf("unknown port forwarding %s", f.String())
+	}
+	return ln.Close()
+}
+
+// List describes the open forwardings, for ~#.
+func (fw *Forwarder) List() []string {
+	fw.mu.Lock()
+	defer fw.mu.Unlock()
+	var out []string
+	for k, ln := range fw.active {
+		out = append(out, fmt.Sprintf("%s listening on %s", map[byte]string{'L': "local", 'R': "remote"}[k[0]], ln.Addr()))
+	}
+	slices.Sort(out)
+	return out
+}
+
+func (f Forward) targetText() string {
+	if f.TargetPath != "" {
+		return f.TargetPath
+	}
+	return net.JoinHostPort(f.TargetHost, strconv.Itoa(f.TargetPort))
+}
+
+func (fw *Forwarder) listen(f Forward) (net.Listener, error) {
+	c := fw.client.Config
+	if f.Kind == 'R' {
+		if f.BindPath != "" {
+			return fw.client.ListenUnix(f.BindPath)
+		}
+		bind := f.BindHost
+		if bind == "" {
+			bind = "localhost"
+		}
+		return fw.client.Listen("tcp", net.JoinHostPort(bind, strconv.Itoa(f.BindPort)))
+	}
+	if f.BindPath != "" {
+		if c.StreamLocalBindUnlink {
+			os.Remove(f.BindPath)
+		}
+		old := umask(streamLocalMask(c.StreamLocalBindMask))
+		defer umask(old)
+		return net.Listen("unix", f.BindPath)
+	}
+	return net.Listen("tcp", f.bindAddr(c.GatewayPorts))
+}
+
+func (fw *Forwarder) handle(f Forward, conn net.Conn) {
+	client := fw.client
+	switch {
+	case f.Dynamic() && f.Kind == 'D':
+		socksServe(conn, client.Dial)
+	case f.Dynamic():
+		// -R port: SOCKS on the server's side, connections made from here.
+		socksServe(conn, net.Dial)
+	case f.Kind == 'R':
+		var local net.Conn
+		var err error
+		if f.TargetPath != "" {
+			local, err = net.Dial("unix", f.TargetPath)
+		} else {
+			local, err = net.Dial("tcp", net.JoinHostPort(f.TargetHost, strconv.Itoa(f.TargetPort)))
+		}
+		if err != nil {
+			fw.log("connect_to %s: failed.", f.targetText())
+			conn.Close()
+			return
+		}
+		Splice(conn, local)
+	default:
+		var remote net.Conn
+		var err error
+		if f.TargetPath != "" {
+			remote, err = client.Dial("unix", f.TargetPath)
+		} else {
+			remote, err = client.Dial("tcp", net.JoinHostPort(f.TargetHost, strconv.Itoa(f.TargetPort)))
+		}
+		if err != nil {
+			fw.log("channel: open failed: connect to %s: %v", f.targetText(), err)
+			conn.Close()
+			return
+		}
+		Splice(conn, remote)
+	}
+}
+
+// serve accepts until the listener is closed. A failed accept (too many
+// open files) is logged and retried after a pause that grows to a second,
+// as ssh(1) keeps its listeners through such errors.
+func serve(ln net.Listener, log func(string, ...any), handle func(net.Conn)) {
+	pause := 5 * time.Millisecond
 	for {
 		conn, err := ln.Accept()
 		if err != nil {
-			return
+			if errors.Is(err, net.ErrClosed) {
+				return
+			}
+			log("accept: %v", err)
+			time.Sleep(pause)
+			pause = min(2*pause, time.Second)
+			continue
 		}
+		pause = 5 * time.Millisecond
 		go handle(conn)
 	}
 }
@@ -215,7 +352,7 @@ func Splice(a, b io.ReadWriteCloser) {
 
 // socksServe answers one SOCKS4, SOCKS4a or SOCKS5 (no authentication,
 // CONNECT only) request, as ssh -D does, and splices it to client.Dial.
-func socksServe(conn net.Conn, client *Client) {
+func socksServe(conn net.Conn, dial func(network, addr string) (net.Conn, error)) {
 	defer conn.Close()
 	var ver [1]byte
 	if _, err := io.ReadFull(conn, ver[:]); err != nil {
@@ -242,7 +379,7 @@ func socksServe(conn net.Conn, client *Client) {
 			}
 			host = name
 		}
-		remote, err := client.Dial("tcp", net.JoinHostPort(host, strconv.Itoa(int(port))))
+		remote, err := dial("tcp", net.JoinHostPort(host, strconv.Itoa(int(port))))
 		if err != nil {
 			conn.Write([]byte{0, 91, 0, 0, 0, 0, 0, 0})
 			return
@@ -289,7 +426,7 @@ func socksServe(conn net.Conn, client *Client) {
 			return
 		}
 		port = binary.BigEndian.Uint16(pb[:])
-		remote, err := client.Dial("tcp", net.JoinHostPort(host, strconv.Itoa(int(port))))
+		remote, err := dial("tcp", net.JoinHostPort(host, strconv.Itoa(int(port))))
 		if err != nil {
 			conn.Write([]byte{5, 5, 0, 1, 0, 0, 0, 0, 0, 0})
 			return

@@ -5,6 +5,8 @@ package connect
 import (
 	"os"
 	"os/exec"
+	"strconv"
+	"syscall"
 )
 
 // openTTY opens the controlling terminal, as ssh(1) asks its questions on
@@ -20,4 +22,16 @@ func closeTTY(in, out *os.File) { in.Close() }
 // the user's shell replaced by the command (exec), so that no shell lingers.
 func shellCommand(command string) *exec.Cmd {
 	return exec.Command("/bin/sh", "-c", "exec "+command)
+}
+
+// umask sets the process's file mode mask and returns the old one.
+func umask(m int) int { return syscall.Umask(m) }
+
+// streamLocalMask reads StreamLocalBindMask (octal).
+func streamLocalMask(s string) int {
+	n, err := strconv.ParseUint(s, 8, 32)
+	if err != nil {
+		return 0o177
+	}
+	return int(n)
 }

@@ -28,3 +28,7 @@ func closeTTY(in, out *os.File) { in.Close(); out.Close() }
 func shellCommand(command string) *exec.Cmd {
 	return exec.Command("cmd.exe", "/c", command)
 }
+
+func umask(m int) int { return 0 }
+
+func streamLocalMask(s string) int { return 0 }

@@ -36,9 +36,11 @@ func RawTerminal(f *os.File, resize func(cols, rows int)) (func(), error) {
 			}
 		}
 	}()
+	unregister := AtExit(func() { term.Restore(fd, old) })
 	return func() {
 		signal.Stop(winch)
 		close(stop)
 		term.Restore(fd, old)
+		unregister()
 	}, nil
 }

@@ -7,9 +7,10 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"path"
 	"strings"
 	"sync"
+	"sync/atomic"
+	"syscall"
 
 	"golang.org/x/crypto/ssh"
 	"golang.org/x/crypto/ssh/agent"
@@ -78,7 +79,7 @@ func Run(ctx context.Context, client *Client, s *Session, stdio Stdio, log func(
 	for _, kv := range os.Environ() {
 		k, v, _ := strings.Cut(kv, "=")
 		for _, pat := range c.SendEnv {
-			if ok, _ := path.Match(pat, k); ok {
+			if matchPattern(k, pat) {
 				sess.Setenv(k, v)
 				break
 			}
@@ -117,7 +118,8 @@ func Run(ctx context.Context, client *Client, s *Session, stdio Stdio, log func(
 	} else {
 		sess.Stdin = stdio.In
 	}
-	sess.Stdout, sess.Stderr = stdio.Out, stdio.Err
+	out := &brokenPipeWatch{w: stdio.Out, broken: func() { sess.Close() }}
+	sess.Stdout, sess.Stderr = out, stdio.Err
 
 	switch {
 	case s.Command != "":
@@ -149,11 +151,36 @@ func Run(ctx context.Context, client *Client, s *Session, stdio Stdio, log func(
 		<-done
 		return ExitSignal, &failure.Error{Kind: failure.Canceled, Msg: "interrupted", Err: context.Cause(ctx)}
 	}
+	if out.isBroken() {
+		// Whoever read stdout went away (… | head -1): the session is
+		// closed and, as in ssh(1), the status is 255.
+		return ExitSignal, nil
+	}
 	if tty && c.LogLevel != "QUIET" && !s.Quiet {
 		defer log("Connection to %s closed.", c.HostName)
 	}
 	return exitStatus(waitErr, c.HostName)
 }
+
+// brokenPipeWatch passes writes to w and, the first time w reports a
+// broken pipe, calls broken (which closes the session).
+type brokenPipeWatch struct {
+	w      io.Writer
+	broken func()
+	once   sync.Once
+	flag   atomic.Bool
+}
+
+func (b *brokenPipeWatch) Write(p []byte) (int, error) {
+	n, err := b.w.Write(p)
+	if err != nil && errors.Is(err, syscall.EPIPE) {
+		b.flag.Store(true)
+		b.once.Do(b.broken)
+	}
+	return n, err
+}
+
+func (b *brokenPipeWatch) isBroken() bool { return b.flag.Load() }
 
 // exitStatus maps x/crypto's Wait result onto ssh(1)'s exit status.
 func exitStatus(err error, host string) (int, error) {

@@ -43,6 +43,9 @@ func (TTYPrompter) Ask(question string, echo bool) (string, error) {
 		return "", err
 	}
 	if !echo {
+		if st, err := term.GetState(int(in.Fd())); err == nil {
+			defer AtExit(func() { term.Restore(int(in.Fd()), st) })()
+		}
 		b, err := term.ReadPassword(int(in.Fd()))
 		out.WriteString("\n")
 		return string(b), err
