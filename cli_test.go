@@ -56,7 +56,7 @@ func TestCommandLineInProcess(t *testing.T) {
 		{"bad fallback", []string{"--fallback=maybe", "host"}, 255, "", `bad --fallback value "maybe"`, false},
 		{"bad port", []string{"-p", "70000", "host"}, 255, "", `bad port "70000"`, false},
 		{"proxy without port", []string{"--proxy", "host"}, 255, "", "--proxy takes exactly a host and a port", false},
-		{"bad destination", []string{"-F", "none", "a;b"}, 255, "", `bad destination "a;b"`, false},
+		{"bad destination", []string{"-F", "none", "a;b"}, 255, "", "hostname contains invalid characters", false},
 		{"-G prints the resolved configuration", []string{"-F", "none", "-G", "-p", "2222", "-l", "bob", "web-1"}, 0, "hostname web-1\nport 2222\n", "", false},
 	}
 	for _, tt := range tests {
