@@ -1,7 +1,9 @@
 package main
 
 import (
+	"bufio"
 	"fmt"
+	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -37,7 +39,7 @@ func (s *tmuxSession) run(args ...string) string {
 	return string(out)
 }
 
-func (s *tmuxSession) send(keys string) { s.run("send-keys", "-t", s.name, "-l", keys) }
+func (s *tmuxSession) send(keys string) { s.run("send-keys", "-t", s.name, "-l", "--", keys) }
 func (s *tmuxSession) enter()           { s.run("send-keys", "-t", s.name, "Enter") }
 func (s *tmuxSession) screen() string   { return s.run("capture-pane", "-p", "-t", s.name) }
 
@@ -203,4 +205,110 @@ func TestSSMShellOnATerminal(t *testing.T) {
 	s.enter()
 	s.waitForCount("LOCAL>", 2, 10*time.Second) // a new prompt, not the first
 	s.saneTerminal("after-ssm-shell")
+}
+
+// TestEscapeSequences drives ssh(1)'s escapes on a real terminal, for
+// ec2ssh and for OpenSSH's ssh with the same configuration: ~? lists them,
+// ~C adds a forwarding that then carries a connection, and
+// ~. ends the session with 255 and the terminal restored (issue 14).
+func TestEscapeSequences(t *testing.T) {
+	needLab(t)
+	for _, client := range []string{bin, "ssh"} {
+		t.Run(filepath.Base(client), func(t *testing.T) {
+			s := newTmux(t)
+			port := freePort(t)
+			s.send(fmt.Sprintf("%s -F %s -o EnableEscapeCommandline=yes -t lab; echo \"S\"\"TATUS=$?\"", client, cfgFile))
+			s.enter()
+			s.waitFor("root@", 10*time.Second)
+			s.enter()
+			s.send("~?")
+			s.waitFor("Supported escape sequences", 5*time.Second)
+			s.enter()
+			// ~C at a fresh line: a local forwarding to the lab's sshd.
+			s.send("~C")
+			s.waitFor("ssh>", 5*time.Second)
+			s.send(fmt.Sprintf("-L%d:127.0.0.1:%d", port, sshd.Port))
+			s.enter()
+			// (LogLevel ERROR hides "Forwarding port.": poll the port.)
+			var banner string
+			for deadline := time.Now().Add(5 * time.Second); time.Now().Before(deadline); time.Sleep(100 * time.Millisecond) {
+				if banner = readBanner(t, port); strings.HasPrefix(banner, "SSH-2.0-") {
+					break
+				}
+			}
+			if !strings.HasPrefix(banner, "SSH-2.0-") {
+				t.Errorf("through the ~C forwarding: %q, want sshd's banner", banner)
+			}
+			s.enter()
+			s.send("~.")
+			scr := s.waitFor("STATUS=", 10*time.Second)
+			if !strings.Contains(scr, "STATUS=255") {
+				t.Errorf("~. should end with status 255:\n%s", scr)
+			}
+			s.saneTerminal("after-escape")
+		})
+	}
+}
+
+// TestBrokenPipeOnATerminal: stdout closed early (… | head -1) on a -t
+// session ends ec2ssh with 255 and the terminal restored, as ssh does.
+func TestBrokenPipeOnATerminal(t *testing.T) {
+	needLab(t)
+	// (OpenSSH 9.2 with -t keeps running here until it is killed; without
+	// a terminal it ends with 255, which TestBrokenPipe compares.)
+	s := newTmux(t)
+	s.send(fmt.Sprintf("%s -F %s -t lab 'yes' | head -1; echo \"S\"\"TATUS=${PIPESTATUS[0]}\"", bin, cfgFile))
+	s.enter()
+	scr := s.waitFor("STATUS=", 15*time.Second)
+	if !strings.Contains(scr, "STATUS=255") {
+		t.Errorf("want status 255 once head has gone:\n%s", scr)
+	}
+	s.saneTerminal("after-pipe")
+}
+
+// TestSignalAtAPrompt: SIGTERM while ec2ssh waits at the host-key
+// question ends it at once with 255 and echo back on.
+func TestSignalAtAPrompt(t *testing.T) {
+	needLab(t)
+	dir := t.TempDir()
+	cfg := writeConfig(filepath.Join(dir, "config"), filepath.Join(dir, "known_hosts"), "ask")
+	s := newTmux(t)
+	s.send(fmt.Sprintf("%s -F %s -o BatchMode=no lab true; echo \"S\"\"TATUS=$?\"", bin, cfg))
+	s.enter()
+	s.waitFor("Are you sure you want to continue connecting", 10*time.Second)
+	start := time.Now()
+	if out, err := exec.Command("pkill", "-TERM", "-f", "-e", "ec2ssh -F "+cfg).CombinedOutput(); err != nil {
+		t.Fatalf("pkill: %v: %s", err, out)
+	}
+	scr := s.waitFor("STATUS=", 5*time.Second)
+	if !strings.Contains(scr, "STATUS=255") {
+		t.Errorf("want status 255 after SIGTERM at the prompt:\n%s", scr)
+	}
+	if d := time.Since(start); d > 3*time.Second {
+		t.Errorf("took %v to end after SIGTERM", d)
+	}
+	s.saneTerminal("after-sigterm")
+}
+
+func freePort(t *testing.T) int {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	return ln.Addr().(*net.TCPAddr).Port
+}
+
+// readBanner reads the first line from 127.0.0.1:port.
+func readBanner(t *testing.T, port int) string {
+	t.Helper()
+	c, err := net.DialTimeout("tcp", fmt.Sprintf("127.0.0.1:%d", port), 5*time.Second)
+	if err != nil {
+		return err.Error()
+	}
+	defer c.Close()
+	c.SetDeadline(time.Now().Add(5 * time.Second))
+	line, _ := bufio.NewReader(c).ReadString('\n')
+	return line
 }

@@ -592,7 +592,7 @@ func (c *Config) refuse() error {
 		"VisualHostKey", "SyslogFacility", "LogVerbose", "ForwardX11Trusted", "ForwardX11Timeout", "XAuthLocation",
 		"PermitLocalCommand", "LocalCommand", "GSSAPIAuthentication",
 		"GSSAPIClientIdentity", "GSSAPIServerIdentity", "GSSAPITrustDns", "GSSAPIRenewalForcesRekey", "GSSAPIKexAlgorithms",
-		"EnableEscapeCommandline", "HostbasedAcceptedAlgorithms", "ChannelTimeout", "TunnelDevice"} {
+		"HostbasedAcceptedAlgorithms", "ChannelTimeout", "TunnelDevice"} {
 		if v, ok := s.get(k); ok {
 			c.Ignored = append(c.Ignored, k+" "+strings.Join(v.args, " "))
 		}

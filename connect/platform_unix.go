@@ -35,3 +35,7 @@ func streamLocalMask(s string) int {
 	}
 	return int(n)
 }
+
+// suspendSelf stops ec2ssh as ^Z would (SIGTSTP); it returns once the
+// shell continues it.
+func suspendSelf() error { return syscall.Kill(syscall.Getpid(), syscall.SIGTSTP) }

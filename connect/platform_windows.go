@@ -3,6 +3,7 @@
 package connect
 
 import (
+	"errors"
 	"os"
 	"os/exec"
 )
@@ -32,3 +33,5 @@ func shellCommand(command string) *exec.Cmd {
 func umask(m int) int { return 0 }
 
 func streamLocalMask(s string) int { return 0 }
+
+func suspendSelf() error { return errors.New("Windows has no job control") }

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net"
 	"os"
 	"strings"
 	"sync"
@@ -113,8 +114,63 @@ func Run(ctx context.Context, client *Client, s *Session, stdio Stdio, log func(
 		}
 	}
 
+	var esc *escapeFilter
 	if s.NullStdin || c.StdinNull {
 		sess.Stdin = strings.NewReader("")
+	} else if tty && stdinTTY && c.EscapeChar != "none" && c.EscapeChar != "" {
+		fd := int(stdio.InFile.Fd())
+		orig, _ := term.GetState(fd)
+		cooked := func() func() {
+			if orig == nil {
+				return func() {}
+			}
+			term.Restore(fd, orig)
+			return func() {
+				term.MakeRaw(fd)
+				if w, h, err := term.GetSize(fd); err == nil {
+					sess.WindowChange(h, w)
+				}
+			}
+		}
+		act := escapeActions{
+			disconnect: func() { client.Close() },
+			sendBreak:  func() { sess.SendRequest("break", false, ssh.Marshal(struct{ Ms uint32 }{1000})) },
+			suspend: func() {
+				resume := cooked()
+				if err := suspendSelf(); err != nil {
+					fmt.Fprintf(stdio.Err, "ec2ssh: cannot suspend: %v\r\n", err)
+				}
+				resume()
+			},
+			list: func() []string {
+				out := []string{"#0 client-session (the terminal session)"}
+				if client.forwarder != nil {
+					out = append(out, client.forwarder.List()...)
+				}
+				return out
+			},
+			command: func(line string) string {
+				if client.forwarder == nil {
+					client.forwarder = &Forwarder{client: client, log: log, ctx: ctx, active: map[string]net.Listener{}}
+				}
+				// ssh(1) reports these at LogLevel INFO.
+				for _, l := range strings.Split(strings.TrimRight(escapeCommand(client.forwarder, line), "\n"), "\n") {
+					log("%s", l)
+				}
+				return ""
+			},
+		}
+		// ~C is off unless EnableEscapeCommandline is yes (OpenSSH 9.3's
+		// default, and Debian's 9.2).
+		if v, ok := c.s.get("EnableEscapeCommandline"); ok && (strings.EqualFold(v.args[0], "yes") || strings.EqualFold(v.args[0], "true")) {
+			act.readLine = func(prompt string) (string, error) {
+				resume := cooked()
+				defer resume()
+				return TTYPrompter{}.Ask(prompt, true)
+			}
+		}
+		esc = newEscapeFilter(stdio.In, c.EscapeChar[0], stdio.Err, act)
+		sess.Stdin = esc
 	} else {
 		sess.Stdin = stdio.In
 	}
@@ -150,6 +206,11 @@ func Run(ctx context.Context, client *Client, s *Session, stdio Stdio, log func(
 		client.Close()
 		<-done
 		return ExitSignal, &failure.Error{Kind: failure.Canceled, Msg: "interrupted", Err: context.Cause(ctx)}
+	}
+	if esc != nil && esc.Disconnected() {
+		// ~. : ssh(1) ends with 255.
+		log("Connection to %s closed.", c.HostName)
+		return ExitSignal, nil
 	}
 	if out.isBroken() {
 		// Whoever read stdout went away (… | head -1): the session is
