@@ -87,7 +87,7 @@ func run(ctx context.Context, argv []string, stdin, stdout, stderr *os.File) int
 			}
 		},
 		Banner: func(text string) {
-			fmt.Fprint(stderr, strings.ReplaceAll(text, "\n", "\r\n")+"\r\n")
+			fmt.Fprint(stderr, text)
 		},
 	}
 	if args.PrintConfig {

@@ -35,12 +35,21 @@ type Client struct {
 	lost    chan error // keepalive failures
 	kaOnce  sync.Once
 
-	forwarder *Forwarder // set by StartForwards
+	forwarder *Forwarder     // set by StartForwards
+	learning  sync.WaitGroup // UpdateHostKeys in progress
 }
 
 // Close closes the connection and everything under it (jump hosts, proxy
 // command processes).
 func (c *Client) Close() error {
+	// A short session can end before UpdateHostKeys has had its answer:
+	// give it a moment, as ssh(1) finishes it inside its session.
+	learned := make(chan struct{})
+	go func() { c.learning.Wait(); close(learned) }()
+	select {
+	case <-learned:
+	case <-time.After(time.Second):
+	}
 	err := c.Client.Close()
 	for i := len(c.closers) - 1; i >= 0; i-- {
 		c.closers[i]()
@@ -62,7 +71,8 @@ type Env struct {
 	// then on the network is not what fails.
 	Connected func()
 	// Banner shows the server's pre-authentication banner, already made
-	// safe to print; ssh(1) writes it to stderr even with -E.
+	// safe to print, byte for byte otherwise; ssh(1) writes it to stderr
+	// even with -E.
 	Banner func(text string)
 }
 
@@ -70,7 +80,7 @@ func (e *Env) banner(text string) {
 	if e.Banner != nil {
 		e.Banner(text)
 	} else {
-		e.Log("%s", text)
+		e.Log("%s", strings.TrimRight(text, "\r\n"))
 	}
 }
 
@@ -191,7 +201,7 @@ func handshake(ctx context.Context, c *Config, cr *Credentials, hk *HostKeys, tr
 		AuthCallback:      cr.AuthCallback(),
 		BannerCallback: func(msg string) error {
 			if c.LogLevel != "QUIET" && c.LogLevel != "FATAL" && c.LogLevel != "ERROR" {
-				env.banner(failure.VisLines(strings.TrimRight(msg, "\r\n")))
+				env.banner(failure.VisLines(msg))
 			}
 			return nil
 		},
@@ -209,7 +219,28 @@ func handshake(ctx context.Context, c *Config, cr *Credentials, hk *HostKeys, tr
 	}
 	conn.SetDeadline(time.Time{})
 	env.Debug("debug1: Authenticated to %s as %s in %v.", target, c.User, time.Since(start).Round(time.Millisecond))
-	client := &Client{Client: ssh.NewClient(sc, chans, reqs), Config: c, lost: make(chan error, 1)}
+	// Global requests: the server's host keys go to UpdateHostKeys, the
+	// rest to x/crypto (which refuses them).
+	rest := make(chan *ssh.Request)
+	client := &Client{Config: c, lost: make(chan error, 1)}
+	go func() {
+		defer close(rest)
+		for r := range reqs {
+			if r.Type == hostkeysAnnounce {
+				if r.WantReply {
+					r.Reply(false, nil)
+				}
+				client.learning.Add(1)
+				go func() {
+					defer client.learning.Done()
+					hk.learnHostKeys(sc, r.Payload)
+				}()
+				continue
+			}
+			rest <- r
+		}
+	}()
+	client.Client = ssh.NewClient(sc, chans, rest)
 	client.closers = append(client.closers, conn.Close)
 	if c.ServerAliveInterval > 0 {
 		client.StartKeepalive(c.ServerAliveInterval)

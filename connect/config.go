@@ -7,6 +7,7 @@ import (
 	"os"
 	"os/user"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -489,7 +490,11 @@ func (c *Config) interpret(args *Args, hostname string) error {
 			if !strings.Contains(a, "=") {
 				return badValue("SetEnv", a, "NAME=VALUE")
 			}
-			c.SetEnv = append(c.SetEnv, a)
+			// The first value of a name wins, as in ssh(1).
+			name, _, _ := strings.Cut(a, "=")
+			if !slices.ContainsFunc(c.SetEnv, func(e string) bool { return strings.HasPrefix(e, name+"=") }) {
+				c.SetEnv = append(c.SetEnv, a)
+			}
 		}
 	}
 	c.ForwardAgent = s.value("ForwardAgent", "no")

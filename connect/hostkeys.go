@@ -37,8 +37,9 @@ type HostKeys struct {
 	// handshake deadlines can be lifted.
 	BeforePrompt func()
 
-	cfg     *Config
-	skipped map[string]int // unreadable lines per file, said once with -v
+	cfg      *Config
+	skipped  map[string]int // unreadable lines per file, said once with -v
+	verified *knownHost     // the plain known_hosts line the server's key matched
 }
 
 // NewHostKeys returns the known_hosts checker for c.
@@ -241,6 +242,9 @@ func (h *HostKeys) check(key ssh.PublicKey) error {
 			continue
 		}
 		if bytes.Equal(e.key.Marshal(), plain.Marshal()) {
+			if !isCert {
+				h.verified = &entries[i]
+			}
 			return nil
 		}
 		if e.key.Type() == plain.Type() && same == nil {

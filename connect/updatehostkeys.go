@@ -1,0 +1,214 @@
+package connect
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+
+	"golang.org/x/crypto/ssh"
+)
+
+// UpdateHostKeys, as ssh(1) does it: after authentication OpenSSH's sshd
+// sends every host key it has (hostkeys-00@openssh.com). When the key this
+// connection was verified with is a plain line of the user's known_hosts,
+// the keys that line's host lacks are asked for a proof of possession
+// (hostkeys-prove-00@openssh.com, signed over this session's identifier),
+// and once every proof checks out they are added and the host's keys the
+// server no longer has are removed, in one atomic rewrite. Lines with
+// several names or patterns are left alone, as ssh leaves them.
+
+const (
+	hostkeysAnnounce = "hostkeys-00@openssh.com"
+	hostkeysProve    = "hostkeys-prove-00@openssh.com"
+)
+
+// learnHostKeys handles one announcement. It runs on its own goroutine:
+// it sends a request and waits for the answer.
+func (h *HostKeys) learnHostKeys(conn ssh.Conn, payload []byte) {
+	if h.cfg == nil || h.cfg.UpdateHostKeys == "no" || h.verified == nil || h.NUser == 0 {
+		return
+	}
+	if !slices.Contains(h.Files[:h.NUser], h.verified.file) {
+		h.debug("debug1: UpdateHostKeys: the host key was found in %s, not in a file of yours; skipping", h.verified.file)
+		return
+	}
+	var offered []ssh.PublicKey
+	for rest := payload; len(rest) > 0; {
+		blob, r, ok := sshString(rest)
+		if !ok {
+			h.debug("debug1: UpdateHostKeys: a malformed announcement")
+			return
+		}
+		rest = r
+		key, err := ssh.ParsePublicKey(blob)
+		if err != nil {
+			continue // a type x/crypto does not know
+		}
+		if _, isCert := key.(*ssh.Certificate); isCert {
+			continue
+		}
+		if !h.keyTypeAllowed(key) || slices.ContainsFunc(offered, func(k ssh.PublicKey) bool { return bytes.Equal(k.Marshal(), key.Marshal()) }) {
+			continue
+		}
+		offered = append(offered, key)
+	}
+	if len(offered) == 0 {
+		return
+	}
+
+	file := h.verified.file
+	f, err := os.Open(file)
+	if err != nil {
+		return
+	}
+	entries, _ := parseKnownHosts(f, file)
+	f.Close()
+	name := h.lookupName()
+	var have []knownHost
+	for _, e := range entries {
+		if e.marker != "" || !e.matches(name) {
+			continue
+		}
+		if len(e.hosts) != 1 || strings.ContainsAny(e.hosts[0], "*?!,") {
+			h.debug("debug1: UpdateHostKeys: %s:%d names several hosts or a pattern; skipping", e.file, e.line)
+			return
+		}
+		have = append(have, e)
+	}
+	var fresh []ssh.PublicKey
+	for _, k := range offered {
+		if !slices.ContainsFunc(have, func(e knownHost) bool { return bytes.Equal(e.key.Marshal(), k.Marshal()) }) {
+			fresh = append(fresh, k)
+		}
+	}
+	drop := map[int]bool{}
+	for _, e := range have {
+		if !slices.ContainsFunc(offered, func(k ssh.PublicKey) bool { return bytes.Equal(e.key.Marshal(), k.Marshal()) }) {
+			drop[e.line] = true
+		}
+	}
+	if len(fresh) == 0 && len(drop) == 0 {
+		return
+	}
+	if len(fresh) > 0 {
+		if err := proveHostKeys(conn, fresh); err != nil {
+			h.Log("UpdateHostKeys: %v; known_hosts is left as it was", err)
+			return
+		}
+	}
+	if h.cfg.UpdateHostKeys == "ask" {
+		if h.Prompter == nil {
+			return
+		}
+		var list []string
+		for _, k := range fresh {
+			list = append(list, "  "+keyName(k)+" "+h.fingerprint(k))
+		}
+		ans, err := h.Prompter.Ask(fmt.Sprintf("The server has updated its host keys.\n%s\nAccept updated hostkeys? (yes/no): ", strings.Join(list, "\n")), true)
+		if err != nil || !strings.EqualFold(strings.TrimSpace(ans), "yes") {
+			return
+		}
+	}
+	var add []string
+	for _, k := range fresh {
+		n := name
+		if h.Hash {
+			n = hashName(name)
+		}
+		add = append(add, knownHostsLine(n, k))
+	}
+	if err := rewriteKnownHosts(file, drop, add); err != nil {
+		h.Log("UpdateHostKeys: could not update %s: %v", file, err)
+		return
+	}
+	h.debug("debug1: UpdateHostKeys: %s: %d keys added, %d removed", file, len(add), len(drop))
+}
+
+// keyTypeAllowed: a key HostKeyAlgorithms would accept.
+func (h *HostKeys) keyTypeAllowed(k ssh.PublicKey) bool {
+	list := algHostKeys.or(h.cfg.HostKeyAlgorithms)
+	for _, a := range algorithmsForKeyType(k.Type()) {
+		if slices.Contains(list, a) {
+			return true
+		}
+	}
+	return false
+}
+
+// proveHostKeys asks the server to sign for keys and checks each
+// signature against this session's identifier.
+func proveHostKeys(conn ssh.Conn, keys []ssh.PublicKey) error {
+	var req []byte
+	for _, k := range keys {
+		req = append(req, ssh.Marshal(struct{ B []byte }{k.Marshal()})...)
+	}
+	ok, reply, err := conn.SendRequest(hostkeysProve, true, req)
+	if err != nil || !ok {
+		return fmt.Errorf("the server did not prove its new host keys (%v)", err)
+	}
+	for _, k := range keys {
+		blob, rest, ok := sshString(reply)
+		if !ok {
+			return errors.New("the server's proof is short")
+		}
+		reply = rest
+		var sig ssh.Signature
+		if err := ssh.Unmarshal(blob, &sig); err != nil {
+			return fmt.Errorf("the server's proof is malformed: %v", err)
+		}
+		signed := ssh.Marshal(struct {
+			Name    string
+			Session []byte
+			Key     []byte
+		}{hostkeysProve, conn.SessionID(), k.Marshal()})
+		if err := k.Verify(signed, &sig); err != nil {
+			return fmt.Errorf("the server's proof for its %s key does not verify", keyName(k))
+		}
+	}
+	return nil
+}
+
+// rewriteKnownHosts drops the given lines (1-based) of file and appends
+// add, in one atomic rename.
+func rewriteKnownHosts(file string, drop map[int]bool, add []string) error {
+	old, err := os.ReadFile(file)
+	if err != nil {
+		return err
+	}
+	st, err := os.Stat(file)
+	if err != nil {
+		return err
+	}
+	var out []string
+	for i, l := range strings.Split(strings.TrimRight(string(old), "\n"), "\n") {
+		if !drop[i+1] {
+			out = append(out, l)
+		}
+	}
+	out = append(out, add...)
+	tmp, err := os.CreateTemp(filepath.Dir(file), "."+filepath.Base(file)+".tmp-*")
+	if err != nil {
+		return err
+	}
+	defer os.Remove(tmp.Name())
+	if _, err := tmp.WriteString(strings.Join(out, "\n") + "\n"); err != nil {
+		tmp.Close()
+		return err
+	}
+	if err := tmp.Chmod(st.Mode().Perm()); err != nil {
+		tmp.Close()
+		return err
+	}
+	if err := tmp.Sync(); err != nil {
+		tmp.Close()
+		return err
+	}
+	if err := tmp.Close(); err != nil {
+		return err
+	}
+	return os.Rename(tmp.Name(), file)
+}
