@@ -124,6 +124,39 @@ func run(ctx context.Context, argv []string, stdin, stdout, stderr *os.File) int
 		return forkBackground(argv, stdout, stderr)
 	}
 
+	sh, err := sharingFor(cfg, env)
+	if err != nil {
+		return report(stderr, err, args.Quiet)
+	}
+	if args.ControlCmd != "" {
+		return controlCommand(ctx, sh, cfg, args, stdin, stdout, stderr, env)
+	}
+	sess := &connect.Session{Command: command, Subsystem: args.Subsystem,
+		NullStdin: args.NullStdin || background, Quiet: args.Quiet}
+	passenger := !background && !(noSession && args.StdioFwd == "")
+	if passenger {
+		if code, ok := tryMaster(ctx, sh, cfg, args, sess, stdin, stdout, stderr, env, false); ok {
+			return code
+		}
+	}
+	if sh.master && sh.persist != 0 && !sh.child && !background {
+		// ControlPersist: the master goes to the background and this
+		// process becomes its first passenger, as with ssh(1).
+		up, code := spawnMaster(argv, stderr)
+		if !up && code != 0 {
+			return code
+		}
+		if up && passenger {
+			if code, ok := tryMaster(ctx, sh, cfg, args, sess, stdin, stdout, stderr, env, true); ok {
+				return code
+			}
+		}
+		if up && !passenger {
+			return 0
+		}
+		sh.master = false
+	}
+
 	env.Prompter = connect.OpenPrompter(cfg.BatchMode)
 	start := time.Now()
 	p, err := newPlan(ctx, args, cfg, env, notes, false)
@@ -131,7 +164,8 @@ func run(ctx context.Context, argv []string, stdin, stdout, stderr *os.File) int
 		return report(stderr, err, args.Quiet)
 	}
 	defer p.finish()
-	p.needsSSH = noSession || args.Subsystem || len(cfg.LocalForwards)+len(cfg.RemoteForwards)+len(cfg.DynamicForwards) > 0
+	// A master shares an SSH connection: the SSM shell rung cannot be one.
+	p.needsSSH = noSession || args.Subsystem || len(cfg.LocalForwards)+len(cfg.RemoteForwards)+len(cfg.DynamicForwards) > 0 || sh.master
 	v, step, err := p.run(ctx, p.connectRung)
 	if step == fallback.SSMShell {
 		wantTTY, _ := (&connect.Session{Command: command}).WantTTY(cfg, isTerminal(stdin))
@@ -148,8 +182,21 @@ func run(ctx context.Context, argv []string, stdin, stdout, stderr *os.File) int
 	if err := connect.StartForwards(ctx, client, env.Log); err != nil {
 		return report(stderr, err, args.Quiet)
 	}
+	master := startMaster(ctx, sh, client, cfg, env)
+	if sh.child {
+		masterReady(master != nil, args.Verbose > 0 || args.LogFile != "")
+		if master == nil {
+			return 0
+		}
+		return serveUntilDone(ctx, master, client, sh.persist)
+	}
+	if master != nil {
+		// ssh(1) keeps a master until its passengers are done.
+		defer master.WaitIdle(ctx)
+		defer master.StopListening()
+	}
 	if background {
-		detach()
+		detach(noSession && args.StdioFwd == "", args.Verbose > 0 || args.LogFile != "")
 		stdin = devNull()
 	}
 
@@ -159,7 +206,13 @@ func run(ctx context.Context, argv []string, stdin, stdout, stderr *os.File) int
 	case noSession:
 		// -N ends only by a signal or the connection ending; ssh(1) exits
 		// 255 either way.
+		var terminated <-chan struct{}
+		if master != nil {
+			terminated = master.Terminated()
+		}
 		select {
+		case <-terminated:
+			return 0
 		case <-ctx.Done():
 			env.Log("Killed by %v.", context.Cause(ctx))
 		case err := <-client.Lost():
@@ -169,8 +222,6 @@ func run(ctx context.Context, argv []string, stdin, stdout, stderr *os.File) int
 		}
 		return 255
 	}
-	sess := &connect.Session{Command: command, Subsystem: args.Subsystem,
-		NullStdin: args.NullStdin || background, Quiet: args.Quiet}
 	status, err := connect.Run(ctx, client, sess, connect.Stdio{In: stdin, InFile: stdin, Out: stdout, Err: stderr}, env.Log)
 	if err != nil {
 		return report(stderr, err, args.Quiet)

@@ -46,12 +46,26 @@ func forkBackground(argv []string, stdout, stderr *os.File) int {
 
 // detach tells the parent of a -f child that it may go, and leaves the
 // parent's session so that the terminal closing does not end the child.
-func detach() {
+// With no session (-N), stdin, stdout and stderr go to /dev/null as ssh(1)
+// does (stderr stays with -v or -E), so that whoever waits on the parent's
+// output is not kept waiting by the child.
+func detach(noSession, keepStderr bool) {
 	if fd, err := strconv.Atoi(os.Getenv(forkEnv)); err == nil {
 		f := os.NewFile(uintptr(fd), "ready")
 		f.Write([]byte{1})
 		f.Close()
 		syscall.Setsid()
+	}
+	if !noSession {
+		return
+	}
+	if null, err := os.OpenFile(os.DevNull, os.O_RDWR, 0); err == nil {
+		unix.Dup2(int(null.Fd()), 0)
+		unix.Dup2(int(null.Fd()), 1)
+		if !keepStderr {
+			unix.Dup2(int(null.Fd()), 2)
+		}
+		null.Close()
 	}
 }
 
@@ -88,5 +102,69 @@ func ignoreSIGPIPE() {
 func keepForkFD() {
 	if fd, err := strconv.Atoi(os.Getenv(forkEnv)); err == nil {
 		syscall.CloseOnExec(fd)
+	}
+}
+
+// spawnMaster starts this command again as the background master that
+// ControlPersist asks for, and waits until it is listening (up), has
+// connected but could not listen (up false, code 0: connect without it),
+// or has failed (its status; it has said why).
+func spawnMaster(argv []string, stderr *os.File) (up bool, code int) {
+	self, err := os.Executable()
+	if err != nil {
+		return false, report(stderr, err, false)
+	}
+	r, w, err := os.Pipe()
+	if err != nil {
+		return false, report(stderr, err, false)
+	}
+	defer r.Close()
+	cmd := exec.Command(self, argv...)
+	cmd.Env = append(os.Environ(), muxMasterEnv+"=3")
+	cmd.ExtraFiles = []*os.File{w}
+	cmd.Stdin, cmd.Stdout, cmd.Stderr = os.Stdin, os.Stdout, stderr
+	if err := cmd.Start(); err != nil {
+		w.Close()
+		return false, report(stderr, err, false)
+	}
+	w.Close()
+	buf := make([]byte, 1)
+	if n, _ := r.Read(buf); n == 1 {
+		cmd.Process.Release()
+		return buf[0] == 1, 0
+	}
+	cmd.Wait()
+	if c := cmd.ProcessState.ExitCode(); c > 0 {
+		return false, c
+	}
+	return false, 255
+}
+
+// masterReady tells the waiting parent how the background master fared
+// and, once it is listening, leaves the terminal: a new session, and
+// stdin, stdout and stderr on /dev/null (stderr kept with -v or -E).
+func masterReady(listening, keepStderr bool) {
+	fd, err := strconv.Atoi(os.Getenv(muxMasterEnv))
+	if err != nil {
+		return
+	}
+	f := os.NewFile(uintptr(fd), "ready")
+	b := byte(2)
+	if listening {
+		b = 1
+	}
+	f.Write([]byte{b})
+	f.Close()
+	if !listening {
+		return
+	}
+	syscall.Setsid()
+	if null, err := os.OpenFile(os.DevNull, os.O_RDWR, 0); err == nil {
+		unix.Dup2(int(null.Fd()), 0)
+		unix.Dup2(int(null.Fd()), 1)
+		if !keepStderr {
+			unix.Dup2(int(null.Fd()), 2)
+		}
+		null.Close()
 	}
 }

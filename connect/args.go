@@ -36,6 +36,8 @@ type Args struct {
 	PrintConfig bool   // -G
 	Version     bool   // -V
 	Query       string // -Q
+	ControlCmd  string // -O: check, forward, cancel, exit, stop, proxy
+	masters     int    // count of -M
 
 	// ec2ssh's own long options.
 	Region   string
@@ -84,7 +86,7 @@ const sshOptstring = "1246ab:c:e:fgi:kl:m:no:p:qstvxAB:CD:E:F:GI:J:KL:MNO:PQ:R:S
 // supported are the ssh options ec2ssh implements (SPEC.md, "Command line").
 // The others in sshOptstring are recognised so that they can be refused by
 // name instead of being mistaken for a destination.
-const supported = "ilpFovqtTNnfsLRDWJAax46CEVGcmbBegkKQXYIwy12"
+const supported = "ilpFovqtTNnfsLRDWJAax46CEVGcmbBegkKQXYIwy12MSO"
 
 var longOptions = map[string]bool{ // name -> takes an argument
 	"region": true, "profile": true, "fallback": true, "address": true, "source-ip": true,
@@ -285,6 +287,13 @@ func (a *Args) flag(c byte) {
 		a.setLast("ForwardX11Trusted", "yes")
 	case 'y':
 		a.Syslog = true
+	case 'M':
+		a.masters++
+		if a.masters == 1 {
+			a.setLast("ControlMaster", "yes")
+		} else {
+			a.setLast("ControlMaster", "ask")
+		}
 	}
 }
 
@@ -364,6 +373,15 @@ func (a *Args) option(c byte, val string) error {
 		a.setLast("TunnelDevice", val)
 	case 'Q':
 		a.Query = val
+	case 'S':
+		a.setLast("ControlPath", val)
+	case 'O':
+		switch val {
+		case "check", "forward", "cancel", "exit", "stop", "proxy":
+			a.ControlCmd = val
+		default:
+			return failure.Configf("use -O check, forward, cancel, exit, stop or proxy", "Invalid multiplex command.")
+		}
 	}
 	return nil
 }

@@ -97,7 +97,7 @@ func TestParseArgsErrors(t *testing.T) {
 		{[]string{"-l", "a\\", "h"}, "remote username contains invalid characters"},
 		{[]string{"u@h$(id)"}, "hostname contains invalid characters"},
 		{[]string{"u@-oProxyCommand=x"}, "hostname contains invalid characters"},
-		{[]string{"-M", "h"}, "option -M is not supported"},
+		{[]string{"-O", "frob", "h"}, "Invalid multiplex command."},
 		{[]string{"-P", "h"}, "option -P is not supported"},
 		{[]string{"-Z", "h"}, "unknown option -Z"},
 		{[]string{"-p"}, "requires an argument"},

@@ -35,7 +35,8 @@ type Client struct {
 	lost    chan error // keepalive failures
 	kaOnce  sync.Once
 
-	forwarder *Forwarder     // set by StartForwards
+	fwMu      sync.Mutex
+	forwarder *Forwarder     // see Forwarder
 	learning  sync.WaitGroup // UpdateHostKeys in progress
 }
 

@@ -523,9 +523,21 @@ func (c *Config) interpret(args *Args, hostname string) error {
 		return badValue("EscapeChar", v, "a single character, ^X or none")
 	}
 	c.Tag = s.value("Tag", "")
-	c.ControlMaster = strings.ToLower(s.value("ControlMaster", "no"))
+	switch v := strings.ToLower(s.value("ControlMaster", "no")); v {
+	case "yes", "true":
+		c.ControlMaster = "yes"
+	case "no", "false":
+		c.ControlMaster = "no"
+	case "auto", "ask", "autoask":
+		c.ControlMaster = v
+	default:
+		return badValue("ControlMaster", v, "yes, no, auto, ask or autoask")
+	}
 	c.ControlPath = s.value("ControlPath", "")
 	c.ControlPersist = strings.ToLower(s.value("ControlPersist", "no"))
+	if _, err := ControlPersistTime(c); err != nil {
+		return err
+	}
 
 	if !c.ClearAllForwardings {
 		for _, v := range s.all("LocalForward") {
@@ -593,7 +605,7 @@ func (c *Config) refuse() error {
 	}
 	// Accepted without effect: optimisations, and settings of features
 	// that are off (X11, local commands, Kerberos with no ticket to use).
-	for _, k := range []string{"Compression", "IPQoS", "TCPKeepAlive", "ControlMaster", "ControlPath", "ControlPersist", "CheckHostIP",
+	for _, k := range []string{"Compression", "IPQoS", "TCPKeepAlive", "CheckHostIP",
 		"VisualHostKey", "SyslogFacility", "LogVerbose", "ForwardX11Trusted", "ForwardX11Timeout", "XAuthLocation",
 		"PermitLocalCommand", "LocalCommand", "GSSAPIAuthentication",
 		"GSSAPIClientIdentity", "GSSAPIServerIdentity", "GSSAPITrustDns", "GSSAPIRenewalForcesRekey", "GSSAPIKexAlgorithms",

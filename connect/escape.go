@@ -195,7 +195,7 @@ func escapeCommand(fw *Forwarder, line string) string {
 	if err != nil {
 		return "Bad forwarding specification.\n"
 	}
-	if err := fw.Add(f); err != nil {
+	if _, err := fw.Add(f); err != nil {
 		return fmt.Sprintf("%v\n", err)
 	}
 	return "Forwarding port.\n"

@@ -165,8 +165,7 @@ func (f Forward) key() string {
 // The forwardings end when ctx ends or the client closes.
 func StartForwards(ctx context.Context, client *Client, log func(string, ...any)) error {
 	c := client.Config
-	fw := &Forwarder{client: client, log: log, ctx: ctx, active: map[string]net.Listener{}}
-	client.forwarder = fw
+	fw := client.Forwarder(ctx, log)
 	for _, set := range []struct {
 		kind  byte
 		specs []string
@@ -176,7 +175,7 @@ func StartForwards(ctx context.Context, client *Client, log func(string, ...any)
 			if err != nil {
 				return err
 			}
-			if err := fw.Add(f); err != nil {
+			if _, err := fw.Add(f); err != nil {
 				if c.ExitOnForwardFailure {
 					return err
 				}
@@ -187,8 +186,9 @@ func StartForwards(ctx context.Context, client *Client, log func(string, ...any)
 	return nil
 }
 
-// Add starts one forwarding.
-func (fw *Forwarder) Add(f Forward) error {
+// Add starts one forwarding; for a remote one on port 0 it returns the port
+// the server chose.
+func (fw *Forwarder) Add(f Forward) (int, error) {
 	c := fw.client.Config
 	ln, err := fw.listen(f)
 	if err != nil {
@@ -197,11 +197,14 @@ func (fw *Forwarder) Add(f Forward) error {
 		if f.BindPath != "" {
 			port = f.BindPath
 		}
-		return &failure.Error{Kind: failure.Config, Msg: fmt.Sprintf("%s port forwarding failed for listen port %s: %v", what, port, err),
+		return 0, &failure.Error{Kind: failure.Config, Msg: fmt.Sprintf("%s port forwarding failed for listen port %s: %v", what, port, err),
 			Hint: "pick a free port, or drop ExitOnForwardFailure"}
 	}
+	allocated := 0
 	if f.Kind == 'R' && f.BindPort == 0 && f.BindPath == "" {
-		fw.log("Allocated port %d for remote forward to %s", ln.Addr().(*net.TCPAddr).Port, f.targetText())
+		allocated = ln.Addr().(*net.TCPAddr).Port
+		fw.log("Allocated port %d for remote forward to %s", allocated, f.targetText())
+		f.BindPort = allocated
 	}
 	fw.mu.Lock()
 	fw.active[f.key()] = ln
@@ -211,7 +214,17 @@ func (fw *Forwarder) Add(f Forward) error {
 		context.AfterFunc(fw.ctx, func() { os.Remove(f.BindPath) })
 	}
 	go serve(ln, fw.log, func(conn net.Conn) { fw.handle(f, conn) })
-	return nil
+	return allocated, nil
+}
+
+// Forwarder returns the client's forwardings, created on first use.
+func (c *Client) Forwarder(ctx context.Context, log func(string, ...any)) *Forwarder {
+	c.fwMu.Lock()
+	defer c.fwMu.Unlock()
+	if c.forwarder == nil {
+		c.forwarder = &Forwarder{client: c, log: log, ctx: ctx, active: map[string]net.Listener{}}
+	}
+	return c.forwarder
 }
 
 // Cancel stops the forwarding listening at f's listening half (~C -KL,

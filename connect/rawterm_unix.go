@@ -21,6 +21,19 @@ func RawTerminal(f *os.File, resize func(cols, rows int)) (func(), error) {
 	if err != nil {
 		return nil, &failure.Error{Kind: failure.Unknown, Op: "set the terminal to raw mode", Err: err}
 	}
+	stopWatch := watchResize(f, resize)
+	unregister := AtExit(func() { term.Restore(fd, old) })
+	return func() {
+		stopWatch()
+		term.Restore(fd, old)
+		unregister()
+	}, nil
+}
+
+// watchResize calls resize with f's terminal size on every SIGWINCH until
+// the returned function is called.
+func watchResize(f *os.File, resize func(cols, rows int)) func() {
+	fd := int(f.Fd())
 	winch := make(chan os.Signal, 1)
 	signal.Notify(winch, syscall.SIGWINCH)
 	stop := make(chan struct{})
@@ -36,11 +49,8 @@ func RawTerminal(f *os.File, resize func(cols, rows int)) (func(), error) {
 			}
 		}
 	}()
-	unregister := AtExit(func() { term.Restore(fd, old) })
 	return func() {
 		signal.Stop(winch)
 		close(stop)
-		term.Restore(fd, old)
-		unregister()
-	}, nil
+	}
 }

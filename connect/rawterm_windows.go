@@ -56,3 +56,7 @@ func RawTerminal(f *os.File, resize func(cols, rows int)) (func(), error) {
 		term.Restore(fd, old)
 	}, nil
 }
+
+// watchResize has nothing to watch on Windows: connection sharing, its one
+// user, is off there.
+func watchResize(f *os.File, resize func(cols, rows int)) func() { return func() {} }

@@ -6,7 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"net"
 	"os"
 	"strings"
 	"sync"
@@ -38,6 +37,18 @@ type Session struct {
 	Subsystem bool   // -s: Command names a subsystem
 	NullStdin bool   // -n, or StdinNull
 	Quiet     bool   // -q: no "Pseudo-terminal will not be allocated" notice
+
+	// Passenger marks a session run for a connection-sharing client: its
+	// terminal is the client's (which sets raw mode itself), TermType and
+	// Env are what the client sent, and ~. ends this session only.
+	Passenger bool
+	TermType  string
+	Env       []string // NAME=value
+	// TTY, for a passenger, is the client's decision about a terminal.
+	TTY bool
+	// Config, when set, is used in place of the client's (a passenger's
+	// escape character and agent forwarding are its own).
+	Config *Config
 }
 
 // WantTTY reports whether a PTY is requested, following ssh(1): RequestTTY
@@ -63,6 +74,9 @@ func (s *Session) WantTTY(c *Config, stdinIsTTY bool) (bool, string) {
 // or the connection failed. A connection that broke is also an error.
 func Run(ctx context.Context, client *Client, s *Session, stdio Stdio, log func(string, ...any)) (int, error) {
 	c := client.Config
+	if s.Config != nil {
+		c = s.Config
+	}
 	if s.Subsystem {
 		return runSubsystem(client, s, stdio)
 	}
@@ -77,7 +91,15 @@ func Run(ctx context.Context, client *Client, s *Session, stdio Stdio, log func(
 			sess.Setenv(k, unquote(v))
 		}
 	}
+	for _, kv := range s.Env {
+		if k, v, ok := strings.Cut(kv, "="); ok {
+			sess.Setenv(k, v)
+		}
+	}
 	for _, kv := range os.Environ() {
+		if s.Passenger {
+			break // the client sent what SendEnv allows of its own environment
+		}
 		k, v, _ := strings.Cut(kv, "=")
 		for _, pat := range c.SendEnv {
 			if matchPattern(k, pat) {
@@ -94,6 +116,9 @@ func Run(ctx context.Context, client *Client, s *Session, stdio Stdio, log func(
 
 	stdinTTY := stdio.InFile != nil && term.IsTerminal(int(stdio.InFile.Fd()))
 	tty, notice := s.WantTTY(c, stdinTTY)
+	if s.Passenger {
+		tty, notice = s.TTY, ""
+	}
 	if notice != "" && !s.Quiet {
 		log("%s", notice)
 	}
@@ -105,6 +130,9 @@ func Run(ctx context.Context, client *Client, s *Session, stdio Stdio, log func(
 			}
 		}
 		termName := os.Getenv("TERM")
+		if s.Passenger {
+			termName = s.TermType
+		}
 		if termName == "" {
 			termName = "vt100"
 		}
@@ -133,9 +161,19 @@ func Run(ctx context.Context, client *Client, s *Session, stdio Stdio, log func(
 			}
 		}
 		act := escapeActions{
-			disconnect: func() { client.Close() },
-			sendBreak:  func() { sess.SendRequest("break", false, ssh.Marshal(struct{ Ms uint32 }{1000})) },
+			disconnect: func() {
+				if s.Passenger {
+					sess.Close()
+				} else {
+					client.Close()
+				}
+			},
+			sendBreak: func() { sess.SendRequest("break", false, ssh.Marshal(struct{ Ms uint32 }{1000})) },
 			suspend: func() {
+				if s.Passenger {
+					fmt.Fprintf(stdio.Err, "ec2ssh: ^Z does not suspend a shared session\r\n")
+					return
+				}
 				resume := cooked()
 				if err := suspendSelf(); err != nil {
 					fmt.Fprintf(stdio.Err, "ec2ssh: cannot suspend: %v\r\n", err)
@@ -150,11 +188,8 @@ func Run(ctx context.Context, client *Client, s *Session, stdio Stdio, log func(
 				return out
 			},
 			command: func(line string) string {
-				if client.forwarder == nil {
-					client.forwarder = &Forwarder{client: client, log: log, ctx: ctx, active: map[string]net.Listener{}}
-				}
 				// ssh(1) reports these at LogLevel INFO.
-				for _, l := range strings.Split(strings.TrimRight(escapeCommand(client.forwarder, line), "\n"), "\n") {
+				for _, l := range strings.Split(strings.TrimRight(escapeCommand(client.Forwarder(ctx, log), line), "\n"), "\n") {
 					log("%s", l)
 				}
 				return ""
@@ -162,7 +197,7 @@ func Run(ctx context.Context, client *Client, s *Session, stdio Stdio, log func(
 		}
 		// ~C is off unless EnableEscapeCommandline is yes (OpenSSH 9.3's
 		// default, and Debian's 9.2).
-		if v, ok := c.s.get("EnableEscapeCommandline"); ok && (strings.EqualFold(v.args[0], "yes") || strings.EqualFold(v.args[0], "true")) {
+		if v, ok := c.s.get("EnableEscapeCommandline"); ok && !s.Passenger && (strings.EqualFold(v.args[0], "yes") || strings.EqualFold(v.args[0], "true")) {
 			act.readLine = func(prompt string) (string, error) {
 				resume := cooked()
 				defer resume()
@@ -187,7 +222,11 @@ func Run(ctx context.Context, client *Client, s *Session, stdio Stdio, log func(
 		return ExitSignal, &failure.Error{Kind: failure.Unknown, Op: "start the remote command on", Target: c.HostName, Err: err}
 	}
 
-	if tty && stdinTTY {
+	if tty && stdinTTY && s.Passenger {
+		// The client owns its terminal's mode; sizes are read from it when
+		// the client relays SIGWINCH here.
+		defer watchResize(stdio.InFile, func(cols, rows int) { sess.WindowChange(rows, cols) })()
+	} else if tty && stdinTTY {
 		restore, err := RawTerminal(stdio.InFile, func(cols, rows int) { sess.WindowChange(rows, cols) })
 		if err != nil {
 			return ExitSignal, err
@@ -209,7 +248,9 @@ func Run(ctx context.Context, client *Client, s *Session, stdio Stdio, log func(
 	}
 	if esc != nil && esc.Disconnected() {
 		// ~. : ssh(1) ends with 255.
-		log("Connection to %s closed.", c.HostName)
+		if !s.Passenger {
+			log("Connection to %s closed.", c.HostName)
+		}
 		return ExitSignal, nil
 	}
 	if out.isBroken() {
@@ -217,7 +258,7 @@ func Run(ctx context.Context, client *Client, s *Session, stdio Stdio, log func(
 		// closed and, as in ssh(1), the status is 255.
 		return ExitSignal, nil
 	}
-	if tty && c.LogLevel != "QUIET" && !s.Quiet {
+	if tty && c.LogLevel != "QUIET" && !s.Quiet && !s.Passenger {
 		defer log("Connection to %s closed.", c.HostName)
 	}
 	return exitStatus(waitErr, c.HostName)

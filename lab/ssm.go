@@ -35,6 +35,7 @@ type ssmStandIn struct {
 	eicKeys    []eicKey
 	sockets    map[*websocket.Conn]bool
 	terminated int
+	started    int
 }
 
 // SSMOptions configure the stand-in.
@@ -79,6 +80,13 @@ func (s *ssmStandIn) Sessions() (open, terminated int) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return len(s.sessions), s.terminated
+}
+
+// Started is how many sessions StartSession has opened.
+func (s *ssmStandIn) Started() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.started
 }
 
 // SetOnline marks an instance's agent online or offline.

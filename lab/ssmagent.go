@@ -153,6 +153,7 @@ func (s *ssmStandIn) startSession(w http.ResponseWriter, r *http.Request, body [
 	sess.cond = sync.NewCond(&sess.mu)
 	s.mu.Lock()
 	s.sessions[sess.id] = sess
+	s.started++
 	s.all = append(s.all, sess)
 	s.mu.Unlock()
 	json.NewEncoder(w).Encode(map[string]string{"SessionId": sess.id, "TokenValue": sess.token,
