@@ -40,9 +40,16 @@ func main() {
 	os.Exit(code)
 }
 
+// logFile is -E's file, once open.
+var logFile *os.File
+
 // report is the one place an error becomes "ec2ssh: error:" and
 // "ec2ssh: hint:" lines; it returns ssh(1)'s status for its own failures.
 func report(stderr *os.File, err error, quiet bool) int {
+	if logFile != nil {
+		// -E: ssh(1) writes its own errors to the log file too.
+		stderr = logFile
+	}
 	msg := err.Error()
 	if quiet && failure.KindOf(err) != failure.Config {
 		// ssh -q says nothing about a connection that failed; mistakes in

@@ -47,6 +47,8 @@ func run(ctx context.Context, argv []string, stdin, stdout, stderr *os.File) int
 		}
 		defer f.Close()
 		logw = f
+		logFile = f
+		defer func() { logFile = nil }()
 	}
 	for _, w := range args.Warnings {
 		fmt.Fprintln(stderr, w)
@@ -103,7 +105,7 @@ func run(ctx context.Context, argv []string, stdin, stdout, stderr *os.File) int
 	if args.Diagnose {
 		return runDiagnose(ctx, args, cfg, env, stdout, stderr)
 	}
-	notes := newNotices(stderr, cfg)
+	notes := newNotices(logw, cfg)
 	if args.Proxy {
 		return proxy(ctx, args, cfg, stdin, stdout, stderr, env, notes)
 	}
@@ -182,6 +184,7 @@ func run(ctx context.Context, argv []string, stdin, stdout, stderr *os.File) int
 	if err := connect.StartForwards(ctx, client, env.Log); err != nil {
 		return report(stderr, err, args.Quiet)
 	}
+	connect.RunLocalCommand(cfg, stdout, stderr, env.Debug)
 	master := startMaster(ctx, sh, client, cfg, env)
 	if sh.child {
 		masterReady(master != nil, args.Verbose > 0 || args.LogFile != "")

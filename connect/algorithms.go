@@ -29,8 +29,14 @@ var hostKeyDefaults = []string{"ssh-ed25519-cert-v01@openssh.com", "ecdsa-sha2-n
 	"ssh-ed25519", "ecdsa-sha2-nistp256", "ecdsa-sha2-nistp384", "ecdsa-sha2-nistp521", "sk-ssh-ed25519@openssh.com",
 	"sk-ecdsa-sha2-nistp256@openssh.com", "rsa-sha2-512", "rsa-sha2-256"}
 
-var keyAlgorithmsKnown = append(slices.Clone(hostKeyDefaults), "ssh-rsa", "ssh-rsa-cert-v01@openssh.com", "ssh-dss",
-	"ssh-dss-cert-v01@openssh.com", "webauthn-sk-ecdsa-sha2-nistp256@openssh.com")
+// keyAlgorithmsKnown is every key and signature algorithm OpenSSH 9.2
+// knows, in ssh -Q key-sig's order (patterns expand in this order).
+var keyAlgorithmsKnown = []string{"ssh-ed25519", "ssh-ed25519-cert-v01@openssh.com", "sk-ssh-ed25519@openssh.com",
+	"sk-ssh-ed25519-cert-v01@openssh.com", "ecdsa-sha2-nistp256", "ecdsa-sha2-nistp256-cert-v01@openssh.com", "ecdsa-sha2-nistp384",
+	"ecdsa-sha2-nistp384-cert-v01@openssh.com", "ecdsa-sha2-nistp521", "ecdsa-sha2-nistp521-cert-v01@openssh.com",
+	"sk-ecdsa-sha2-nistp256@openssh.com", "sk-ecdsa-sha2-nistp256-cert-v01@openssh.com", "webauthn-sk-ecdsa-sha2-nistp256@openssh.com",
+	"ssh-dss", "ssh-dss-cert-v01@openssh.com", "ssh-rsa", "ssh-rsa-cert-v01@openssh.com", "rsa-sha2-256", "rsa-sha2-256-cert-v01@openssh.com",
+	"rsa-sha2-512", "rsa-sha2-512-cert-v01@openssh.com"}
 
 var (
 	algCiphers = algorithmKind{"Ciphers", []string{"chacha20-poly1305@openssh.com", "aes128-ctr", "aes192-ctr", "aes256-ctr",
@@ -60,7 +66,10 @@ var (
 )
 
 // assemble applies a configured spec to the defaults, as OpenSSH's
-// kex_assemble_names does. An unknown name is an error naming it.
+// kex_assemble_names does: every name may be a pattern (ssh-ed25519*, *),
+// which expands to the known names it matches, in ssh -Q's order. A name
+// that is not known, or a pattern that matches none, is an error naming
+// the spec.
 func (k algorithmKind) assemble(spec string) ([]string, error) {
 	if spec == "" {
 		return slices.Clone(k.defaults), nil
@@ -71,47 +80,57 @@ func (k algorithmKind) assemble(spec string) ([]string, error) {
 		list = spec[1:]
 	}
 	names := strings.Split(list, ",")
-	bad := func(n string) error {
-		return failure.Configf("see ssh_config(5) and ssh -Q", "Bad SSH2 %s spec '%s'.", k.errWord, n)
+	bad := func() error {
+		return failure.Configf("see ssh_config(5) and ssh -Q", "Bad SSH2 %s spec '%s'.", k.errWord, spec)
 	}
 	if op != '-' {
 		for _, n := range names {
-			if !slices.Contains(k.known, n) {
-				return nil, bad(spec)
+			if strings.ContainsAny(n, "*?") && k.keyTypes() {
+				if !slices.ContainsFunc(k.known, func(a string) bool { return matchPattern(a, n) }) {
+					return nil, bad()
+				}
+			} else if !slices.Contains(k.known, n) {
+				return nil, bad()
 			}
 		}
 	}
+	var want []string
 	switch op {
-	case '+':
-		out := slices.Clone(k.defaults)
-		for _, n := range names {
-			if !slices.Contains(out, n) {
-				out = append(out, n)
-			}
-		}
-		return out, nil
 	case '-':
-		var out []string
 		for _, d := range k.defaults {
 			if matchPatternList(d, list, false) != 1 {
-				out = append(out, d)
+				want = append(want, d)
 			}
 		}
-		if len(out) == 0 {
-			return nil, bad(spec)
+		if len(want) == 0 {
+			return nil, bad()
 		}
-		return out, nil
+		return want, nil
+	case '+':
+		want = append(slices.Clone(k.defaults), names...)
 	case '^':
-		out := slices.Clone(names)
-		for _, d := range k.defaults {
-			if !slices.Contains(out, d) {
-				out = append(out, d)
+		want = append(slices.Clone(names), k.defaults...)
+	default:
+		want = names
+	}
+	var out []string
+	for _, pat := range want {
+		for _, a := range k.known {
+			if matchPattern(a, pat) && !slices.Contains(out, a) {
+				out = append(out, a)
 			}
 		}
-		return out, nil
 	}
-	return names, nil
+	if len(out) == 0 {
+		return nil, bad()
+	}
+	return out, nil
 }
+
+// keyTypes: lists of key types take patterns in any form (OpenSSH's
+// sshkey_names_valid2 with wildcards); ciphers, MACs and key exchanges
+// only after "-".
+func (k algorithmKind) keyTypes() bool { return k.errWord == "key types" || k.errWord == "host key algorithms" }
 
 // or is what a Config holds for kind: its list, or the defaults when the
 // Config was built without one (assemble never leaves a list empty).

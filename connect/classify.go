@@ -8,6 +8,7 @@ import (
 	"net"
 	"os"
 	"strconv"
+	"strings"
 	"sync"
 	"syscall"
 
@@ -46,10 +47,30 @@ func classifyDial(err error, host string, port int) error {
 		e.Kind = failure.Unreachable
 		e.Msg = fmt.Sprintf("connect to %s: %s", target, unreachableReason(err))
 		e.Hint = "packets are dropped on the way: a firewall, security group or network ACL, or no route to the host"
+	case wireMessage(err) != "":
+		e.Kind = failure.Unknown
+		e.Msg = wireMessage(err)
+		e.Hint = "the data was altered on its way: a faulty network path or something in the middle"
 	default:
 		e.Kind = failure.Unknown
 	}
 	return e
+}
+
+// wireMessage is ssh(1)'s wording for a packet x/crypto rejected as
+// altered in transit ("" for other errors): scripts and people match
+// these words.
+func wireMessage(err error) string {
+	s := err.Error()
+	switch {
+	case strings.Contains(s, "MAC failure") || strings.Contains(s, "message authentication failed"):
+		return "Corrupted MAC on input."
+	case strings.Contains(s, "packet too large") || strings.Contains(s, "invalid packet length"):
+		return "Bad packet length."
+	case strings.Contains(s, "padding"):
+		return "padding error: " + s
+	}
+	return ""
 }
 
 func unreachableReason(err error) string {

@@ -102,6 +102,10 @@ type Config struct {
 
 	unsupported error
 
+	// LocalCommand runs here after the connection is made, when
+	// PermitLocalCommand is yes ("" otherwise).
+	LocalCommand string
+
 	s *settings // everything read, for -G
 }
 
@@ -183,7 +187,8 @@ func resolveConfig(args *Args, alias string, files ConfigFiles, explicit bool) (
 		port := s.value("Port", "22")
 		u := st.userSoFar()
 		return expandTokens(cmd, map[byte]string{'h': host, 'n': alias, 'p': port, 'r': u, 'u': localUser(), 'l': hostnameFQ(),
-			'L': shortHostname(), 'd': homeDir(), 'i': strconv.Itoa(os.Getuid()), 'C': connectionHash(hostnameFQ(), host, atoiOr(port, 22), u)})
+			'L': shortHostname(), 'd': homeDir(), 'i': strconv.Itoa(os.Getuid()), 'C': connectionHash(hostnameFQ(), host, atoiOr(port, 22), u),
+			'k': s.value("HostKeyAlias", alias)})
 	}
 	if err := readPass(args, st, files, explicit); err != nil {
 		return nil, err
@@ -299,6 +304,8 @@ func (c *Config) interpret(args *Args, hostname string) error {
 		}
 		return n, nil
 	}
+	// -W makes these default to yes, as in ssh(1).
+	stdioFwd := args != nil && args.StdioFwd != ""
 	for _, f := range []struct {
 		dst *bool
 		key string
@@ -306,7 +313,7 @@ func (c *Config) interpret(args *Args, hostname string) error {
 	}{{&c.IdentitiesOnly, "IdentitiesOnly", false}, {&c.PubkeyAuth, "PubkeyAuthentication", true}, {&c.PasswordAuth, "PasswordAuthentication", true},
 		{&c.KbdInteractive, "KbdInteractiveAuthentication", true}, {&c.BatchMode, "BatchMode", false}, {&c.HashKnownHosts, "HashKnownHosts", false},
 		{&c.StdinNull, "StdinNull", false}, {&c.ForkAfterAuth, "ForkAfterAuthentication", false}, {&c.Compression, "Compression", false},
-		{&c.ClearAllForwardings, "ClearAllForwardings", false}, {&c.ExitOnForwardFailure, "ExitOnForwardFailure", false},
+		{&c.ClearAllForwardings, "ClearAllForwardings", stdioFwd}, {&c.ExitOnForwardFailure, "ExitOnForwardFailure", stdioFwd},
 		{&c.GatewayPorts, "GatewayPorts", false}, {&c.NoHostAuthLocalhost, "NoHostAuthenticationForLocalhost", false},
 		{&c.CheckHostIP, "CheckHostIP", false}, {&c.VisualHostKey, "VisualHostKey", false},
 		{&c.StreamLocalBindUnlink, "StreamLocalBindUnlink", false}} {
@@ -455,7 +462,7 @@ func (c *Config) interpret(args *Args, hostname string) error {
 	if args != nil {
 		// -T, -t and -tt are assigned directly by ssh(1), ahead of any file.
 		switch {
-		case args.NoTTY:
+		case args.NoTTY, args.StdioFwd != "", args.NoCommand:
 			requestTTY = "no"
 		case args.TTY >= 2:
 			requestTTY = "force"
@@ -473,7 +480,17 @@ func (c *Config) interpret(args *Args, hostname string) error {
 	default:
 		return badValue("RequestTTY", v, "auto, yes, no or force")
 	}
-	switch v := strings.ToLower(s.value("SessionType", "default")); v {
+	sessionType := s.value("SessionType", "default")
+	if args != nil {
+		// -N, -W and -s are assigned directly by ssh(1).
+		switch {
+		case args.NoCommand || args.StdioFwd != "":
+			sessionType = "none"
+		case args.Subsystem:
+			sessionType = "subsystem"
+		}
+	}
+	switch v := strings.ToLower(sessionType); v {
 	case "default", "none", "subsystem":
 		c.SessionType = v
 	default:
@@ -533,6 +550,11 @@ func (c *Config) interpret(args *Args, hostname string) error {
 	default:
 		return badValue("ControlMaster", v, "yes, no, auto, ask or autoask")
 	}
+	if pl := strings.ToLower(s.value("PermitLocalCommand", "no")); pl == "yes" || pl == "true" {
+		if v, ok := s.get("LocalCommand"); ok && !strings.EqualFold(v.raw, "none") {
+			c.LocalCommand = v.raw
+		}
+	}
 	c.ControlPath = s.value("ControlPath", "")
 	c.ControlPersist = strings.ToLower(s.value("ControlPersist", "no"))
 	if _, err := ControlPersistTime(c); err != nil {
@@ -561,9 +583,13 @@ func (c *Config) Supported() error { return c.unsupported }
 
 // tokens are the %-tokens of ssh_config(5) for this destination.
 func (c *Config) tokens() map[byte]string {
+	k := c.HostKeyAlias
+	if k == "" {
+		k = c.Alias
+	}
 	return map[byte]string{'h': c.HostName, 'n': c.Alias, 'p': strconv.Itoa(c.Port), 'r': c.User,
 		'u': localUser(), 'l': hostnameFQ(), 'L': shortHostname(), 'd': homeDir(), 'i': strconv.Itoa(os.Getuid()),
-		'C': connectionHash(hostnameFQ(), c.HostName, c.Port, c.User)}
+		'C': connectionHash(hostnameFQ(), c.HostName, c.Port, c.User), 'k': k, 'j': c.ProxyJump, 'T': "NONE"}
 }
 
 // Refusals and acceptances for the keywords ec2ssh does not act on as ssh
@@ -587,7 +613,6 @@ func (c *Config) refuse() error {
 		refuseIf("Tunnel", val("Tunnel") != "" && val("Tunnel") != "no", "no tun/tap forwarding"),
 		refuseIf("PKCS11Provider", val("PKCS11Provider") != "" && val("PKCS11Provider") != "none", "no PKCS#11 tokens"),
 		refuseIf("SecurityKeyProvider", val("SecurityKeyProvider") != "" && val("SecurityKeyProvider") != "internal", "no security-key middleware"),
-		refuseIf("LocalCommand", isYes("PermitLocalCommand") && val("LocalCommand") != "" && val("LocalCommand") != "none", "no local commands"),
 		refuseIf("HostbasedAuthentication", isYes("HostbasedAuthentication"), "no host-based authentication"),
 		refuseIf("EnableSSHKeysign", isYes("EnableSSHKeysign"), "no ssh-keysign"),
 		refuseIf("VerifyHostKeyDNS", val("VerifyHostKeyDNS") == "yes" || val("VerifyHostKeyDNS") == "ask", "no SSHFP lookups"),
@@ -607,7 +632,7 @@ func (c *Config) refuse() error {
 	// that are off (X11, local commands, Kerberos with no ticket to use).
 	for _, k := range []string{"Compression", "IPQoS", "TCPKeepAlive", "CheckHostIP",
 		"VisualHostKey", "SyslogFacility", "LogVerbose", "ForwardX11Trusted", "ForwardX11Timeout", "XAuthLocation",
-		"PermitLocalCommand", "LocalCommand", "GSSAPIAuthentication",
+		"GSSAPIAuthentication",
 		"GSSAPIClientIdentity", "GSSAPIServerIdentity", "GSSAPITrustDns", "GSSAPIRenewalForcesRekey", "GSSAPIKexAlgorithms",
 		"HostbasedAcceptedAlgorithms", "ChannelTimeout", "TunnelDevice"} {
 		if v, ok := s.get(k); ok {

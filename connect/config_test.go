@@ -142,6 +142,8 @@ func TestConfigMatchesOpenSSH(t *testing.T) {
 		{"ssh://u@uri-host:2022"},
 		{"-4", "-A", "-C", "WEB-1"},
 		{"-o", "Ciphers=aes256-gcm@openssh.com", "-o", "MACs=+hmac-sha1-96", "-o", "PubkeyAcceptedAlgorithms=-ssh-rsa*", "plain"},
+		{"-o", "HostKeyAlgorithms=*", "-o", "PubkeyAcceptedAlgorithms=ssh-ed25519*,rsa-sha2-512", "-o", "MACs=-*etm*", "-o", "KexAlgorithms=^curve25519-sha256", "plain"},
+		{"-W", "a:1", "-o", "LocalCommand=echo %k %j", "-o", "PermitLocalCommand=yes", "plain"},
 		{"-o", "UpdateHostKeys=ask", "-o", "VerifyHostKeyDNS=no", "-o", "CheckHostIP=yes", "-o", "FingerprintHash=md5", "plain"},
 		{"-o", "ProxyCommand=nc %h %p", "-o", "RemoteCommand=echo %h %p", "plain"},
 		{"-F", matchFile, "alias-1"},

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"os/exec"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -301,6 +302,9 @@ func exitStatus(err error, host string) (int, error) {
 	case errors.As(err, &missing):
 		return ExitSignal, nil
 	}
+	if m := wireMessage(err); m != "" {
+		return ExitSignal, &failure.Error{Kind: failure.Unknown, Msg: m, Hint: "the data was altered on its way: a faulty network path or something in the middle"}
+	}
 	return ExitSignal, &failure.Error{Kind: failure.Unknown, Msg: fmt.Sprintf("connection to %s closed: %v", host, err),
 		Hint: "the connection broke before the remote command finished"}
 }
@@ -366,4 +370,24 @@ func runSubsystem(client *Client, s *Session, stdio Stdio) (int, error) {
 	wg.Wait()
 	ch.Close()
 	return <-status, nil
+}
+
+// RunLocalCommand runs LocalCommand (with PermitLocalCommand yes) once the
+// connection is up, as ssh(1) does: through the user's shell, with its
+// tokens expanded, its output on ec2ssh's own.
+func RunLocalCommand(c *Config, stdout, stderr io.Writer, debug func(string, ...any)) {
+	if c.LocalCommand == "" {
+		return
+	}
+	cmdline := expandTokens(c.LocalCommand, c.tokens())
+	shell := os.Getenv("SHELL")
+	if shell == "" {
+		shell = "/bin/sh"
+	}
+	debug("debug1: Executing command: '%s'", cmdline)
+	cmd := exec.Command(shell, "-c", cmdline)
+	cmd.Stdout, cmd.Stderr = stdout, stderr
+	if err := cmd.Run(); err != nil {
+		debug("debug1: LocalCommand: %v", err)
+	}
 }
