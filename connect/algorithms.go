@@ -130,7 +130,9 @@ func (k algorithmKind) assemble(spec string) ([]string, error) {
 // keyTypes: lists of key types take patterns in any form (OpenSSH's
 // sshkey_names_valid2 with wildcards); ciphers, MACs and key exchanges
 // only after "-".
-func (k algorithmKind) keyTypes() bool { return k.errWord == "key types" || k.errWord == "host key algorithms" }
+func (k algorithmKind) keyTypes() bool {
+	return k.errWord == "key types" || k.errWord == "host key algorithms"
+}
 
 // or is what a Config holds for kind: its list, or the defaults when the
 // Config was built without one (assemble never leaves a list empty).
