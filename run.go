@@ -130,7 +130,12 @@ func run(ctx context.Context, argv []string, stdin, stdout, stderr *os.File) int
 	if err != nil {
 		return report(stderr, err, args.Quiet)
 	}
-	if args.ControlCmd != "" {
+	if args.ControlCmd == "proxy" {
+		env.Debug("debug1: -O proxy: the session goes through the master with its descriptors passed")
+		if sh.path == "" {
+			return report(stderr, failure.Configf("give one with -S or ControlPath", "No ControlPath specified for \"-O\" command"), args.Quiet)
+		}
+	} else if args.ControlCmd != "" {
 		return controlCommand(ctx, sh, cfg, args, stdin, stdout, stderr, env)
 	}
 	sess := &connect.Session{Command: command, Subsystem: args.Subsystem,
@@ -193,7 +198,14 @@ func run(ctx context.Context, argv []string, stdin, stdout, stderr *os.File) int
 		}
 		return serveUntilDone(ctx, master, client, sh.persist)
 	}
-	if master != nil {
+	if master != nil && sh.persist != 0 {
+		// -f with ControlPersist: this process is already in the
+		// background; after its own session it stays the master.
+		defer func() {
+			detach(true, args.Verbose > 0 || args.LogFile != "")
+			serveUntilDone(ctx, master, client, sh.persist)
+		}()
+	} else if master != nil {
 		// ssh(1) keeps a master until its passengers are done.
 		defer master.WaitIdle(ctx)
 		defer master.StopListening()

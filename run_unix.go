@@ -51,6 +51,7 @@ func forkBackground(argv []string, stdout, stderr *os.File) int {
 // output is not kept waiting by the child.
 func detach(noSession, keepStderr bool) {
 	if fd, err := strconv.Atoi(os.Getenv(forkEnv)); err == nil {
+		os.Unsetenv(forkEnv) // once: the descriptor is closed after this
 		f := os.NewFile(uintptr(fd), "ready")
 		f.Write([]byte{1})
 		f.Close()

@@ -67,7 +67,7 @@ func tryMaster(ctx context.Context, sh sharing, cfg *connect.Config, args *conne
 	return code, true
 }
 
-// controlCommand is -O.
+// controlCommand is -O (-O proxy is a session: see tryMaster).
 func controlCommand(ctx context.Context, sh sharing, cfg *connect.Config, args *connect.Args, stdin, stdout, stderr *os.File, env *connect.Env) int {
 	if sh.path == "" {
 		return report(stderr, failure.Configf("give one with -S or ControlPath", "No ControlPath specified for \"-O\" command"), args.Quiet)

@@ -69,11 +69,12 @@ func (c *Credentials) Close() {
 	}
 }
 
-// LoadCredentials gathers the keys c allows, in ssh(1)'s order: identity
-// files the agent holds (in the agent's order), then the agent's other keys
-// (unless IdentitiesOnly), then the remaining identity files; each key's
-// certificates (key-cert.pub, a certificate in key.pub, CertificateFile)
-// after the key; finally only the keys PubkeyAcceptedAlgorithms and
+// LoadCredentials gathers the keys c allows, in ssh(1)'s order:
+// CertificateFile's certificates, identity files the agent holds (in the
+// agent's order), then the agent's other keys (unless IdentitiesOnly), then
+// the remaining identity files, each followed by its certificates
+// (key-cert.pub, a certificate in key.pub); finally only the keys
+// PubkeyAcceptedAlgorithms and
 // RequiredRSASize allow. A missing identity file is skipped quietly, one
 // that cannot be loaded (garbled, a FIDO key outside an agent, an
 // unsupported type) with a warning through warn, as ssh(1) does; neither
@@ -142,6 +143,10 @@ func loadCredentials(c *Config, p Prompter, log, warn func(string, ...any)) (*Cr
 			files = append(files, &identity{source: path + "-cert.pub", pub: cert})
 		}
 	}
+	// CertificateFile's certificates go first, as in ssh(1); then identity
+	// files the agent holds, signed by the agent; then the agent's other
+	// keys; then the rest of the files.
+	var preferred, fromAgent []*identity
 	for _, f := range c.CertificateFiles {
 		path := ExpandPath(expandTokens(f, tokens))
 		cert, err := readCert(path)
@@ -149,12 +154,8 @@ func loadCredentials(c *Config, p Prompter, log, warn func(string, ...any)) (*Cr
 			log("debug1: certificate file %s: %v", path, err)
 			continue
 		}
-		files = append(files, &identity{source: path, pub: cert})
+		preferred = append(preferred, &identity{source: path, pub: cert})
 	}
-
-	// Identity files the agent holds go first, signed by the agent; then
-	// the agent's other keys; then the rest of the files.
-	var preferred, fromAgent []*identity
 	for _, a := range agentKeys {
 		found := false
 		for i, id := range files {

@@ -150,7 +150,7 @@ func readPass(args *Args, st *readState, files ConfigFiles, explicit bool) error
 		if name == "" || name == "none" {
 			continue
 		}
-		if err := st.readFile(name, i == 0 && !explicit, 0, true); err != nil {
+		if err := st.readFile(name, i == 0 && !explicit, 0, true, false); err != nil {
 			// A missing default file is normal; a missing -F file is not.
 			if errors.Is(err, os.ErrNotExist) && !(explicit && i == 0) {
 				continue

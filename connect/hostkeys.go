@@ -5,6 +5,7 @@ import (
 	"context"
 	"crypto/rsa"
 	"crypto/sha256"
+	"errors"
 	"fmt"
 	"net"
 	"os"
@@ -13,6 +14,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"syscall"
 	"time"
 
 	"golang.org/x/crypto/ssh"
@@ -122,16 +124,25 @@ func (h *HostKeys) knownHostsCommand(key ssh.PublicKey) ([]byte, error) {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	words := strings.Fields(h.cfg.KnownHostsCommand)
-	if len(words) == 0 {
-		return nil, nil
+	// Split as ssh(1) splits it (quotes removed), tokens expanded per
+	// word, run without a shell.
+	words, err := splitArgs(h.cfg.KnownHostsCommand)
+	if err != nil || len(words) == 0 {
+		return nil, err
 	}
 	for i := range words {
 		words[i] = expandTokens(words[i], t)
 	}
 	cmd := exec.CommandContext(ctx, words[0], words[1:]...)
 	cmd.Stderr = os.Stderr
-	return cmd.Output()
+	out, err := cmd.Output()
+	if errors.Is(err, syscall.ENOEXEC) {
+		// A script without #!: run it with sh, as execvp(3) would.
+		cmd = exec.CommandContext(ctx, "/bin/sh", words...)
+		cmd.Stderr = os.Stderr
+		out, err = cmd.Output()
+	}
+	return out, err
 }
 
 // Algorithms returns the host key algorithms to ask for: HostKeyAlgorithms

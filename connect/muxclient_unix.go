@@ -94,9 +94,10 @@ func MuxClient(ctx context.Context, r *MuxRequest) (int, error) {
 			return ExitSignal, err
 		}
 		return 0, nil
-	case "proxy":
-		return ExitSignal, failure.Configf("use -O check, exit, stop, forward or cancel", "ec2ssh has no mux proxy mode (-O proxy)")
-	case "":
+	case "proxy", "":
+		// -O proxy asks for the session through the master without
+		// passing descriptors; ec2ssh passes them (the same session,
+		// the same result), which every master accepts.
 	default:
 		return ExitSignal, failure.Configf("use -O check, exit, stop, forward or cancel", "Invalid multiplex command.")
 	}

@@ -48,14 +48,13 @@ func isCertAlgorithm(a string) bool { return strings.Contains(a, "-cert-v01@open
 
 // keyTypes are the key types ec2ssh can use, in ssh -Q key's order:
 // ssh-dss is left out because x/crypto cannot read a DSA key in the
-// format ssh-keygen writes, and FIDO keys work through an agent only.
-var keyTypes = []string{"ssh-ed25519", "ssh-ed25519-cert-v01@openssh.com", "sk-ssh-ed25519@openssh.com", "sk-ssh-ed25519-cert-v01@openssh.com",
+// format ssh-keygen writes, and FIDO (sk-) keys because they work only as
+// user keys held by an agent, never from a file or as host keys.
+var keyTypes = []string{"ssh-ed25519", "ssh-ed25519-cert-v01@openssh.com",
 	"ecdsa-sha2-nistp256", "ecdsa-sha2-nistp256-cert-v01@openssh.com", "ecdsa-sha2-nistp384", "ecdsa-sha2-nistp384-cert-v01@openssh.com",
-	"ecdsa-sha2-nistp521", "ecdsa-sha2-nistp521-cert-v01@openssh.com", "sk-ecdsa-sha2-nistp256@openssh.com",
-	"sk-ecdsa-sha2-nistp256-cert-v01@openssh.com", "ssh-rsa", "ssh-rsa-cert-v01@openssh.com"}
+	"ecdsa-sha2-nistp521", "ecdsa-sha2-nistp521-cert-v01@openssh.com", "ssh-rsa", "ssh-rsa-cert-v01@openssh.com"}
 
-var sigTypes = []string{"ssh-ed25519", "sk-ssh-ed25519@openssh.com", "ecdsa-sha2-nistp256", "ecdsa-sha2-nistp384", "ecdsa-sha2-nistp521",
-	"sk-ecdsa-sha2-nistp256@openssh.com", "ssh-rsa", "rsa-sha2-256", "rsa-sha2-512"}
+var sigTypes = []string{"ssh-ed25519", "ecdsa-sha2-nistp256", "ecdsa-sha2-nistp384", "ecdsa-sha2-nistp521", "ssh-rsa", "rsa-sha2-256", "rsa-sha2-512"}
 
 func queryKeys(what string) []string {
 	switch what {

@@ -312,7 +312,7 @@ const maxIncludeDepth = 16
 // readFile reads one configuration file (or "-": none) in this pass.
 // user marks the user's file (Include is relative to ~/.ssh), system the
 // system's (relative to /etc/ssh).
-func (st *readState) readFile(path string, user bool, depth int, active bool) error {
+func (st *readState) readFile(path string, user bool, depth int, active, neverMatch bool) error {
 	if depth > maxIncludeDepth {
 		return configError(path, "Include nested too deeply")
 	}
@@ -321,10 +321,12 @@ func (st *readState) readFile(path string, user bool, depth int, active bool) er
 		return err
 	}
 	defer f.Close()
-	return st.read(f, path, user, depth, active)
+	return st.read(f, path, user, depth, active, neverMatch)
 }
 
-func (st *readState) read(r io.Reader, name string, user bool, depth int, active bool) error {
+// neverMatch is OpenSSH's SSHCONF_NEVERMATCH: a file Included from an
+// inactive section is read and checked, but none of its sections applies.
+func (st *readState) read(r io.Reader, name string, user bool, depth int, active, neverMatch bool) error {
 	br := bufio.NewReaderSize(r, 64<<10)
 	lineNo := 0
 	for {
@@ -349,21 +351,18 @@ func (st *readState) read(r io.Reader, name string, user bool, depth int, active
 			if len(args) == 0 {
 				return configError(where, "Missing Host criteria")
 			}
-			active = matchHostPatterns(st.host, args)
+			active = matchHostPatterns(st.host, args) && !neverMatch
 			continue
 		case "match":
 			a, err := st.match(args, where)
 			if err != nil {
 				return err
 			}
-			active = a
+			active = a && !neverMatch
 			continue
 		case "include":
 			if len(args) == 0 {
 				return configError(where, "Include missing argument")
-			}
-			if !active {
-				continue
 			}
 			for _, pat := range args {
 				pat = ExpandPath(pat)
@@ -380,7 +379,7 @@ func (st *readState) read(r io.Reader, name string, user bool, depth int, active
 				}
 				sort.Strings(matches)
 				for _, m := range matches {
-					if err := st.readFile(m, user, depth+1, active); err != nil {
+					if err := st.readFile(m, user, depth+1, active, neverMatch || !active); err != nil {
 						if errors.Is(err, os.ErrNotExist) {
 							continue
 						}
