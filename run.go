@@ -221,12 +221,16 @@ func run(ctx context.Context, argv []string, stdin, stdout, stderr *os.File) int
 	case noSession:
 		// -N ends only by a signal or the connection ending; ssh(1) exits
 		// 255 either way.
-		var terminated <-chan struct{}
+		var terminated, stopped <-chan struct{}
 		if master != nil {
-			terminated = master.Terminated()
+			terminated, stopped = master.Terminated(), master.Stopped()
 		}
 		select {
 		case <-terminated:
+			return 0
+		case <-stopped:
+			// -O stop: no new passengers; ssh(1) ends once the last one has.
+			master.WaitIdle(ctx)
 			return 0
 		case <-ctx.Done():
 			env.Log("Killed by %v.", context.Cause(ctx))

@@ -2,6 +2,7 @@ package connect
 
 import (
 	"errors"
+	"fmt"
 	"io"
 	"net"
 	"os"
@@ -101,6 +102,10 @@ type Config struct {
 	Ignored []string
 
 	unsupported error
+
+	// PermitRemoteOpen limits where a remote dynamic forwarding (-R port)
+	// may connect: nil for any, empty for none, else host:port patterns.
+	PermitRemoteOpen []string
 
 	// LocalCommand runs here after the connection is made, when
 	// PermitLocalCommand is yes ("" otherwise).
@@ -345,13 +350,32 @@ func (c *Config) interpret(args *Args, hostname string) error {
 		c.AddKeysToAgent = strconv.Itoa(int(secs / time.Second))
 	}
 
+	c.HostKeyAlias = s.value("HostKeyAlias", "")
 	tokens := c.tokens()
+	// Paths take ~, ${VAR} and %-tokens, as ssh(1)'s percent_dollar_expand
+	// gives them.
+	expandPath := func(key, v string) (string, error) {
+		v, err := expandDollar(ExpandPath(v))
+		if err != nil {
+			return "", failure.Configf("set the variable, or change "+key, "%s: %v", key, err)
+		}
+		return expandTokens(v, tokens), nil
+	}
+	if v := c.IdentityAgent; v != "" && !strings.EqualFold(v, "none") && v != "SSH_AUTH_SOCK" {
+		if c.IdentityAgent, err = expandPath("IdentityAgent", v); err != nil {
+			return err
+		}
+	}
 	ukh := "~/.ssh/known_hosts ~/.ssh/known_hosts2"
 	if v, ok := s.get("UserKnownHostsFile"); ok {
 		ukh = strings.Join(v.args, " ")
 	}
 	for _, f := range strings.Fields(ukh) {
-		c.UserKnownHostsFiles = append(c.UserKnownHostsFiles, ExpandPath(expandTokens(f, tokens)))
+		p, err := expandPath("UserKnownHostsFile", f)
+		if err != nil {
+			return err
+		}
+		c.UserKnownHostsFiles = append(c.UserKnownHostsFiles, p)
 	}
 	gkh := "/etc/ssh/ssh_known_hosts /etc/ssh/ssh_known_hosts2"
 	if v, ok := s.get("GlobalKnownHostsFile"); ok {
@@ -370,7 +394,6 @@ func (c *Config) interpret(args *Args, hostname string) error {
 	default:
 		return badValue("StrictHostKeyChecking", v, "ask, yes, accept-new or no")
 	}
-	c.HostKeyAlias = s.value("HostKeyAlias", "")
 	if v, ok := s.get("KnownHostsCommand"); ok && !strings.EqualFold(v.raw, "none") {
 		c.KnownHostsCommand = v.raw
 	}
@@ -520,6 +543,10 @@ func (c *Config) interpret(args *Args, hostname string) error {
 		c.ForwardAgent = "yes"
 	case "no", "false":
 		c.ForwardAgent = "no"
+	default:
+		if c.ForwardAgent, err = expandPath("ForwardAgent", c.ForwardAgent); err != nil {
+			return err
+		}
 	}
 	c.LogLevel = strings.ToUpper(s.value("LogLevel", "INFO"))
 	c.ProxyJump = s.value("ProxyJump", "")
@@ -555,18 +582,63 @@ func (c *Config) interpret(args *Args, hostname string) error {
 			c.LocalCommand = v.raw
 		}
 	}
+	if v, ok := s.get("PermitRemoteOpen"); ok {
+		switch strings.ToLower(v.args[0]) {
+		case "any":
+		case "none":
+			c.PermitRemoteOpen = []string{}
+		default:
+			for _, a := range v.args {
+				if _, _, err := net.SplitHostPort(a); err != nil {
+					return badValue("PermitRemoteOpen", a, "any, none or host:port")
+				}
+				c.PermitRemoteOpen = append(c.PermitRemoteOpen, a)
+			}
+		}
+	}
 	c.ControlPath = s.value("ControlPath", "")
+	if c.ControlPath != "" && !strings.EqualFold(c.ControlPath, "none") {
+		if _, err := expandPath("ControlPath", c.ControlPath); err != nil {
+			return err
+		}
+	}
 	c.ControlPersist = strings.ToLower(s.value("ControlPersist", "no"))
 	if _, err := ControlPersistTime(c); err != nil {
 		return err
 	}
 
 	if !c.ClearAllForwardings {
+		// Unix socket paths in forwardings take ~, ${VAR} and tokens.
+		fwd := func(kind byte, raw string) (string, error) {
+			f, err := ParseForward(kind, raw)
+			if err != nil || f.BindPath == "" && f.TargetPath == "" {
+				return raw, nil // a bad one is reported where it is used
+			}
+			if f.BindPath != "" {
+				if f.BindPath, err = expandPath(map[byte]string{'L': "LocalForward", 'R': "RemoteForward"}[kind], f.BindPath); err != nil {
+					return "", err
+				}
+			}
+			if f.TargetPath != "" {
+				if f.TargetPath, err = expandPath(map[byte]string{'L': "LocalForward", 'R': "RemoteForward"}[kind], f.TargetPath); err != nil {
+					return "", err
+				}
+			}
+			return f.String(), nil
+		}
 		for _, v := range s.all("LocalForward") {
-			c.LocalForwards = append(c.LocalForwards, v.raw)
+			spec, err := fwd('L', v.raw)
+			if err != nil {
+				return err
+			}
+			c.LocalForwards = append(c.LocalForwards, spec)
 		}
 		for _, v := range s.all("RemoteForward") {
-			c.RemoteForwards = append(c.RemoteForwards, v.raw)
+			spec, err := fwd('R', v.raw)
+			if err != nil {
+				return err
+			}
+			c.RemoteForwards = append(c.RemoteForwards, spec)
 		}
 		for _, v := range s.all("DynamicForward") {
 			c.DynamicForwards = append(c.DynamicForwards, v.raw)
@@ -620,7 +692,6 @@ func (c *Config) refuse() error {
 		refuseIf("GSSAPIKeyExchange", isYes("GSSAPIKeyExchange"), "no GSSAPI key exchange"),
 		refuseIf("GSSAPIDelegateCredentials", isYes("GSSAPIDelegateCredentials"), "no Kerberos credentials to delegate"),
 		refuseIf("BindInterface", val("BindInterface") != "", "no binding to an interface"),
-		refuseIf("PermitRemoteOpen", val("PermitRemoteOpen") != "" && val("PermitRemoteOpen") != "any", "no remote dynamic forwarding to restrict"),
 		refuseIf("RekeyLimit", c.RekeySeconds > 0, "x/crypto rekeys by volume only; keep the size and set the time to none"),
 		refuseIf("KbdInteractiveDevices", val("KbdInteractiveDevices") != "", "the server's devices are used"),
 	} {
@@ -734,6 +805,34 @@ func badValue(key, val, want string) error {
 
 // expandTokens replaces ssh_config's %-tokens; %% is a literal percent and an
 // unknown token is left as it is.
+// expandDollar replaces ${NAME} with the environment variable, which must
+// be set (ssh(1): "env var ${NAME} not defined").
+func expandDollar(s string) (string, error) {
+	if !strings.Contains(s, "${") {
+		return s, nil
+	}
+	var b strings.Builder
+	for {
+		i := strings.Index(s, "${")
+		if i < 0 {
+			b.WriteString(s)
+			return b.String(), nil
+		}
+		j := strings.IndexByte(s[i:], '}')
+		if j < 0 {
+			return "", fmt.Errorf("unterminated ${ in %q", s)
+		}
+		name := s[i+2 : i+j]
+		v, ok := os.LookupEnv(name)
+		if !ok {
+			return "", fmt.Errorf("env var ${%s} not defined", name)
+		}
+		b.WriteString(s[:i])
+		b.WriteString(v)
+		s = s[i+j+1:]
+	}
+}
+
 func expandTokens(s string, tokens map[byte]string) string {
 	if !strings.Contains(s, "%") {
 		return s

@@ -288,8 +288,15 @@ func (fw *Forwarder) handle(f Forward, conn net.Conn) {
 	case f.Dynamic() && f.Kind == 'D':
 		socksServe(conn, client.Dial)
 	case f.Dynamic():
-		// -R port: SOCKS on the server's side, connections made from here.
-		socksServe(conn, net.Dial)
+		// -R port: SOCKS on the server's side, connections made from here,
+		// where PermitRemoteOpen allows.
+		socksServe(conn, func(network, addr string) (net.Conn, error) {
+			if !remoteOpenAllowed(client.Config.PermitRemoteOpen, addr) {
+				fw.log("Rejected remote dynamic forwarding to %s: PermitRemoteOpen", addr)
+				return nil, fmt.Errorf("%s is not allowed by PermitRemoteOpen", addr)
+			}
+			return net.Dial(network, addr)
+		})
 	case f.Kind == 'R':
 		var local net.Conn
 		var err error
@@ -319,6 +326,24 @@ func (fw *Forwarder) handle(f Forward, conn net.Conn) {
 		}
 		Splice(conn, remote)
 	}
+}
+
+// remoteOpenAllowed checks host:port against PermitRemoteOpen (nil: any).
+func remoteOpenAllowed(permit []string, addr string) bool {
+	if permit == nil {
+		return true
+	}
+	host, port, err := net.SplitHostPort(addr)
+	if err != nil {
+		return false
+	}
+	for _, p := range permit {
+		ph, pp, _ := net.SplitHostPort(p)
+		if (ph == "*" || strings.EqualFold(ph, host)) && (pp == "*" || pp == port) {
+			return true
+		}
+	}
+	return false
 }
 
 // serve accepts until the listener is closed. A failed accept (too many

@@ -47,3 +47,22 @@ func TestServeSurvivesEMFILE(t *testing.T) {
 		t.Error("the failed accepts were not logged")
 	}
 }
+
+func TestRemoteOpenAllowed(t *testing.T) {
+	for _, tt := range []struct {
+		permit []string
+		addr   string
+		want   bool
+	}{
+		{nil, "db:5432", true},
+		{[]string{}, "db:5432", false},
+		{[]string{"db:5432"}, "db:5432", true},
+		{[]string{"db:5432"}, "db:22", false},
+		{[]string{"*:443"}, "example.com:443", true},
+		{[]string{"DB:*"}, "db:1", true},
+	} {
+		if got := remoteOpenAllowed(tt.permit, tt.addr); got != tt.want {
+			t.Errorf("remoteOpenAllowed(%q, %q) = %v", tt.permit, tt.addr, got)
+		}
+	}
+}

@@ -188,6 +188,10 @@ func revokedKeys(path string) (*revocations, error) {
 		if err != nil {
 			continue
 		}
+		// A certificate listed revokes its key, as in ssh(1).
+		if cert, ok := key.(*ssh.Certificate); ok {
+			key = cert.Key
+		}
 		r.keys = append(r.keys, key.Marshal())
 	}
 	return r, nil

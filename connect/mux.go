@@ -133,7 +133,11 @@ func ControlPathFor(c *Config) string {
 	if c.ControlPath == "" || strings.EqualFold(c.ControlPath, "none") {
 		return ""
 	}
-	return ExpandPath(expandTokens(c.ControlPath, c.tokens()))
+	p, err := expandDollar(ExpandPath(c.ControlPath))
+	if err != nil {
+		return ""
+	}
+	return expandTokens(p, c.tokens())
 }
 
 // ControlPersistTime is ControlPersist as a duration: 0 for no, -1 for yes

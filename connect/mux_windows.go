@@ -51,6 +51,7 @@ func ListenMux(ctx context.Context, m *MuxMaster) error {
 
 func (m *MuxMaster) StopListening()               {}
 func (m *MuxMaster) Terminated() <-chan struct{}  { return nil }
+func (m *MuxMaster) Stopped() <-chan struct{}     { return nil }
 func (m *MuxMaster) Active() int                  { return 0 }
 func (m *MuxMaster) WaitIdle(ctx context.Context) {}
 func (m *MuxMaster) Idle() <-chan struct{}        { return nil }

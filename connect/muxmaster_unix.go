@@ -27,15 +27,16 @@ type MuxMaster struct {
 	Log      func(string, ...any)
 	Debug    func(string, ...any)
 
-	ctx    context.Context
-	ln     *net.UnixListener
-	mu     sync.Mutex
-	active int // sessions and stdio forwardings in progress
-	nextID uint32
-	idle   chan struct{} // a passenger ended
-	exit   chan struct{} // MUX_C_TERMINATE
-	once   sync.Once
-	closed bool
+	ctx     context.Context
+	ln      *net.UnixListener
+	mu      sync.Mutex
+	active  int // sessions and stdio forwardings in progress
+	nextID  uint32
+	idle    chan struct{} // a passenger ended
+	exit    chan struct{} // MUX_C_TERMINATE
+	once    sync.Once
+	closed  bool
+	stopped chan struct{} // closed once the socket is
 }
 
 // ListenMux creates the control socket as ssh(1) does: bound under a
@@ -65,7 +66,7 @@ func ListenMux(ctx context.Context, m *MuxMaster) error {
 		return fmt.Errorf("ControlSocket %s: %v", m.Path, err)
 	}
 	m.ctx, m.ln = ctx, ln
-	m.idle, m.exit = make(chan struct{}, 1), make(chan struct{})
+	m.idle, m.exit, m.stopped = make(chan struct{}, 1), make(chan struct{}), make(chan struct{})
 	unregister := AtExit(func() { os.Remove(m.Path) })
 	context.AfterFunc(ctx, func() { m.StopListening(); unregister() })
 	go m.serve()
@@ -80,12 +81,16 @@ func (m *MuxMaster) StopListening() {
 		return
 	}
 	m.closed = true
+	close(m.stopped)
 	m.ln.Close()
 	// Remove the path only while it is still ours.
 	if st, err := os.Stat(m.Path); err == nil && st.Mode()&os.ModeSocket != 0 {
 		os.Remove(m.Path)
 	}
 }
+
+// Stopped is closed once the master no longer listens (-O stop).
+func (m *MuxMaster) Stopped() <-chan struct{} { return m.stopped }
 
 // Terminated is closed when a client asks the master to exit (-O exit).
 func (m *MuxMaster) Terminated() <-chan struct{} { return m.exit }

@@ -115,7 +115,7 @@ func (c *Config) printG(w io.Writer) {
 	}
 	p("ciphers", strings.Join(c.Ciphers, ","))
 	if c.ControlPath != "" {
-		p("controlpath", ExpandPath(expandTokens(c.ControlPath, c.tokens())))
+		p("controlpath", ControlPathFor(c))
 	}
 	p("hostkeyalgorithms", strings.Join(c.HostKeyAlgorithms, ","))
 	if c.HostKeyAlias != "" {
