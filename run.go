@@ -56,6 +56,14 @@ func run(ctx context.Context, argv []string, stdin, stdout, stderr *os.File) int
 	if err := notYet(args); err != nil {
 		return report(stderr, err, args.Quiet)
 	}
+	if args.Completion != "" {
+		fmt.Fprint(stdout, completionScript(args.Completion))
+		return 0
+	}
+	if args.CompleteHosts {
+		completeHosts(args, stdout)
+		return 0
+	}
 	if args.Query != "" {
 		list, err := connect.Query(args.Query)
 		if err != nil {
@@ -101,6 +109,12 @@ func run(ctx context.Context, argv []string, stdin, stdout, stderr *os.File) int
 	}
 	for _, k := range cfg.Ignored {
 		env.Debug("debug1: ec2ssh does not act on: %s", k)
+	}
+	if args.List {
+		return runList(ctx, args, cfg, stdout, stderr)
+	}
+	if args.All {
+		return runAll(ctx, argv, args, cfg, stdin, stdout, stderr)
 	}
 	if args.Diagnose {
 		return runDiagnose(ctx, args, cfg, env, stdout, stderr)
@@ -252,8 +266,12 @@ func run(ctx context.Context, argv []string, stdin, stdout, stderr *os.File) int
 // ignoring them.
 func notYet(a *connect.Args) error {
 	switch {
-	case a.JSON && !a.Diagnose:
-		return failure.Configf("use it as: ec2ssh --diagnose --json DESTINATION", "--json goes with --diagnose")
+	case a.JSON && !a.Diagnose && !a.List && !a.All:
+		return failure.Configf("use it as: ec2ssh --diagnose --json DESTINATION (or with --list, --all)", "--json goes with --diagnose, --list or --all")
+	case (a.Parallel != 0 || a.Stdin != "") && !a.All:
+		return failure.Configf("use it as: ec2ssh --all FILTER -- COMMAND", "--parallel and --stdin go with --all")
+	case a.Region == "all" && !a.List && !a.All:
+		return failure.Configf("name one region, or use --list or --all", "--region all goes with --list or --all")
 	case a.Syslog:
 		return failure.Configf("log to a file with -E instead", "option -y (logging to syslog) is not supported by ec2ssh")
 	}

@@ -79,6 +79,17 @@ func (e *ec2Side) ssm(ctx context.Context) (*fallback.SSM, error) {
 	return s, nil
 }
 
+// useRegion makes region the one every later call of this run goes to.
+func (e *ec2Side) useRegion(ctx context.Context, region string) (*preflight.AWS, error) {
+	e.client(ctx) // settle the once first
+	a, err := preflight.LoadAWS(ctx, e.args.Profile, region)
+	if err != nil {
+		return nil, err
+	}
+	e.aws = a
+	return a, nil
+}
+
 // configured reports whether AWS may be asked without being needed.
 func (e *ec2Side) configured() bool { return preflight.Configured(e.args.Profile) }
 
@@ -98,6 +109,14 @@ func (e *ec2Side) cached(ctx context.Context, dest string) *target {
 		region = a.Region()
 	}
 	c := e.cache.Get(e.args.Profile, region, dest)
+	if c == nil && e.args.Region == "" {
+		// Found in another region before: go there again.
+		if c = e.cache.Get(e.args.Profile, "", dest); c != nil {
+			if _, err := e.useRegion(ctx, c.Region); err != nil {
+				return nil
+			}
+		}
+	}
 	if c == nil {
 		return nil
 	}
@@ -129,10 +148,29 @@ func (e *ec2Side) resolve(ctx context.Context, dest string) (*target, error) {
 	}
 	start := time.Now()
 	in, err := a.Resolve(ctx, dest)
-	if err != nil || in == nil {
+	if err != nil {
 		return nil, err
 	}
 	rtt := time.Since(start)
+	if in == nil && e.args.Region == "" && (preflight.ClassifyDest(dest) == preflight.DestID || preflight.ClassifyDest(dest) == preflight.DestName) {
+		// Not here: the account's other regions, in parallel. A region
+		// given with --region is where to look, and only there.
+		elsewhere, region, err := a.ResolveElsewhere(ctx, dest)
+		if err != nil {
+			return nil, err
+		}
+		if elsewhere == nil {
+			return nil, nil
+		}
+		e.env.Log("ec2ssh: %s is in %s, not %s (--region %s saves this lookup)", preflight.Sanitize(dest), region, a.Region(), region)
+		if a, err = e.useRegion(ctx, region); err != nil {
+			return nil, err
+		}
+		in = elsewhere
+	}
+	if in == nil {
+		return nil, nil
+	}
 	addr, err := in.Address(e.args.Address)
 	if err != nil {
 		return nil, err

@@ -51,6 +51,16 @@ type Args struct {
 	Help     bool
 	Proxy    bool // --proxy HOST PORT: Destination and ProxyPort hold them
 
+	// The fleet (SPEC.md, "Fleet"): --list [FILTER], --all FILTER -- CMD.
+	List          bool
+	All           bool
+	Parallel      int    // --parallel N for --all
+	Stdin         string // --stdin=broadcast for --all ("" or none: no input)
+	Completion    string // --completion bash|zsh|fish
+	CompleteHosts bool   // --complete-hosts (what completion offers)
+	// DestIndex is where the destination (or filter) was in argv.
+	DestIndex int
+
 	Syslog bool // -y: logging to syslog, which ec2ssh refuses
 
 	Warnings []string // ssh(1)'s parse-time warnings, printed even with -q
@@ -91,6 +101,7 @@ const supported = "ilpFovqtTNnfsLRDWJAax46CEVGcmbBegkKQXYIwy12MSO"
 var longOptions = map[string]bool{ // name -> takes an argument
 	"region": true, "profile": true, "fallback": true, "address": true, "source-ip": true,
 	"diagnose": false, "json": false, "no-cache": false, "help": false, "proxy": false, "version": false,
+	"list": false, "all": false, "parallel": true, "stdin": true, "completion": true, "complete-hosts": false,
 }
 
 const usageHint = "see 'ec2ssh --help'"
@@ -118,6 +129,7 @@ func ParseArgs(argv []string) (*Args, error) {
 		return a, nil
 	}
 	if len(args) > 0 {
+		a.DestIndex = len(argv) - len(args)
 		if err := a.setDestination(args[0]); err != nil {
 			return nil, err
 		}
@@ -131,7 +143,13 @@ func ParseArgs(argv []string) (*Args, error) {
 		}
 		a.Command = args
 	}
-	if a.Destination == "" && !a.Version && !a.Help && a.Query == "" {
+	if a.All && a.Destination == "" {
+		return nil, failure.Configf("use it as: ec2ssh --all FILTER -- COMMAND", "--all needs a filter (a Name pattern such as 'web-*', tag:Key=Value, or '*')")
+	}
+	if a.All && len(a.Command) == 0 {
+		return nil, failure.Configf("use it as: ec2ssh --all FILTER -- COMMAND", "--all needs a command to run")
+	}
+	if a.Destination == "" && !a.Version && !a.Help && a.Query == "" && !a.List && a.Completion == "" && !a.CompleteHosts {
 		return nil, failure.Configf(usageHint, "no destination given")
 	}
 	return a, nil
@@ -233,6 +251,28 @@ func (a *Args) parseLong(args []string) ([]string, error) {
 		a.Proxy = true
 	case "version":
 		a.Version = true
+	case "list":
+		a.List = true
+	case "all":
+		a.All = true
+	case "parallel":
+		n, err := strconv.Atoi(val)
+		if err != nil || n < 1 || n > 256 {
+			return nil, failure.Configf("give a number from 1 to 256", "bad --parallel value %q", val)
+		}
+		a.Parallel = n
+	case "stdin":
+		if val != "none" && val != "broadcast" {
+			return nil, failure.Configf("use --stdin=none or --stdin=broadcast", "bad --stdin value %q", val)
+		}
+		a.Stdin = val
+	case "completion":
+		if val != "bash" && val != "zsh" && val != "fish" {
+			return nil, failure.Configf("use --completion bash, zsh or fish", "no completion for %q", val)
+		}
+		a.Completion = val
+	case "complete-hosts":
+		a.CompleteHosts = true
 	}
 	return args, nil
 }

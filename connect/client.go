@@ -49,7 +49,7 @@ func (c *Client) Close() error {
 	go func() { c.learning.Wait(); close(learned) }()
 	select {
 	case <-learned:
-	case <-time.After(time.Second):
+	case <-time.After(5 * time.Second): // only ever waited on mid-update
 	}
 	err := c.Client.Close()
 	for i := len(c.closers) - 1; i >= 0; i-- {

@@ -858,13 +858,21 @@ func expandTokens(s string, tokens map[byte]string) string {
 
 // ExpandPath expands a leading ~ or ~/ to the home directory.
 func ExpandPath(p string) string {
-	if p == "~" {
-		return homeDir()
+	if !strings.HasPrefix(p, "~") {
+		return p
 	}
-	if strings.HasPrefix(p, "~/") {
-		return filepath.Join(homeDir(), p[2:])
+	// As ssh's tilde_expand_filename: "~" and "~/x" from this user's home,
+	// "~name/x" from name's, joined without cleaning ("~" is "HOME/").
+	name, rest, _ := strings.Cut(p[1:], "/")
+	home := homeDir()
+	if name != "" {
+		u, err := user.Lookup(name)
+		if err != nil {
+			return p
+		}
+		home = u.HomeDir
 	}
-	return p
+	return strings.TrimSuffix(home, "/") + "/" + rest
 }
 
 // homeDir is the home directory from the password database, as ssh(1)

@@ -240,10 +240,17 @@ func (h *HostKeys) check(key ssh.PublicKey) error {
 		}
 	}
 	if isCert {
-		if err := h.checkCertificate(cert, entries); err == nil {
+		err := h.checkCertificate(cert, entries)
+		switch {
+		case err == nil:
 			return nil
-		} else {
-			h.debug("debug1: the host certificate is not trusted (%v); checking its plain key", err)
+		case errors.Is(err, errNoCA):
+			h.debug("debug1: the host certificate's CA is not trusted here (%v); checking its plain key", err)
+		default:
+			// A trusted CA's certificate that does not hold is refused, never
+			// downgraded to its plain key (ssh(1) does the same).
+			return &failure.Error{Kind: failure.HostKeyChanged, Msg: fmt.Sprintf("the host certificate for %s is invalid: %v", h.Name, err),
+				Hint: "the server shows a certificate its CA did not issue for this host, or one expired or revoked: do not connect until its owner fixes it"}
 		}
 	}
 	var same *knownHost
@@ -273,6 +280,10 @@ func (h *HostKeys) check(key ssh.PublicKey) error {
 // checkCertificate accepts a host certificate signed by a CA that a
 // matching @cert-authority line names, valid now, for this host name, with
 // a signature algorithm CASignatureAlgorithms allows.
+// errNoCA: no @cert-authority line names the certificate's CA, so the
+// certificate is judged as its plain key (as ssh(1) does).
+var errNoCA = errors.New("no @cert-authority line trusts its CA")
+
 func (h *HostKeys) checkCertificate(cert *ssh.Certificate, entries []knownHost) error {
 	name := h.lookupName()
 	trusted := false
@@ -282,9 +293,12 @@ func (h *HostKeys) checkCertificate(cert *ssh.Certificate, entries []knownHost) 
 		}
 	}
 	if !trusted {
-		return fmt.Errorf("no @cert-authority line for %s trusts its CA", name)
+		return fmt.Errorf("%w for %s", errNoCA, name)
 	}
-	if h.cfg != nil && cert.Signature != nil && !slices.Contains(h.cfg.CASignatureAlgorithms, cert.Signature.Format) {
+	if cert.CertType != ssh.HostCert {
+		return fmt.Errorf("the server's certificate is not a host certificate")
+	}
+	if h.cfg != nil && cert.Signature != nil && !slices.Contains(algCASigs.or(h.cfg.CASignatureAlgorithms), cert.Signature.Format) {
 		return fmt.Errorf("its CA signed with %s, which CASignatureAlgorithms does not allow", cert.Signature.Format)
 	}
 	checker := &ssh.CertChecker{IsHostAuthority: func(ssh.PublicKey, string) bool { return true }}

@@ -7,6 +7,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"strings"
 	"time"
 )
 
@@ -25,6 +26,8 @@ type Cached struct {
 	APIRTT time.Duration `json:"api_rtt_ns,omitempty"`
 	Region string        `json:"region"`
 	Saved  time.Time     `json:"saved"`
+	// Dest is the destination as typed (a Name tag, an id), for completion.
+	Dest string `json:"dest,omitempty"`
 }
 
 // Cache stores resolutions under $XDG_CACHE_HOME/ec2ssh (or
@@ -56,7 +59,7 @@ func (c *Cache) Has(profile, dest string) bool {
 	return err == nil
 }
 
-// Get returns a fresh resolution made in region, or nil.
+// Get returns a fresh resolution made in region (any region for ""), or nil.
 func (c *Cache) Get(profile, region, dest string) *Cached {
 	if !c.trusted() {
 		return nil
@@ -74,7 +77,7 @@ func (c *Cache) Get(profile, region, dest string) *Cached {
 		return nil
 	}
 	var e Cached
-	if json.Unmarshal(b, &e) != nil || e.Address == "" || e.Region != region {
+	if json.Unmarshal(b, &e) != nil || e.Address == "" || region != "" && e.Region != region {
 		return nil
 	}
 	// An entry from the future (a clock set back, or a planted file) would
@@ -98,7 +101,7 @@ func (c *Cache) trusted() bool {
 // reader never sees half an entry. Errors are ignored: the cache only saves
 // time.
 func (c *Cache) Put(profile, region, dest string, e Cached) {
-	e.Saved, e.Region = time.Now(), region
+	e.Saved, e.Region, e.Dest = time.Now(), region, dest
 	b, err := json.Marshal(e)
 	if err != nil || os.MkdirAll(c.Dir, 0o700) != nil || !c.trusted() {
 		return
@@ -115,6 +118,33 @@ func (c *Cache) Put(profile, region, dest string, e Cached) {
 	if os.Rename(tmp.Name(), c.file(profile, dest)) != nil {
 		os.Remove(tmp.Name())
 	}
+}
+
+// Names are the destinations and Name tags the cache holds (stale ones
+// too: completion offers what was once there), from a directory only the
+// user can write.
+func (c *Cache) Names() []string {
+	if !c.trusted() {
+		return nil
+	}
+	files, _ := filepath.Glob(filepath.Join(c.Dir, "*.json"))
+	var out []string
+	for _, f := range files {
+		b, err := os.ReadFile(f)
+		if err != nil {
+			continue
+		}
+		var e Cached
+		if json.Unmarshal(b, &e) != nil {
+			continue
+		}
+		for _, n := range []string{e.Dest, e.Name} {
+			if n != "" && !strings.ContainsAny(n, " \t\n") {
+				out = append(out, n)
+			}
+		}
+	}
+	return out
 }
 
 // Drop forgets a resolution (after a failed connection).

@@ -120,6 +120,10 @@ type Instance struct {
 	Platform        string      `json:"platform,omitempty"` // PlatformDetails: "Linux/UNIX", "Windows", …
 	InstanceProfile string      `json:"instance_profile,omitempty"`
 	Interfaces      []Interface `json:"interfaces,omitempty"`
+	// Tags are all the instance's tags (Name among them); Region is set
+	// by a listing that spans regions.
+	Tags   map[string]string `json:"tags,omitempty"`
+	Region string            `json:"region,omitempty"`
 }
 
 // Interface is one network interface and its security groups.

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"net/netip"
 	"regexp"
+	"slices"
 	"sort"
 	"strings"
 	"sync"
@@ -98,8 +99,7 @@ func (a *AWS) Resolve(ctx context.Context, dest string) (*Instance, error) {
 	wg.Wait()
 	if firstErr != nil {
 		if firstErr.Code == "InvalidInstanceID.NotFound" || firstErr.Code == "InvalidInstanceID.Malformed" {
-			return nil, &failure.Error{Kind: failure.Config, Msg: "no instance " + dest + " in " + a.Region(),
-				Hint: "check the id and the region (--region, AWS_REGION)"}
+			return nil, nil
 		}
 		return nil, firstErr.AsFailure()
 	}
@@ -132,6 +132,37 @@ func (a *AWS) Resolve(ctx context.Context, dest string) (*Instance, error) {
 	return nil, &failure.Error{Kind: failure.Config,
 		Msg:  fmt.Sprintf("%d instances are named %q:\n  %s", len(cands), dest, strings.Join(lines, "\n  ")),
 		Hint: "connect by instance id instead, e.g. ec2ssh " + cands[0].ID}
+}
+
+// ResolveElsewhere looks dest up in the account's other enabled regions,
+// RegionParallelism at a time: the instance and its region, nil when no
+// region has it, an error when several do.
+func (a *AWS) ResolveElsewhere(ctx context.Context, dest string) (*Instance, string, error) {
+	regions, err := a.Regions(ctx)
+	if err != nil {
+		return nil, "", err
+	}
+	others := slices.DeleteFunc(regions, func(r string) bool { return r == a.Region() })
+	found, errs := InRegions(ctx, a.Profile, others, func(ctx context.Context, ra *AWS) (*Instance, error) {
+		return ra.Resolve(ctx, dest)
+	})
+	var hits []string
+	var hit *Instance
+	region := ""
+	for i, in := range found {
+		if errs[i] == nil && in != nil {
+			hits = append(hits, others[i]+" ("+in.ID+")")
+			hit, region = in, others[i]
+		}
+	}
+	switch len(hits) {
+	case 0:
+		return nil, "", nil
+	case 1:
+		return hit, region, nil
+	}
+	return nil, "", &failure.Error{Kind: failure.Config, Msg: fmt.Sprintf("%q is in several regions: %s", dest, strings.Join(hits, ", ")),
+		Hint: "say which with --region"}
 }
 
 func (a *AWS) describeInstances(ctx context.Context, ids []string, filters []ec2types.Filter) ([]*Instance, *APIError) {
@@ -170,6 +201,10 @@ func convertInstance(in ec2types.Instance) *Instance {
 		i.InstanceProfile = aws.ToString(in.IamInstanceProfile.Arn)
 	}
 	for _, t := range in.Tags {
+		if i.Tags == nil {
+			i.Tags = map[string]string{}
+		}
+		i.Tags[aws.ToString(t.Key)] = aws.ToString(t.Value)
 		if aws.ToString(t.Key) == "Name" {
 			i.Name = aws.ToString(t.Value)
 		}

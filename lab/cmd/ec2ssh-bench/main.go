@@ -33,7 +33,7 @@ var (
 	bigMiB  = flag.Int("mib", 64, "MiB for the native throughput runs")
 	ssmMiB  = flag.Int("ssm-mib", 16, "MiB for the SSM throughput runs")
 	stockUp = flag.Int("stock-up-mib", 4, "MiB for the stock plugin's upload (about 0.7 MB/s)")
-	only    = flag.String("only", "", "run only these sections (comma-separated: connect,native,blocked,calls,ssm,kms,hostile,startup); the file is not written")
+	only    = flag.String("only", "", "run only these sections (comma-separated: connect,native,blocked,calls,ssm,kms,hostile,startup,sharing); the file is not written")
 )
 
 // section reports whether a section runs.
@@ -259,6 +259,16 @@ func run() error {
 
 	}
 
+	if section("sharing") {
+		// 10. Connection sharing: an Ansible playbook of ten tasks with
+		// Ansible's default options (ControlMaster=auto, ControlPersist=60s,
+		// no pipelining), with ec2ssh and with OpenSSH as its ssh; then the
+		// same playbook through the SSM fallback, with sharing and without.
+		if err := e.ansible(dir, healthy.IP, say); err != nil {
+			return err
+		}
+	}
+
 	if section("startup") {
 		// 9. Memory and start-up.
 		say(row{what: fmt.Sprintf("peak RSS of ec2ssh during a %d MiB transfer", *bigMiB), ours: fmt.Sprintf("%.1f MiB", float64(rss)/1024), theirs: "-", ratio: "-"})
@@ -271,6 +281,54 @@ func run() error {
 		return nil
 	}
 	return write(rows)
+}
+
+// ansible runs the sharing rows.
+func (e *env) ansible(dir, addr string, say func(row)) error {
+	if _, err := exec.LookPath("ansible-playbook"); err != nil {
+		return fmt.Errorf("ansible-playbook is not installed (lab/deps.sh bench installs it): %v", err)
+	}
+	play := filepath.Join(dir, "play.yml")
+	var tasks strings.Builder
+	for i := range 10 {
+		switch i % 3 {
+		case 0:
+			fmt.Fprintf(&tasks, "    - command: echo task-%d\n", i)
+		case 1:
+			fmt.Fprintf(&tasks, "    - copy: {content: \"task %d\\n\", dest: /tmp/ec2ssh-bench-ansible-%d}\n", i, i)
+		default:
+			fmt.Fprintf(&tasks, "    - stat: {path: /tmp}\n")
+		}
+	}
+	os.WriteFile(play, []byte("- hosts: all\n  gather_facts: false\n  tasks:\n"+tasks.String()), 0o644)
+	run := func(host, ssh string, extra ...string) time.Duration {
+		inv := filepath.Join(dir, "inventory")
+		os.WriteFile(inv, []byte(fmt.Sprintf("target ansible_host=%s ansible_user=root ansible_ssh_extra_args='-F %s' ansible_python_interpreter=/usr/bin/python3\n", host, e.cfg)), 0o644)
+		env := append(append([]string(nil), e.environ...), "ANSIBLE_SSH_EXECUTABLE="+ssh, "ANSIBLE_HOST_KEY_CHECKING=False",
+			"ANSIBLE_CONTROL_PATH_DIR="+filepath.Join(dir, "cp"), "ANSIBLE_LOCAL_TEMP="+filepath.Join(dir, "ansible-tmp"), "ANSIBLE_NOCOLOR=1")
+		env = append(env, extra...)
+		start := time.Now()
+		cmd := exec.Command("ansible-playbook", "-i", inv, play)
+		cmd.Env = env
+		if out, err := cmd.CombinedOutput(); err != nil {
+			fmt.Fprintf(os.Stderr, "ansible-playbook (%s, %s): %v\n%s\n", ssh, host, err, out)
+		}
+		took := time.Since(start)
+		// Each run starts without a master: end the one ControlPersist left.
+		exec.Command("pkill", "-f", filepath.Join(dir, "cp")).Run()
+		time.Sleep(100 * time.Millisecond)
+		return took
+	}
+	ours, theirs := alternate(3, func() time.Duration { return run(addr, e.bin) }, func() time.Duration { return run(addr, "ssh") })
+	say(ratioRow("Ansible playbook of 10 tasks, default options: ec2ssh vs OpenSSH as its ssh", ours, theirs, 1.0, false))
+	// Through the SSM fallback (port 22 blocked): Ansible's own sftp cannot
+	// reach the instance without the master, so both runs pipe files
+	// through ssh.
+	piped := "ANSIBLE_SSH_TRANSFER_METHOD=piped"
+	shared, unshared := alternate(2, func() time.Duration { return run("sg-no-22", e.bin, piped) },
+		func() time.Duration { return run("sg-no-22", e.bin, piped, "ANSIBLE_SSH_ARGS=-o ControlMaster=no") })
+	say(ratioRow("Ansible playbook of 10 tasks over the SSM fallback: with sharing vs without", shared, unshared, 0, false))
+	return nil
 }
 
 var hostileWhat = map[string]string{
