@@ -48,7 +48,8 @@ type World struct {
 // Instance is one lab instance.
 type Instance struct {
 	Name, ID, IP string
-	SSHD         *SSHD // nil when its sshd is stopped
+	SSHD         *SSHD  // nil when its sshd is stopped
+	Region       string // "" for the lab's Region
 }
 
 // AWSEnv is the environment that points the AWS SDK (and ec2ssh) at the
@@ -137,23 +138,25 @@ type spec struct {
 	hostFirewall bool     // a host firewall rule drops port 22
 	badConfig    []string // sshd_config lines that keep sshd from starting
 	badModes     bool     // authorized_keys writable by others, StrictModes yes
+	// fleet tags the instance Fleet=lab: ten of them, for --list and --all.
+	fleet bool
 }
 
 var specs = []spec{
-	{name: "healthy", subnet: "a", ip: "127.0.1.10", key: "lab-ed25519", sg: "ssh", profile: true, sshd: true},
-	{name: "sg-no-22", subnet: "a", ip: "127.0.1.11", key: "lab-ed25519", sg: "web", profile: true, sshd: true, dropIn: true},
+	{name: "healthy", subnet: "a", ip: "127.0.1.10", key: "lab-ed25519", sg: "ssh", profile: true, sshd: true, fleet: true},
+	{name: "sg-no-22", subnet: "a", ip: "127.0.1.11", key: "lab-ed25519", sg: "web", profile: true, sshd: true, dropIn: true, fleet: true},
 	{name: "sg-other-net", subnet: "a", ip: "127.0.1.12", key: "lab-ed25519", sg: "othernet", profile: true, sshd: true, dropIn: true},
-	{name: "sg-range", subnet: "a", ip: "127.0.1.13", key: "lab-ed25519", sg: "range", profile: true, sshd: true},
-	{name: "wrong-key", subnet: "a", ip: "127.0.1.14", key: "lab-other", sg: "ssh", profile: true, sshd: true},
-	{name: "sshd-stopped", subnet: "a", ip: "127.0.1.15", key: "lab-ed25519", sg: "ssh", profile: true},
-	{name: "stopped", subnet: "a", ip: "127.0.1.16", key: "lab-ed25519", sg: "ssh", profile: true, stopped: true, dropIn: true},
-	{name: "no-profile", subnet: "a", ip: "127.0.1.17", key: "lab-ed25519", sg: "ssh", sshd: true},
-	{name: "imported-rsa", subnet: "a", ip: "127.0.1.18", key: "lab-rsa", sg: "ssh", profile: true, sshd: true},
+	{name: "sg-range", subnet: "a", ip: "127.0.1.13", key: "lab-ed25519", sg: "range", profile: true, sshd: true, fleet: true},
+	{name: "wrong-key", subnet: "a", ip: "127.0.1.14", key: "lab-other", sg: "ssh", profile: true, sshd: true, fleet: true},
+	{name: "sshd-stopped", subnet: "a", ip: "127.0.1.15", key: "lab-ed25519", sg: "ssh", profile: true, fleet: true},
+	{name: "stopped", subnet: "a", ip: "127.0.1.16", key: "lab-ed25519", sg: "ssh", profile: true, stopped: true, dropIn: true, fleet: true},
+	{name: "no-profile", subnet: "a", ip: "127.0.1.17", key: "lab-ed25519", sg: "ssh", sshd: true, fleet: true},
+	{name: "imported-rsa", subnet: "a", ip: "127.0.1.18", key: "lab-rsa", sg: "ssh", profile: true, sshd: true, fleet: true},
 	{name: "twin", subnet: "a", ip: "127.0.1.19", key: "lab-ed25519", sg: "ssh", profile: true, sshd: true},
 	{name: "twin", subnet: "a", ip: "127.0.1.20", key: "lab-ed25519", sg: "ssh", profile: true, sshd: true},
 	{name: "nacl-deny", subnet: "b", ip: "127.0.2.10", key: "lab-ed25519", sg: "ssh", profile: true, sshd: true, dropIn: true},
-	{name: "nacl-egress", subnet: "c", ip: "127.0.3.10", key: "lab-ed25519", sg: "ssh", profile: true, sshd: true, dropOut: true},
-	{name: "host-firewall", subnet: "a", ip: "127.0.1.21", key: "lab-ed25519", sg: "ssh", profile: true, sshd: true, hostFirewall: true},
+	{name: "nacl-egress", subnet: "c", ip: "127.0.3.10", key: "lab-ed25519", sg: "ssh", profile: true, sshd: true, dropOut: true, fleet: true},
+	{name: "host-firewall", subnet: "a", ip: "127.0.1.21", key: "lab-ed25519", sg: "ssh", profile: true, sshd: true, hostFirewall: true, fleet: true},
 	{name: "sg-source-group", subnet: "a", ip: "127.0.1.22", key: "lab-ed25519", sg: "srcgroup", profile: true, sshd: true, dropIn: true},
 	{name: "sshd-badconfig", subnet: "a", ip: "127.0.1.23", key: "lab-ed25519", sg: "ssh", profile: true, sshd: true, badConfig: []string{"Frobnicate yes"}},
 	{name: "bad-modes", subnet: "a", ip: "127.0.1.24", key: "lab-ed25519", sg: "ssh", profile: true, sshd: true, badModes: true},
@@ -299,6 +302,9 @@ func (w *World) build(ctx context.Context) error {
 		in := &ec2.RunInstancesInput{ImageId: ami, MinCount: aws.Int32(1), MaxCount: aws.Int32(1), InstanceType: ec2types.InstanceTypeT3Micro,
 			KeyName: aws.String(s.key), SubnetId: subnets[s.subnet], PrivateIpAddress: aws.String(s.ip), SecurityGroupIds: []string{*sgs[s.sg]},
 			TagSpecifications: []ec2types.TagSpecification{{ResourceType: ec2types.ResourceTypeInstance, Tags: []ec2types.Tag{{Key: aws.String("Name"), Value: aws.String(s.name)}}}}}
+		if s.fleet {
+			in.TagSpecifications[0].Tags = append(in.TagSpecifications[0].Tags, ec2types.Tag{Key: aws.String("Fleet"), Value: aws.String("lab")})
+		}
 		if s.profile {
 			in.IamInstanceProfile = &ec2types.IamInstanceProfileSpecification{Name: aws.String("lab-ssm")}
 		}
@@ -358,6 +364,11 @@ func (w *World) build(ctx context.Context) error {
 			w.Instances[s.name] = li
 		}
 	}
+	// One instance in another region, for the cross-region lookup and
+	// --region all: reachable directly, no agent.
+	if err := w.buildFarRegion(ctx, pubs["lab-ed25519"], eic); err != nil {
+		return err
+	}
 	w.views = views
 	if w.ssm, err = StartSSM(SSMOptions{Port: SSMPort, Online: online, Addrs: addrs, Views: views}); err != nil {
 		return err
@@ -366,6 +377,61 @@ func (w *World) build(ctx context.Context) error {
 		"add chain netdev lab-aws in { type filter hook ingress device lo priority 0; policy accept; }\n" +
 		"add chain netdev lab-aws out { type filter hook egress device lo priority 0; policy accept; }\n" +
 		strings.Join(nft, "\n") + "\n")
+}
+
+// FarRegion is the lab's second region; FarInstance its one instance.
+const (
+	FarRegion   = "eu-west-1"
+	FarInstance = "far-away"
+)
+
+func (w *World) buildFarRegion(ctx context.Context, pub, eic string) error {
+	cfg := w.awsConfig()
+	cfg.Region = FarRegion
+	e := ec2.NewFromConfig(cfg)
+	if _, err := e.ImportKeyPair(ctx, &ec2.ImportKeyPairInput{KeyName: aws.String("lab-ed25519"), PublicKeyMaterial: []byte(pub)}); err != nil {
+		return fmt.Errorf("%s: import key pair: %w", FarRegion, err)
+	}
+	vpc, err := e.CreateVpc(ctx, &ec2.CreateVpcInput{CidrBlock: aws.String("127.0.0.0/16")})
+	if err != nil {
+		return fmt.Errorf("%s: create vpc: %w", FarRegion, err)
+	}
+	sub, err := e.CreateSubnet(ctx, &ec2.CreateSubnetInput{VpcId: vpc.Vpc.VpcId, CidrBlock: aws.String("127.0.4.0/24")})
+	if err != nil {
+		return err
+	}
+	g, err := e.CreateSecurityGroup(ctx, &ec2.CreateSecurityGroupInput{GroupName: aws.String("lab-ssh"), Description: aws.String("lab ssh"), VpcId: vpc.Vpc.VpcId})
+	if err != nil {
+		return err
+	}
+	if _, err := e.AuthorizeSecurityGroupIngress(ctx, &ec2.AuthorizeSecurityGroupIngressInput{GroupId: g.GroupId, IpPermissions: []ec2types.IpPermission{
+		{IpProtocol: aws.String("tcp"), FromPort: aws.Int32(22), ToPort: aws.Int32(22), IpRanges: []ec2types.IpRange{{CidrIp: aws.String("127.0.0.0/8")}}}}}); err != nil {
+		return err
+	}
+	imgs, err := e.DescribeImages(ctx, &ec2.DescribeImagesInput{Filters: []ec2types.Filter{{Name: aws.String("name"), Values: []string{"amzn*"}}}})
+	if err != nil || len(imgs.Images) == 0 {
+		return fmt.Errorf("no Amazon Linux image in moto's %s: %v", FarRegion, err)
+	}
+	const ip = "127.0.4.10"
+	out, err := e.RunInstances(ctx, &ec2.RunInstancesInput{ImageId: imgs.Images[0].ImageId, MinCount: aws.Int32(1), MaxCount: aws.Int32(1),
+		InstanceType: ec2types.InstanceTypeT3Micro, KeyName: aws.String("lab-ed25519"), SubnetId: sub.Subnet.SubnetId,
+		PrivateIpAddress: aws.String(ip), SecurityGroupIds: []string{*g.GroupId},
+		TagSpecifications: []ec2types.TagSpecification{{ResourceType: ec2types.ResourceTypeInstance, Tags: []ec2types.Tag{
+			{Key: aws.String("Name"), Value: aws.String(FarInstance)}, {Key: aws.String("Env"), Value: aws.String("far")}}}}})
+	if err != nil {
+		return fmt.Errorf("%s: run instance: %w", FarRegion, err)
+	}
+	li := &Instance{Name: FarInstance, ID: *out.Instances[0].InstanceId, IP: ip, Region: FarRegion}
+	layout := &Layout{Root: filepath.Join(w.root, FarInstance+"-"+ip), User: LoginUser}
+	sd, err := StartSSHD(filepath.Join(w.Dir, "sshd-"+ip), SSHDOptions{Addr: ip, Port: 22, AuthorizedKeys: []string{pub},
+		Extra: []string{"AuthorizedKeysCommand " + eic + " " + li.ID + " %u", "AuthorizedKeysCommandUser nobody"}, Instance: layout})
+	if err != nil {
+		return err
+	}
+	w.sshds = append(w.sshds, sd)
+	li.SSHD = sd
+	w.Instances[FarInstance] = li
+	return nil
 }
 
 // nacl gives subnet a new network ACL with entries (each ACL also ends in

@@ -1,0 +1,201 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"sort"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/ec2ssh/ec2ssh/lab"
+)
+
+// The fleet (issue 13) in the lab: moto with ten instances tagged
+// Fleet=lab (two behind a closed port 22, one stopped, one with the wrong
+// key, one whose sshd is down) and one in a second region.
+
+// runFleet runs ec2ssh with the lab's AWS environment and a cache of the
+// test's own; stdin as given.
+func runFleet(t *testing.T, cache string, stdin string, args ...string) result {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, bin, append([]string{"-F", ec2Cfg}, args...)...)
+	cmd.Env = append(append(cleanEnv(), world.AWSEnv()...), "XDG_CACHE_HOME="+cache)
+	if stdin != "" {
+		cmd.Stdin = strings.NewReader(stdin)
+	}
+	var out, errb strings.Builder
+	cmd.Stdout, cmd.Stderr = &out, &errb
+	err := cmd.Run()
+	if ctx.Err() != nil {
+		t.Fatalf("ec2ssh %q ran past 3 minutes; stderr %q", args, errb.String())
+	}
+	code := 0
+	if ee, ok := err.(*exec.ExitError); ok {
+		code = ee.ExitCode()
+	}
+	return result{[]byte(out.String()), []byte(errb.String()), code}
+}
+
+func TestFleetList(t *testing.T) {
+	needWorld(t)
+	cache := t.TempDir()
+	r := runFleet(t, cache, "", "--list", "--json", "tag:Fleet=lab")
+	if r.code != 0 {
+		t.Fatalf("--list: exit %d: %s", r.code, r.stderr)
+	}
+	var got []struct {
+		ID, Name, State string
+		Reach       struct{ Via, Why string }
+		Tags        map[string]string
+	}
+	if err := json.Unmarshal(r.stdout, &got); err != nil {
+		t.Fatalf("--list --json: %v: %s", err, r.stdout)
+	}
+	via := map[string]string{}
+	for _, g := range got {
+		via[g.Name] = g.Reach.Via
+		if g.Tags["Fleet"] != "lab" {
+			t.Errorf("%s: tags %v", g.Name, g.Tags)
+		}
+	}
+	if len(got) != 10 {
+		t.Errorf("tag:Fleet=lab lists %d instances, want 10: %v", len(got), via)
+	}
+	for name, want := range map[string]string{"healthy": "direct", "sg-no-22": "ssm", "stopped": "none", "no-profile": "direct"} {
+		if via[name] != want {
+			t.Errorf("%s is reached via %q, want %q", name, via[name], want)
+		}
+	}
+	// A Name glob, as a table.
+	r = runFleet(t, cache, "", "--list", "sg-*")
+	if r.code != 0 || !strings.Contains(string(r.stdout), "NAME") || !strings.Contains(string(r.stdout), "sg-no-22") || strings.Contains(string(r.stdout), "healthy") {
+		t.Errorf("--list sg-*: exit %d\n%s%s", r.code, r.stdout, r.stderr)
+	}
+	// Every enabled region: the far instance is found, with its region.
+	r = runFleet(t, cache, "", "--list", "--region", "all", "far-*")
+	if r.code != 0 || !strings.Contains(string(r.stdout), lab.FarRegion) || !strings.Contains(string(r.stdout), lab.FarInstance) {
+		t.Errorf("--list --region all far-*: exit %d\n%s%s", r.code, r.stdout, r.stderr)
+	}
+	// What was listed completes.
+	r = runFleet(t, cache, "", "--complete-hosts")
+	if !strings.Contains(string(r.stdout), "sg-no-22\n") {
+		t.Errorf("--complete-hosts after --list lacks the listed names: %q", r.stdout)
+	}
+}
+
+func TestFleetFindsAnotherRegion(t *testing.T) {
+	needWorld(t)
+	cache := t.TempDir()
+	r := runFleet(t, cache, "", lab.FarInstance, "echo far; exit 4")
+	if r.code != 4 || string(r.stdout) != "far\n" || !strings.Contains(string(r.stderr), "is in "+lab.FarRegion) {
+		t.Fatalf("%s from %s: exit %d, %q, %q", lab.FarInstance, lab.Region, r.code, r.stdout, r.stderr)
+	}
+	// Again: the cache knows the region; no lookup line this time.
+	r = runFleet(t, cache, "", lab.FarInstance, "echo again")
+	if r.code != 0 || string(r.stdout) != "again\n" || strings.Contains(string(r.stderr), "is in ") {
+		t.Errorf("second time: exit %d, %q, %q", r.code, r.stdout, r.stderr)
+	}
+	// --region pins the lookup: not found there is not found.
+	r = runFleet(t, cache, "", "--region", lab.Region, "--no-cache", "--fallback=ssm", lab.FarInstance, "true")
+	if r.code != 255 {
+		t.Errorf("--region %s %s: exit %d, want 255: %s", lab.Region, lab.FarInstance, r.code, r.stderr)
+	}
+}
+
+func TestFleetAll(t *testing.T) {
+	needWorld(t)
+	cache := t.TempDir()
+	start := time.Now()
+	r := runFleet(t, cache, "", "--all", "tag:Fleet=lab", "--", "echo ran; exit 3")
+	took := time.Since(start)
+	lines := strings.Split(strings.TrimSpace(string(r.stdout)), "\n")
+	var ran []string
+	for _, l := range lines {
+		name, rest, ok := strings.Cut(l, " | ")
+		if !ok || rest != "ran" {
+			t.Errorf("stdout line %q is not NAME | ran", l)
+			continue
+		}
+		ran = append(ran, strings.TrimSpace(name))
+	}
+	sort.Strings(ran)
+	// Nine ran (two over SSM, one through Instance Connect, one in an SSM
+	// shell); the stopped one did not, so the worst status is 255.
+	if len(ran) != 9 || r.code != 255 {
+		t.Errorf("--all: exit %d, ran on %v, want 9 and 255; stderr:\n%s", r.code, ran, r.stderr)
+	}
+	for _, w := range []string{"10 instances:", "9 exit 3", "1 not run", "stopped (i-", "the instance is stopped"} {
+		if !strings.Contains(string(r.stderr), w) {
+			t.Errorf("the summary lacks %q:\n%s", w, r.stderr)
+		}
+	}
+	t.Logf("--all over 10 instances in %v", took.Round(time.Millisecond))
+
+	// --json: one object per instance.
+	r = runFleet(t, cache, "", "--all", "--json", "sg-*", "--", "echo j")
+	dec := json.NewDecoder(strings.NewReader(string(r.stdout)))
+	n := 0
+	for dec.More() {
+		var res fleetResult
+		if err := dec.Decode(&res); err != nil {
+			t.Fatalf("--json: %v: %s", err, r.stdout)
+		}
+		n++
+		if res.Ran && res.Stdout != "j\n" {
+			t.Errorf("--json %s: stdout %q", res.Name, res.Stdout)
+		}
+	}
+	if n == 0 {
+		t.Errorf("--all --json printed nothing: %s", r.stderr)
+	}
+}
+
+func TestFleetStdin(t *testing.T) {
+	needWorld(t)
+	cache := t.TempDir()
+	r := runFleet(t, cache, "to everyone\n", "--all", "healthy", "--", "cat")
+	if r.code != 255 || !strings.Contains(string(r.stderr), "--stdin=broadcast") {
+		t.Errorf("stdin with --all: exit %d, %q; want a refusal naming --stdin=broadcast", r.code, r.stderr)
+	}
+	r = runFleet(t, cache, "to everyone\n", "--all", "--stdin=broadcast", "sg-*", "--", "cat")
+	if r.code != 0 || strings.Count(string(r.stdout), "| to everyone") < 2 {
+		t.Errorf("--stdin=broadcast: exit %d, %q, %q", r.code, r.stdout, r.stderr)
+	}
+}
+
+func TestCompletionScripts(t *testing.T) {
+	needLab(t)
+	home := t.TempDir()
+	os.MkdirAll(filepath.Join(home, ".ssh"), 0o700)
+	os.WriteFile(filepath.Join(home, ".ssh", "config"), []byte("Host web-1 db-*\n  HostName 10.0.0.1\nInclude more\n"), 0o600)
+	os.WriteFile(filepath.Join(home, ".ssh", "more"), []byte("Host bastion\n"), 0o600)
+	os.WriteFile(filepath.Join(home, ".ssh", "known_hosts"), []byte("[gitlab.example]:2222,10.1.1.1 ssh-ed25519 AAAA\n|1|hashed ssh-ed25519 AAAA\n"), 0o600)
+	for _, shell := range []string{"bash", "zsh", "fish"} {
+		r := runCmd(t, nil, bin, "--completion", shell)
+		if r.code != 0 || !strings.Contains(string(r.stdout), "--complete-hosts") {
+			t.Errorf("--completion %s: exit %d, %q", shell, r.code, r.stdout)
+		}
+	}
+	if _, err := exec.LookPath("bash"); err == nil {
+		script, _ := exec.Command(bin, "--completion", "bash").Output()
+		if out, err := exec.Command("bash", "-n", "-c", string(script)).CombinedOutput(); err != nil {
+			t.Errorf("the bash completion does not parse: %v: %s", err, out)
+		}
+	}
+	env := append(cleanEnv(), "HOME="+home, "XDG_CACHE_HOME="+t.TempDir())
+	r := runCmdEnv(t, env, nil, bin, "--complete-hosts")
+	for _, w := range []string{"web-1\n", "bastion\n", "gitlab.example\n", "10.1.1.1\n"} {
+		if !strings.Contains(string(r.stdout), w) {
+			t.Errorf("--complete-hosts lacks %q: %q", w, r.stdout)
+		}
+	}
+	if strings.Contains(string(r.stdout), "db-*") || strings.Contains(string(r.stdout), "|1|") {
+		t.Errorf("--complete-hosts offers patterns or hashed names: %q", r.stdout)
+	}
+}
