@@ -51,8 +51,8 @@ func TestFleetList(t *testing.T) {
 	}
 	var got []struct {
 		ID, Name, State string
-		Reach       struct{ Via, Why string }
-		Tags        map[string]string
+		Reach           struct{ Via, Why string }
+		Tags            map[string]string
 	}
 	if err := json.Unmarshal(r.stdout, &got); err != nil {
 		t.Fatalf("--list --json: %v: %s", err, r.stdout)
