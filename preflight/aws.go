@@ -5,6 +5,7 @@ import (
 	"errors"
 	"os"
 	"path/filepath"
+	"strings"
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
@@ -150,6 +151,16 @@ func apiError(op, permission string, err error) *APIError {
 		return nil
 	}
 	e := &APIError{Op: op, Message: err.Error()}
+	msg := err.Error()
+	switch {
+	case strings.Contains(msg, "SSO token") || strings.Contains(msg, "sso token"):
+		// The IAM Identity Center session has ended (or never began).
+		e.NoCreds, e.Code, e.Message = true, "SSOTokenExpired", "the IAM Identity Center (SSO) session has expired or was never started"
+		return e
+	case strings.Contains(msg, "get credentials") || strings.Contains(msg, "failed to refresh cached credentials"):
+		e.NoCreds, e.Code = true, "NoCredentials"
+		return e
+	}
 	var ae smithy.APIError
 	if errors.As(err, &ae) {
 		e.Code, e.Message = ae.ErrorCode(), ae.ErrorMessage()
@@ -183,6 +194,9 @@ func (e *APIError) AsFailure() error {
 	hint := "check your AWS credentials and region: aws sts get-caller-identity"
 	if e.Denied {
 		hint = "the caller needs " + e.Permission + " (an IAM policy change)"
+	}
+	if e.Code == "SSOTokenExpired" {
+		hint = "sign in again: aws sso login --profile PROFILE (or --sso-session NAME), as the AWS CLI asks"
 	}
 	if !e.Denied && !e.NoCreds && e.Code == "" {
 		kind = failure.Unknown
