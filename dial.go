@@ -327,6 +327,12 @@ func (r *race) transport(ctx context.Context) (net.Conn, error) {
 				r.checks.start(ctx) // failed: the checks say why (and may find an instance)
 			case fallback.SSMPort:
 				r.ssmErr = x.err
+				// SSM cannot carry it (no agent, denied): the checks may
+				// now prove the pending dial doomed, rather than let it wait
+				// out TCP's timeout.
+				if !up {
+					r.checks.start(ctx)
+				}
 			}
 		case <-ctx.Done():
 			cancelAll()

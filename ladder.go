@@ -59,6 +59,9 @@ type plan struct {
 	needsSSH bool
 
 	tried   []fallback.Attempt
+	// ep is the EC2 Instance Connect Endpoint chosen for the instance.
+	ep       *fallback.TunnelEndpoint
+	epTarget string // the private address it tunnels to
 	checks  *checks // the latest checks beside a direct attempt
 	facts   *preflight.Facts
 	races   []*race
@@ -72,13 +75,14 @@ func newPlan(ctx context.Context, args *connect.Args, cfg *connect.Config, env *
 	p := &plan{args: args, cfg: cfg, env: env, side: newEC2Side(args, env), notes: notes, dest: cfg.HostName, proxy: proxy,
 		finishing: make(chan struct{})}
 	mode := args.Fallback
-	t, err := p.side.locate(ctx, p.dest, mode == "ssm")
+	t, err := p.side.locate(ctx, p.dest, mode == "ssm" || mode == "eice")
 	if err != nil {
 		return nil, err
 	}
-	if mode == "ssm" && t == nil {
-		return nil, &failure.Error{Kind: failure.Config, Msg: preflight.Sanitize(p.dest) + " is not an EC2 instance, so --fallback=ssm cannot reach it",
-			Hint: "give an instance id or Name tag, or drop --fallback=ssm"}
+	if (mode == "ssm" || mode == "eice") && t == nil {
+		flag := map[string]string{"ssm": "--fallback=ssm", "eice": "--via=eice"}[mode]
+		return nil, &failure.Error{Kind: failure.Config, Msg: preflight.Sanitize(p.dest) + " is not an EC2 instance, so " + flag + " cannot reach it",
+			Hint: "give an instance id or Name tag, or drop " + flag}
 	}
 	if t != nil {
 		p.found(t)
@@ -106,6 +110,11 @@ func (p *plan) situation() fallback.Situation {
 	if f := p.facts; f != nil {
 		if f.Instance != nil {
 			s.State = f.Instance.State
+			for _, ep := range f.Endpoints {
+				if ep.VPCID == f.Instance.VPCID && (ep.State == "create-complete" || strings.HasPrefix(ep.State, "update-")) {
+					s.Endpoint = true
+				}
+			}
 		}
 		if f.SSM != nil {
 			s.Agent = fallback.AgentOffline
@@ -237,6 +246,8 @@ func (p *plan) announce(d fallback.Decision) {
 	switch d.Step {
 	case fallback.SSMPort:
 		p.notes.say("%s: %s; continuing over SSM", p.t, p.reason())
+	case fallback.EICE:
+		p.notes.say("%s: %s; continuing through an EC2 Instance Connect Endpoint", p.t, p.reason())
 	case fallback.InstanceConnect:
 		reason := "the server refused the keys offered"
 		if p.facts != nil {
@@ -419,6 +430,73 @@ func (p *plan) ssmConn(ctx context.Context, t *target) (net.Conn, error) {
 	return s.StartPort(ctx, t.ID, p.cfg.Port, true)
 }
 
+// endpoint finds the instance's EC2 Instance Connect Endpoint: one of its
+// VPC, in its subnet when there is one there.
+func (p *plan) endpoint(ctx context.Context) (fallback.TunnelEndpoint, string, error) {
+	if p.ep != nil {
+		return *p.ep, p.epTarget, nil
+	}
+	a, err := p.side.client(ctx)
+	if err != nil {
+		return fallback.TunnelEndpoint{}, "", err
+	}
+	in := p.t.Instance
+	if p.facts != nil && p.facts.Instance != nil {
+		in = p.facts.Instance
+	}
+	if in == nil {
+		if in, err = a.Resolve(ctx, p.t.ID); err != nil {
+			return fallback.TunnelEndpoint{}, "", err
+		}
+		if in == nil {
+			return fallback.TunnelEndpoint{}, "", failure.New(failure.Config, "no instance "+p.t.ID, "")
+		}
+	}
+	var eps []preflight.InstanceConnectEndpoint
+	if p.facts != nil && p.facts.Instance != nil {
+		eps = p.facts.Endpoints
+	}
+	if eps == nil {
+		var apiErr *preflight.APIError
+		if eps, apiErr = a.InstanceConnectEndpoints(ctx, in.VPCID); apiErr != nil {
+			return fallback.TunnelEndpoint{}, "", apiErr.AsFailure()
+		}
+	}
+	var tes []fallback.TunnelEndpoint
+	for _, e := range eps {
+		tes = append(tes, fallback.TunnelEndpoint{ID: e.ID, DNSName: e.DNSName, VPCID: e.VPCID, SubnetID: e.SubnetID, State: e.State,
+			SecurityGroups: e.SecurityGroups, PreserveClientIP: e.PreserveClientIP})
+	}
+	ep, ok := fallback.PickEndpoint(tes, in.VPCID, in.SubnetID)
+	if !ok {
+		return fallback.TunnelEndpoint{}, "", &failure.Error{Kind: failure.Unreachable, Msg: "no EC2 Instance Connect Endpoint is ready in " + in.VPCID,
+			Hint: fmt.Sprintf("create one: aws ec2 create-instance-connect-endpoint --subnet-id %s --region %s", in.SubnetID, a.Region())}
+	}
+	if in.PrivateIP == "" {
+		return fallback.TunnelEndpoint{}, "", failure.New(failure.Unreachable, in.ID+" has no private address for an endpoint to reach", "")
+	}
+	p.ep, p.epTarget = &ep, in.PrivateIP
+	return ep, in.PrivateIP, nil
+}
+
+// eiceConn opens a tunnel to the instance's port through its endpoint.
+func (p *plan) eiceConn(ctx context.Context) (net.Conn, error) {
+	ep, ip, err := p.endpoint(ctx)
+	if err != nil {
+		return nil, err
+	}
+	a, err := p.side.client(ctx)
+	if err != nil {
+		return nil, err
+	}
+	p.env.Debug("debug1: ec2ssh: opening a tunnel through %s (%s) to %s port %d", ep.ID, ep.DNSName, ip, p.cfg.Port)
+	return fallback.NewEICETunnels(a.Config).Open(ctx, ep, ip, p.cfg.Port)
+}
+
+func (p *plan) eiceTransport() connect.Transport {
+	return func(ctx context.Context) (net.Conn, error) { return p.eiceConn(ctx) }
+}
+
 // connectRung is a rung for a connection: an authenticated client.
 func (p *plan) connectRung(ctx context.Context, d fallback.Decision) (any, error) {
 	creds, err := connect.LoadCredentialsWarn(p.cfg, p.env.Prompter, p.env.Debug, p.env.Log)
@@ -436,6 +514,8 @@ func (p *plan) connectRung(ctx context.Context, d fallback.Decision) (any, error
 		}
 	case fallback.SSMPort:
 		transport = p.ssmTransport()
+	case fallback.EICE:
+		transport = p.eiceTransport()
 	case fallback.InstanceConnect:
 		a, err := p.side.client(ctx)
 		if err != nil {
@@ -449,8 +529,11 @@ func (p *plan) connectRung(ctx context.Context, d fallback.Decision) (any, error
 		}
 		creds.Prepend(signer)
 		via = d.Via
-		if d.Via == fallback.SSMPort {
+		switch d.Via {
+		case fallback.SSMPort:
 			transport = p.ssmTransport()
+		case fallback.EICE:
+			transport = p.eiceTransport()
 		}
 	}
 	start := time.Now()
@@ -496,6 +579,8 @@ func (p *plan) streamRung(ctx context.Context, d fallback.Decision) (any, error)
 		return r.transport(ctx)
 	case fallback.SSMPort:
 		return p.ssmConn(ctx, p.t)
+	case fallback.EICE:
+		return p.eiceConn(ctx)
 	}
 	return nil, failure.New(failure.Config, "--proxy carries a byte stream: "+d.Step.String()+" cannot", "")
 }

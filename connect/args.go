@@ -101,7 +101,7 @@ const supported = "ilpFovqtTNnfsLRDWJAax46CEVGcmbBegkKQXYIwy12MSO"
 var longOptions = map[string]bool{ // name -> takes an argument
 	"region": true, "profile": true, "fallback": true, "address": true, "source-ip": true,
 	"diagnose": false, "json": false, "no-cache": false, "help": false, "proxy": false, "version": false,
-	"list": false, "all": false, "parallel": true, "stdin": true, "completion": true, "complete-hosts": false,
+	"via": true, "list": false, "all": false, "parallel": true, "stdin": true, "completion": true, "complete-hosts": false,
 }
 
 const usageHint = "see 'ec2ssh --help'"
@@ -234,6 +234,13 @@ func (a *Args) parseLong(args []string) ([]string, error) {
 			return nil, failure.Configf("use --fallback=auto, --fallback=ssm or --fallback=never", "bad --fallback value %q", val)
 		}
 		a.Fallback = val
+	case "via":
+		// --via names the one way in: direct (no fallback), ssm, or eice.
+		m, ok := map[string]string{"direct": "never", "ssm": "ssm", "eice": "eice"}[val]
+		if !ok {
+			return nil, failure.Configf("use --via=direct, --via=ssm or --via=eice", "bad --via value %q", val)
+		}
+		a.Fallback = m
 	case "address":
 		if val != "auto" && val != "public" && val != "private" {
 			return nil, failure.Configf("use --address=auto, --address=public or --address=private", "bad --address value %q", val)

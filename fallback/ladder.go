@@ -11,9 +11,11 @@ const (
 	SSMPort                     // SSH over an SSM port session to the instance's SSH port
 	InstanceConnect             // a one-time key from EC2 Instance Connect, then the same transport again
 	SSMShell                    // sshd itself is down: an SSM shell, or the command run through SSM
+	EICE                        // SSH through an EC2 Instance Connect Endpoint's tunnel to the private address
 )
 
-var stepNames = map[Step]string{Stop: "stop", Direct: "direct", SSMPort: "SSM port session", InstanceConnect: "EC2 Instance Connect", SSMShell: "SSM shell"}
+var stepNames = map[Step]string{Stop: "stop", Direct: "direct", SSMPort: "SSM port session", InstanceConnect: "EC2 Instance Connect",
+	SSMShell: "SSM shell", EICE: "EC2 Instance Connect Endpoint"}
 
 func (s Step) String() string { return stepNames[s] }
 
@@ -28,7 +30,7 @@ const (
 
 // Situation is what the ladder decides from.
 type Situation struct {
-	Mode     string // --fallback: "auto" (or ""), "ssm", "never"
+	Mode     string // --fallback: "auto" (or ""), "ssm", "never"; --via=eice: "eice"
 	Instance bool   // the destination is a known EC2 instance
 	// State is the instance's state when known ("" when not).
 	State string
@@ -41,7 +43,10 @@ type Situation struct {
 	NeedsSSH bool
 	// Proxy: --proxy wants a byte stream to the port, nothing above it.
 	Proxy bool
-	Tried []Attempt
+	// Endpoint: a ready EC2 Instance Connect Endpoint serves the
+	// instance's VPC.
+	Endpoint bool
+	Tried    []Attempt
 }
 
 // Attempt is a rung that was tried and how it failed.
@@ -53,7 +58,8 @@ type Attempt struct {
 // Decision is the next rung.
 type Decision struct {
 	Step Step
-	// Via is the transport InstanceConnect retries over (Direct or SSMPort).
+	// Via is the transport InstanceConnect retries over (Direct, SSMPort
+	// or EICE).
 	Via Step
 	// Race, for Direct, is a rung to start beside it when its TCP connect
 	// is slow: whichever reaches sshd first carries the connection.
@@ -66,6 +72,12 @@ type Decision struct {
 // default stops.
 func Next(s Situation) Decision {
 	if len(s.Tried) == 0 {
+		if s.Mode == "eice" {
+			if !s.Instance {
+				return Decision{Step: Stop, Why: "--via=eice needs an EC2 instance"}
+			}
+			return Decision{Step: EICE, Why: "--via=eice"}
+		}
 		if s.Mode == "ssm" {
 			if !s.Instance {
 				return Decision{Step: Stop, Why: "--fallback=ssm needs an EC2 instance"}
@@ -91,13 +103,16 @@ func Next(s Situation) Decision {
 	case Direct:
 		switch last.Kind {
 		case failure.Unreachable, failure.Refused, failure.NoBanner, failure.DNS:
+			if !s.tried(SSMPort) && s.Agent != AgentOffline {
+				return Decision{Step: SSMPort, Why: "the SSH port cannot be reached"}
+			}
+			if s.Endpoint && !s.tried(EICE) {
+				return Decision{Step: EICE, Why: "the SSH port cannot be reached and SSM cannot carry it"}
+			}
 			if s.tried(SSMPort) {
 				return Decision{Step: Stop, Why: "SSM was tried beside it"}
 			}
-			if s.Agent == AgentOffline {
-				return Decision{Step: Stop, Why: "the SSM agent is offline"}
-			}
-			return Decision{Step: SSMPort, Why: "the SSH port cannot be reached"}
+			return Decision{Step: Stop, Why: "the SSM agent is offline"}
 		case failure.AuthRejected:
 			return s.instanceConnect(Direct)
 		case failure.HostKeyChanged, failure.HostKeyUnknown, failure.Algorithms, failure.AWSAuth, failure.InstanceState,
@@ -115,9 +130,26 @@ func Next(s Situation) Decision {
 			return Decision{Step: SSMShell, Why: "sshd is down"}
 		case failure.AuthRejected:
 			return s.instanceConnect(SSMPort)
+		case failure.Unreachable, failure.NoBanner, failure.DNS, failure.AWSAuth, failure.Unknown:
+			if s.Endpoint && !s.tried(EICE) && s.Mode != "ssm" {
+				return Decision{Step: EICE, Why: "SSM cannot carry it: " + last.Kind.String()}
+			}
+			return Decision{Step: Stop, Why: "over SSM: " + last.Kind.String()}
+		case failure.HostKeyChanged, failure.HostKeyUnknown, failure.Algorithms, failure.InstanceState, failure.Config, failure.Canceled:
+			return Decision{Step: Stop, Why: "over SSM: " + last.Kind.String()}
+		}
+	case EICE:
+		switch last.Kind {
+		case failure.AuthRejected:
+			return s.instanceConnect(EICE)
+		case failure.Refused:
+			if !s.Proxy && !s.NeedsSSH && s.Agent == AgentOnline && !s.tried(SSMShell) {
+				return Decision{Step: SSMShell, Why: "sshd is down"}
+			}
+			return Decision{Step: Stop, Why: "through the endpoint: sshd is down"}
 		case failure.Unreachable, failure.NoBanner, failure.DNS, failure.HostKeyChanged, failure.HostKeyUnknown, failure.Algorithms,
 			failure.AWSAuth, failure.InstanceState, failure.Config, failure.Canceled, failure.Unknown:
-			return Decision{Step: Stop, Why: "over SSM: " + last.Kind.String()}
+			return Decision{Step: Stop, Why: "through the endpoint: " + last.Kind.String()}
 		}
 	case InstanceConnect:
 		switch last.Kind {

@@ -20,6 +20,8 @@ func TestLadderFirstStep(t *testing.T) {
 		{"stopped: no race", Situation{Mode: "auto", Instance: true, Raceable: true, State: "stopped"}, Decision{Step: Direct}},
 		{"--fallback=ssm", Situation{Mode: "ssm", Instance: true}, Decision{Step: SSMPort}},
 		{"--fallback=ssm, not an instance", Situation{Mode: "ssm"}, Decision{Step: Stop}},
+		{"--via=eice", Situation{Mode: "eice", Instance: true, Endpoint: true}, Decision{Step: EICE}},
+		{"--via=eice, not an instance", Situation{Mode: "eice"}, Decision{Step: Stop}},
 	}
 	for _, tt := range tests {
 		got := Next(tt.s)
@@ -51,6 +53,12 @@ func TestLadderOverEveryKind(t *testing.T) {
 			failure.Canceled: Stop, failure.Unknown: Stop,
 		},
 		SSMShell: {},
+		EICE: {
+			failure.AuthRejected: InstanceConnect,
+			failure.Refused:      Stop, failure.Unreachable: Stop, failure.NoBanner: Stop, failure.DNS: Stop, failure.HostKeyChanged: Stop,
+			failure.HostKeyUnknown: Stop, failure.Algorithms: Stop, failure.AWSAuth: Stop, failure.InstanceState: Stop, failure.Config: Stop,
+			failure.Canceled: Stop, failure.Unknown: Stop,
+		},
 	}
 	for step, byKind := range want {
 		for _, k := range failure.Kinds {
@@ -87,6 +95,14 @@ func TestLadderLimits(t *testing.T) {
 		{"forwards need SSH", Situation{Mode: "auto", Instance: true, NeedsSSH: true, Tried: []Attempt{{Direct, failure.Refused}, {SSMPort, failure.Refused}}}, Stop},
 		{"the shell rung", Situation{Mode: "auto", Instance: true, Tried: []Attempt{{Direct, failure.Refused}, {SSMPort, failure.Refused}}}, SSMShell},
 		{"--fallback=ssm, refused inside", Situation{Mode: "ssm", Instance: true, Tried: []Attempt{{SSMPort, failure.Refused}}}, SSMShell},
+		// The endpoint: after SSM cannot carry the connection.
+		{"agent offline, endpoint ready", Situation{Mode: "auto", Instance: true, Agent: AgentOffline, Endpoint: true, Tried: []Attempt{{Direct, failure.Unreachable}}}, EICE},
+		{"SSM raced and failed, endpoint ready", Situation{Mode: "auto", Instance: true, Endpoint: true, Tried: []Attempt{{SSMPort, failure.AWSAuth}, {Direct, failure.Unreachable}}}, EICE},
+		{"SSM denied, endpoint ready", Situation{Mode: "auto", Instance: true, Endpoint: true, Tried: []Attempt{{Direct, failure.Unreachable}, {SSMPort, failure.AWSAuth}}}, EICE},
+		{"--fallback=ssm stays on SSM", Situation{Mode: "ssm", Instance: true, Endpoint: true, Tried: []Attempt{{SSMPort, failure.Unreachable}}}, Stop},
+		{"the endpoint once", Situation{Mode: "auto", Instance: true, Endpoint: true, Agent: AgentOffline, Tried: []Attempt{{Direct, failure.Unreachable}, {EICE, failure.Unreachable}}}, Stop},
+		{"keys refused through the endpoint", Situation{Mode: "auto", Instance: true, Endpoint: true, Tried: []Attempt{{EICE, failure.AuthRejected}}}, InstanceConnect},
+		{"no endpoint, nothing more", Situation{Mode: "auto", Instance: true, Agent: AgentOffline, Tried: []Attempt{{Direct, failure.Unreachable}}}, Stop},
 	}
 	for _, tt := range tests {
 		if got := Next(tt.s); got.Step != tt.want {

@@ -39,6 +39,7 @@ type World struct {
 	ED25519Key, RSAKey, OtherKey string
 	moto                         *exec.Cmd
 	ssm                          *ssmStandIn
+	eice                         *eiceStandIn
 	root                         string           // LabRoot/<pid>: the instances' files
 	views                        map[string]*View // instance id -> its view
 	sshds                        []*SSHD
@@ -59,6 +60,9 @@ func (w *World) AWSEnv() []string {
 		"AWS_ENDPOINT_URL=" + w.MotoURL,
 		fmt.Sprintf("AWS_ENDPOINT_URL_SSM=http://127.0.0.1:%d", SSMPort),
 		fmt.Sprintf("AWS_ENDPOINT_URL_EC2_INSTANCE_CONNECT=http://127.0.0.1:%d", SSMPort),
+		fmt.Sprintf("AWS_ENDPOINT_URL_EC2=http://127.0.0.1:%d", EC2FrontPort),
+		// The tunnel service's certificate, as a company's CA would be added.
+		"SSL_CERT_FILE=" + filepath.Join(w.Dir, "eice-ca.pem"),
 		"AWS_ACCESS_KEY_ID=AKIALABLABLABLABLAB0",
 		"AWS_SECRET_ACCESS_KEY=lab-secret-not-a-real-one",
 		"AWS_REGION=" + Region,
@@ -120,6 +124,9 @@ func (w *World) Stop() {
 	if w.ssm != nil {
 		w.ssm.stop()
 	}
+	if w.eice != nil {
+		w.eice.stop()
+	}
 	if w.moto != nil && w.moto.Process != nil {
 		w.moto.Process.Kill()
 		w.moto.Wait()
@@ -140,6 +147,9 @@ type spec struct {
 	badModes     bool     // authorized_keys writable by others, StrictModes yes
 	// fleet tags the instance Fleet=lab: ten of them, for --list and --all.
 	fleet bool
+	// onlyFrom: port 22 answers only this address (an EC2 Instance Connect
+	// Endpoint's) and the instance itself; "-" for nobody else at all.
+	onlyFrom string
 }
 
 var specs = []spec{
@@ -160,6 +170,10 @@ var specs = []spec{
 	{name: "sg-source-group", subnet: "a", ip: "127.0.1.22", key: "lab-ed25519", sg: "srcgroup", profile: true, sshd: true, dropIn: true},
 	{name: "sshd-badconfig", subnet: "a", ip: "127.0.1.23", key: "lab-ed25519", sg: "ssh", profile: true, sshd: true, badConfig: []string{"Frobnicate yes"}},
 	{name: "bad-modes", subnet: "a", ip: "127.0.1.24", key: "lab-ed25519", sg: "ssh", profile: true, sshd: true, badModes: true},
+	// Private instances with no SSM agent, reachable only through an EC2
+	// Instance Connect Endpoint; the second endpoint's group lets nothing out.
+	{name: "eice-only", subnet: "d", ip: "127.0.5.10", key: "lab-ed25519", sg: "fromeice", sshd: true, onlyFrom: "127.0.5.2"},
+	{name: "eice-noegress", subnet: "e", ip: "127.0.6.10", key: "lab-ed25519", sg: "fromeice2", sshd: true, onlyFrom: "-"},
 }
 
 // LabRoot is where the instances' own files live (Layout): not under /tmp,
@@ -220,7 +234,7 @@ func (w *World) build(ctx context.Context) error {
 	}
 
 	subnets := map[string]*string{}
-	for key, cidr := range map[string]string{"a": "127.0.1.0/24", "b": "127.0.2.0/24", "c": "127.0.3.0/24"} {
+	for key, cidr := range map[string]string{"a": "127.0.1.0/24", "b": "127.0.2.0/24", "c": "127.0.3.0/24", "d": "127.0.5.0/24", "e": "127.0.6.0/24"} {
 		s, err := e.CreateSubnet(ctx, &ec2.CreateSubnetInput{VpcId: vpcID, CidrBlock: aws.String(cidr)})
 		if err != nil {
 			return fmt.Errorf("create subnet %s: %w", cidr, err)
@@ -249,12 +263,27 @@ func (w *World) build(ctx context.Context) error {
 		return fmt.Errorf("create security group bastion: %w", err)
 	}
 	sgs["bastion"] = bastion.GroupId
+	// The endpoints' groups: the first with EC2's default egress (all), the
+	// second with none; and the instances' groups that admit them.
+	for _, key := range []string{"eiceep", "eiceep2"} {
+		g, err := e.CreateSecurityGroup(ctx, &ec2.CreateSecurityGroupInput{GroupName: aws.String("lab-" + key), Description: aws.String("lab endpoint " + key), VpcId: vpcID})
+		if err != nil {
+			return fmt.Errorf("create security group %s: %w", key, err)
+		}
+		sgs[key] = g.GroupId
+	}
+	if _, err := e.RevokeSecurityGroupEgress(ctx, &ec2.RevokeSecurityGroupEgressInput{GroupId: sgs["eiceep2"], IpPermissions: []ec2types.IpPermission{
+		{IpProtocol: aws.String("-1"), IpRanges: []ec2types.IpRange{{CidrIp: aws.String("0.0.0.0/0")}}}}}); err != nil {
+		return fmt.Errorf("revoke the second endpoint's egress: %w", err)
+	}
 	for key, perm := range map[string]ec2types.IpPermission{
-		"srcgroup": {IpProtocol: aws.String("tcp"), FromPort: aws.Int32(22), ToPort: aws.Int32(22), UserIdGroupPairs: []ec2types.UserIdGroupPair{{GroupId: bastion.GroupId}}},
-		"ssh":      {IpProtocol: aws.String("tcp"), FromPort: aws.Int32(22), ToPort: aws.Int32(22), IpRanges: []ec2types.IpRange{{CidrIp: aws.String("127.0.0.0/8")}}},
-		"web":      {IpProtocol: aws.String("tcp"), FromPort: aws.Int32(80), ToPort: aws.Int32(80), IpRanges: []ec2types.IpRange{{CidrIp: aws.String("0.0.0.0/0")}}},
-		"othernet": {IpProtocol: aws.String("tcp"), FromPort: aws.Int32(22), ToPort: aws.Int32(22), IpRanges: []ec2types.IpRange{{CidrIp: aws.String("10.99.0.0/16")}}},
-		"range":    {IpProtocol: aws.String("tcp"), FromPort: aws.Int32(20), ToPort: aws.Int32(30), IpRanges: []ec2types.IpRange{{CidrIp: aws.String("0.0.0.0/0")}}},
+		"fromeice":  {IpProtocol: aws.String("tcp"), FromPort: aws.Int32(22), ToPort: aws.Int32(22), UserIdGroupPairs: []ec2types.UserIdGroupPair{{GroupId: sgs["eiceep"]}}},
+		"fromeice2": {IpProtocol: aws.String("tcp"), FromPort: aws.Int32(22), ToPort: aws.Int32(22), UserIdGroupPairs: []ec2types.UserIdGroupPair{{GroupId: sgs["eiceep2"]}}},
+		"srcgroup":  {IpProtocol: aws.String("tcp"), FromPort: aws.Int32(22), ToPort: aws.Int32(22), UserIdGroupPairs: []ec2types.UserIdGroupPair{{GroupId: bastion.GroupId}}},
+		"ssh":       {IpProtocol: aws.String("tcp"), FromPort: aws.Int32(22), ToPort: aws.Int32(22), IpRanges: []ec2types.IpRange{{CidrIp: aws.String("127.0.0.0/8")}}},
+		"web":       {IpProtocol: aws.String("tcp"), FromPort: aws.Int32(80), ToPort: aws.Int32(80), IpRanges: []ec2types.IpRange{{CidrIp: aws.String("0.0.0.0/0")}}},
+		"othernet":  {IpProtocol: aws.String("tcp"), FromPort: aws.Int32(22), ToPort: aws.Int32(22), IpRanges: []ec2types.IpRange{{CidrIp: aws.String("10.99.0.0/16")}}},
+		"range":     {IpProtocol: aws.String("tcp"), FromPort: aws.Int32(20), ToPort: aws.Int32(30), IpRanges: []ec2types.IpRange{{CidrIp: aws.String("0.0.0.0/0")}}},
 	} {
 		g, err := e.CreateSecurityGroup(ctx, &ec2.CreateSecurityGroupInput{GroupName: aws.String("lab-" + key), Description: aws.String("lab " + key), VpcId: vpcID})
 		if err != nil {
@@ -348,6 +377,11 @@ func (w *World) build(ctx context.Context) error {
 			// to its sshd is local, and no security group applies to it.
 			nft = append(nft, fmt.Sprintf("add rule netdev lab-aws in ip saddr != %s ip daddr %s tcp dport 22 drop", s.ip, s.ip))
 		}
+		if s.onlyFrom == "-" {
+			nft = append(nft, fmt.Sprintf("add rule netdev lab-aws in ip saddr != %s ip daddr %s tcp dport 22 drop", s.ip, s.ip))
+		} else if s.onlyFrom != "" {
+			nft = append(nft, fmt.Sprintf("add rule netdev lab-aws in ip saddr != { %s, %s } ip daddr %s tcp dport 22 drop", s.ip, s.onlyFrom, s.ip))
+		}
 		if s.dropOut {
 			nft = append(nft, fmt.Sprintf("add rule netdev lab-aws out ip saddr %s ip daddr != %s tcp sport 22 drop", s.ip, s.ip))
 		}
@@ -368,6 +402,17 @@ func (w *World) build(ctx context.Context) error {
 	// --region all: reachable directly, no agent.
 	if err := w.buildFarRegion(ctx, pubs["lab-ed25519"], eic); err != nil {
 		return err
+	}
+	var hosts []string
+	for _, sp := range specs {
+		hosts = append(hosts, sp.ip)
+	}
+	w.eice, err = startEICE(w.Dir, w.MotoURL, "lab-secret-not-a-real-one", []LabEndpoint{
+		{ID: "eice-0lab0000000000001", VPCID: *vpcID, SubnetID: *subnets["d"], SecurityGroup: *sgs["eiceep"], Addr: "127.0.5.2", Hosts: hosts},
+		{ID: "eice-0lab0000000000002", VPCID: *vpcID, SubnetID: *subnets["e"], SecurityGroup: *sgs["eiceep2"], Addr: "127.0.6.2", Hosts: hosts},
+	})
+	if err != nil {
+		return fmt.Errorf("start the EC2 Instance Connect Endpoint stand-in: %w", err)
 	}
 	w.views = views
 	if w.ssm, err = StartSSM(SSMOptions{Port: SSMPort, Online: online, Addrs: addrs, Views: views}); err != nil {
@@ -510,6 +555,13 @@ func (w *World) awsConfig() aws.Config {
 	return aws.Config{Region: Region, BaseEndpoint: aws.String(w.MotoURL),
 		Credentials: credentials.NewStaticCredentialsProvider("AKIALABLABLABLABLAB0", "lab-secret-not-a-real-one", "")}
 }
+
+// EICEEndpoints are the lab's endpoints and the DNS name they share.
+func (w *World) EICEEndpoints() ([]LabEndpoint, string) { return w.eice.endpoints, w.eice.DNSName() }
+
+// EICETunnels is how many tunnels the endpoint stand-in opened, and the
+// reasons of those it refused.
+func (w *World) EICETunnels() (int, []string) { return w.eice.Tunnels() }
 
 // SSM is the world's SSM stand-in.
 func (w *World) SSM() *SSMStandIn { return w.ssm }

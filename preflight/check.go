@@ -43,6 +43,7 @@ var Checks = []Check{
 	{CheckSSHD, checkSSHD},
 	{CheckInstanceOS, checkInstanceOS},
 	{CheckSSMAgent, checkSSMAgent},
+	{CheckEICE, checkEICE},
 }
 
 // RunAll runs every check over f. A check that panics is reported as

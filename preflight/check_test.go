@@ -37,7 +37,16 @@ func base() *Facts {
 				{Path: "/home/ec2-user/.ssh/authorized_keys", Mode: 0o600, Owner: "ec2-user"}},
 			Keys:  []LocalKey{{Source: "authorized_keys", Type: "ssh-ed25519", Fingerprints: []string{"SHA256:abcDEF123"}}},
 			Disks: []Disk{{Mount: "/", UsedPct: 40}}, Complete: true},
+		Endpoints: []InstanceConnectEndpoint{{ID: "eice-1", DNSName: "eice-1.example", VPCID: "vpc-1", SubnetID: "subnet-1", State: "create-complete",
+			SecurityGroups: []string{"sg-ep"}}},
+		EndpointGroups: []SecurityGroup{{ID: "sg-ep", Name: "eice", Egress: []SGRule{{Protocol: "tcp", FromPort: 22, ToPort: 22, Groups: []string{"sg-1"}}}}},
 	}
+}
+
+// withEndpointAdmitted adds the rule that lets the endpoint's group in.
+func withEndpointAdmitted(f *Facts) *Facts {
+	f.SecurityGroups[0].Ingress = append(f.SecurityGroups[0].Ingress, SGRule{Protocol: "tcp", FromPort: 22, ToPort: 22, Groups: []string{"sg-ep"}})
+	return f
 }
 
 func result(t *testing.T, f *Facts, id CheckID) Result {
@@ -52,7 +61,7 @@ func result(t *testing.T, f *Facts, id CheckID) Result {
 }
 
 func TestHealthyPassesEverything(t *testing.T) {
-	for _, r := range RunAll(base()) {
+	for _, r := range RunAll(withEndpointAdmitted(base())) {
 		if r.Status != Pass {
 			t.Errorf("%s = %s (%s), want pass", r.ID, r.Status, r.Summary)
 		}
@@ -254,4 +263,35 @@ func FuzzChecks(f *testing.F) {
 			}
 		}
 	})
+}
+
+func TestInstanceConnectEndpoint(t *testing.T) {
+	f := withEndpointAdmitted(base())
+	if r := result(t, f, CheckEICE); r.Status != Pass || !strings.Contains(r.Summary, "one hour per tunnel, 20 connections") {
+		t.Errorf("ready endpoint: %s %q", r.Status, r.Summary)
+	}
+	f = withEndpointAdmitted(base())
+	f.EndpointGroups[0].Egress = nil
+	if r := result(t, f, CheckEICE); r.Status != Fail || !strings.Contains(r.Fix, "authorize-security-group-egress --group-id sg-ep") {
+		t.Errorf("no egress: %s %q fix %q", r.Status, r.Summary, r.Fix)
+	}
+	f = base() // the instance's groups do not admit the endpoint's
+	if r := result(t, f, CheckEICE); r.Status != Fail || !strings.Contains(r.Fix, "authorize-security-group-ingress --group-id sg-1 --protocol tcp --port 22 --source-group sg-ep") {
+		t.Errorf("not admitted: %s %q fix %q", r.Status, r.Summary, r.Fix)
+	}
+	f = base()
+	f.Endpoints[0].PreserveClientIP = true // then the client's address is what the instance sees
+	if r := result(t, f, CheckEICE); r.Status != Pass {
+		t.Errorf("preserving the client address, admitted by CIDR: %s %q", r.Status, r.Summary)
+	}
+	f = base()
+	f.Endpoints = nil
+	if r := result(t, f, CheckEICE); r.Status != Skip || !strings.Contains(r.Fix, "create-instance-connect-endpoint") {
+		t.Errorf("no endpoint: %s %q", r.Status, r.Fix)
+	}
+	f = base()
+	f.Endpoints[0].State = "create-in-progress"
+	if r := result(t, f, CheckEICE); r.Status != Warn {
+		t.Errorf("endpoint not ready: %s %q", r.Status, r.Summary)
+	}
 }

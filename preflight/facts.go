@@ -55,6 +55,15 @@ type Facts struct {
 	SSM    *SSMAgent `json:"ssm,omitempty"`
 	SSMErr *APIError `json:"ssm_error,omitempty"`
 
+	// Endpoints are the EC2 Instance Connect Endpoints of the instance's
+	// VPC; EndpointGroups their security groups.
+	Endpoints      []InstanceConnectEndpoint `json:"instance_connect_endpoints,omitempty"`
+	EndpointsErr   *APIError                 `json:"instance_connect_endpoints_error,omitempty"`
+	EndpointGroups []SecurityGroup           `json:"instance_connect_endpoint_groups,omitempty"`
+	// ConsoleTail is the end of the instance's console output, read when
+	// its status checks fail (a boot that went wrong, seen from outside).
+	ConsoleTail []string `json:"console_tail,omitempty"`
+
 	// SourceInterfaces are the network interfaces (in any VPC the caller
 	// can see) that hold the source address, with their security groups:
 	// whether the source is a member of a group a rule admits.
@@ -126,6 +135,17 @@ type Instance struct {
 	Region string            `json:"region,omitempty"`
 }
 
+// InstanceConnectEndpoint is an EC2 Instance Connect Endpoint.
+type InstanceConnectEndpoint struct {
+	ID               string   `json:"id"`
+	DNSName          string   `json:"dns_name"`
+	VPCID            string   `json:"vpc_id"`
+	SubnetID         string   `json:"subnet_id"`
+	State            string   `json:"state"`
+	SecurityGroups   []string `json:"security_groups,omitempty"`
+	PreserveClientIP bool     `json:"preserve_client_ip"`
+}
+
 // Interface is one network interface and its security groups.
 type Interface struct {
 	ID             string   `json:"id"`
@@ -182,6 +202,7 @@ type SecurityGroup struct {
 	ID      string   `json:"id"`
 	Name    string   `json:"name"`
 	Ingress []SGRule `json:"ingress"`
+	Egress  []SGRule `json:"egress,omitempty"`
 }
 
 // SGRule is one IpPermission: a protocol, a port range, and its sources.

@@ -3,6 +3,7 @@ package preflight
 import (
 	"bufio"
 	"context"
+	"encoding/base64"
 	"encoding/json"
 	"errors"
 	"net"
@@ -87,7 +88,12 @@ func (a *AWS) Gather(ctx context.Context, req Request) *Facts {
 		f.Source = source(req, nil)
 		return f
 	}
-	do("status checks", func() { f.Status, f.StatusErr = a.status(ctx, in.ID) })
+	do("status checks", func() {
+		f.Status, f.StatusErr = a.status(ctx, in.ID)
+		if f.Status != nil && (f.Status.System == "impaired" || f.Status.Instance == "impaired") {
+			f.ConsoleTail = a.consoleTail(ctx, in.ID, 20)
+		}
+	})
 	do("subnet and VPC", func() { f.Subnet, f.VPCCIDRs, f.SubnetErr = a.subnet(ctx, in) })
 	do("route table and gateways", func() {
 		f.RouteTable, f.RouteTableErr = a.routeTable(ctx, in)
@@ -100,6 +106,18 @@ func (a *AWS) Gather(ctx context.Context, req Request) *Facts {
 		f.PrefixLists, f.PrefixListsErr = a.prefixLists(ctx, f.SecurityGroups)
 	})
 	do("network ACL", func() { f.NetworkACL, f.NetworkACLErr = a.networkACL(ctx, in) })
+	if in.VPCID != "" {
+		do("instance connect endpoints", func() {
+			f.Endpoints, f.EndpointsErr = a.InstanceConnectEndpoints(ctx, in.VPCID)
+			var ids []string
+			for _, ep := range f.Endpoints {
+				ids = append(ids, ep.SecurityGroups...)
+			}
+			if len(ids) > 0 {
+				f.EndpointGroups, _ = a.securityGroups(ctx, dedupe(ids))
+			}
+		})
+	}
 	if in.KeyName != "" {
 		do("key pair", func() { f.KeyPair, f.KeyPairErr = a.keyPair(ctx, in.KeyName) })
 	}
@@ -123,6 +141,47 @@ func (a *AWS) Gather(ctx context.Context, req Request) *Facts {
 		f.SourceLookedUp = f.SourceInterfacesErr == nil
 	}
 	return f
+}
+
+// InstanceConnectEndpoints are vpc's EC2 Instance Connect Endpoints.
+func (a *AWS) InstanceConnectEndpoints(ctx context.Context, vpc string) ([]InstanceConnectEndpoint, *APIError) {
+	ctx, cancel := callCtx(ctx)
+	defer cancel()
+	out, err := a.EC2.DescribeInstanceConnectEndpoints(ctx, &ec2.DescribeInstanceConnectEndpointsInput{
+		Filters: []ec2types.Filter{{Name: aws.String("vpc-id"), Values: []string{vpc}}}})
+	if err != nil {
+		return nil, apiError("ec2:DescribeInstanceConnectEndpoints", "ec2:DescribeInstanceConnectEndpoints", err)
+	}
+	var eps []InstanceConnectEndpoint
+	for _, e := range out.InstanceConnectEndpoints {
+		eps = append(eps, InstanceConnectEndpoint{ID: aws.ToString(e.InstanceConnectEndpointId), DNSName: aws.ToString(e.DnsName),
+			VPCID: aws.ToString(e.VpcId), SubnetID: aws.ToString(e.SubnetId), State: string(e.State), SecurityGroups: e.SecurityGroupIds,
+			PreserveClientIP: aws.ToBool(e.PreserveClientIp)})
+	}
+	return eps, nil
+}
+
+// consoleTail is the last n lines of the instance's console output (the
+// latest, as the console shows it), or nil.
+func (a *AWS) consoleTail(ctx context.Context, id string, n int) []string {
+	ctx, cancel := callCtx(ctx)
+	defer cancel()
+	out, err := a.EC2.GetConsoleOutput(ctx, &ec2.GetConsoleOutputInput{InstanceId: aws.String(id), Latest: aws.Bool(true)})
+	if err != nil || out.Output == nil {
+		return nil
+	}
+	b, err := base64.StdEncoding.DecodeString(aws.ToString(out.Output))
+	if err != nil {
+		return nil
+	}
+	lines := strings.Split(strings.TrimRight(string(b), "\n"), "\n")
+	if len(lines) > n {
+		lines = lines[len(lines)-n:]
+	}
+	for i := range lines {
+		lines[i] = Sanitize(strings.TrimRight(lines[i], "\r"))
+	}
+	return lines
 }
 
 // referencesGroups reports whether a rule for port admits members of a
@@ -310,6 +369,23 @@ func (a *AWS) gateways(ctx context.Context, rt *RouteTable) (map[string][]string
 	return m, nil
 }
 
+func sgRule(p ec2types.IpPermission) SGRule {
+	r := SGRule{Protocol: aws.ToString(p.IpProtocol), FromPort: int(aws.ToInt32(p.FromPort)), ToPort: int(aws.ToInt32(p.ToPort))}
+	for _, x := range p.IpRanges {
+		r.CIDRs = append(r.CIDRs, aws.ToString(x.CidrIp))
+	}
+	for _, x := range p.Ipv6Ranges {
+		r.IPv6CIDRs = append(r.IPv6CIDRs, aws.ToString(x.CidrIpv6))
+	}
+	for _, x := range p.PrefixListIds {
+		r.PrefixLists = append(r.PrefixLists, aws.ToString(x.PrefixListId))
+	}
+	for _, x := range p.UserIdGroupPairs {
+		r.Groups = append(r.Groups, aws.ToString(x.GroupId))
+	}
+	return r
+}
+
 func (a *AWS) securityGroups(ctx context.Context, ids []string) ([]SecurityGroup, *APIError) {
 	if len(ids) == 0 {
 		return nil, nil
@@ -324,20 +400,10 @@ func (a *AWS) securityGroups(ctx context.Context, ids []string) ([]SecurityGroup
 	for _, g := range out.SecurityGroups {
 		sg := SecurityGroup{ID: aws.ToString(g.GroupId), Name: aws.ToString(g.GroupName)}
 		for _, p := range g.IpPermissions {
-			r := SGRule{Protocol: aws.ToString(p.IpProtocol), FromPort: int(aws.ToInt32(p.FromPort)), ToPort: int(aws.ToInt32(p.ToPort))}
-			for _, x := range p.IpRanges {
-				r.CIDRs = append(r.CIDRs, aws.ToString(x.CidrIp))
-			}
-			for _, x := range p.Ipv6Ranges {
-				r.IPv6CIDRs = append(r.IPv6CIDRs, aws.ToString(x.CidrIpv6))
-			}
-			for _, x := range p.PrefixListIds {
-				r.PrefixLists = append(r.PrefixLists, aws.ToString(x.PrefixListId))
-			}
-			for _, x := range p.UserIdGroupPairs {
-				r.Groups = append(r.Groups, aws.ToString(x.GroupId))
-			}
-			sg.Ingress = append(sg.Ingress, r)
+			sg.Ingress = append(sg.Ingress, sgRule(p))
+		}
+		for _, p := range g.IpPermissionsEgress {
+			sg.Egress = append(sg.Egress, sgRule(p))
 		}
 		groups = append(groups, sg)
 	}

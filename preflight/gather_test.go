@@ -85,6 +85,15 @@ func (f *fakeEC2) DescribeSubnets(context.Context, *ec2.DescribeSubnetsInput, ..
 func (f *fakeEC2) DescribeVpcs(context.Context, *ec2.DescribeVpcsInput, ...func(*ec2.Options)) (*ec2.DescribeVpcsOutput, error) {
 	return &ec2.DescribeVpcsOutput{Vpcs: []ec2types.Vpc{{VpcId: aws.String("vpc-1"), CidrBlock: aws.String("10.0.0.0/16")}}}, nil
 }
+func (f *fakeEC2) DescribeInstanceConnectEndpoints(context.Context, *ec2.DescribeInstanceConnectEndpointsInput, ...func(*ec2.Options)) (*ec2.DescribeInstanceConnectEndpointsOutput, error) {
+	return &ec2.DescribeInstanceConnectEndpointsOutput{}, nil
+}
+func (f *fakeEC2) GetConsoleOutput(context.Context, *ec2.GetConsoleOutputInput, ...func(*ec2.Options)) (*ec2.GetConsoleOutputOutput, error) {
+	return &ec2.GetConsoleOutputOutput{}, nil
+}
+func (f *fakeEC2) GetSerialConsoleAccessStatus(context.Context, *ec2.GetSerialConsoleAccessStatusInput, ...func(*ec2.Options)) (*ec2.GetSerialConsoleAccessStatusOutput, error) {
+	return &ec2.GetSerialConsoleAccessStatusOutput{}, nil
+}
 func (f *fakeEC2) DescribeRegions(context.Context, *ec2.DescribeRegionsInput, ...func(*ec2.Options)) (*ec2.DescribeRegionsOutput, error) {
 	return &ec2.DescribeRegionsOutput{Regions: []ec2types.Region{{RegionName: aws.String("eu-west-1")}, {RegionName: aws.String("us-east-1")}}}, nil
 }

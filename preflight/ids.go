@@ -15,6 +15,7 @@ const (
 	CheckSSHD          CheckID = "sshd"
 	CheckInstanceOS    CheckID = "instance-os"
 	CheckSSMAgent      CheckID = "ssm-agent"
+	CheckEICE          CheckID = "instance-connect-endpoint"
 )
 
 // Blocking are the checks whose failure means a direct connection cannot

@@ -33,7 +33,7 @@ var (
 	bigMiB  = flag.Int("mib", 64, "MiB for the native throughput runs")
 	ssmMiB  = flag.Int("ssm-mib", 16, "MiB for the SSM throughput runs")
 	stockUp = flag.Int("stock-up-mib", 4, "MiB for the stock plugin's upload (about 0.7 MB/s)")
-	only    = flag.String("only", "", "run only these sections (comma-separated: connect,native,blocked,calls,ssm,kms,hostile,startup,sharing); the file is not written")
+	only    = flag.String("only", "", "run only these sections (comma-separated: connect,native,blocked,calls,ssm,kms,hostile,startup,sharing,fleet); the file is not written")
 )
 
 // section reports whether a section runs.
@@ -269,6 +269,33 @@ func run() error {
 		}
 	}
 
+	if section("fleet") {
+		// 11. One command on the ten Fleet=lab instances: ec2ssh --all
+		// against a shell loop of OpenSSH over their addresses (ConnectTimeout
+		// 5 s, or the blocked ones would take the TCP timeout each).
+		var addrs []string
+		for _, name := range []string{"healthy", "sg-no-22", "sg-range", "wrong-key", "stopped", "no-profile", "imported-rsa", "nacl-egress", "host-firewall", "sshd-stopped"} {
+			addrs = append(addrs, w.Instances[name].IP)
+		}
+		var oursRan, theirsRan int
+		ours, theirs = alternate(3, func() time.Duration {
+			start := time.Now()
+			out, _ := e.output(e.bin, "-F", cfg, "--all", "tag:Fleet=lab", "--", "echo ran")
+			oursRan = strings.Count(out, "| ran")
+			return time.Since(start)
+		}, func() time.Duration {
+			start := time.Now()
+			loop := fmt.Sprintf("for a in %s; do ssh -F %s -o ConnectTimeout=5 -n root@$a 'echo ran'; done", strings.Join(addrs, " "), cfg)
+			out, _ := e.output("sh", "-c", loop)
+			theirsRan = strings.Count(out, "ran")
+			return time.Since(start)
+		})
+		r := ratioRow("one command on 10 instances: ec2ssh --all vs a shell loop of OpenSSH", ours, theirs, 1.0, false)
+		r.ours += fmt.Sprintf(" (ran on %d)", oursRan)
+		r.theirs += fmt.Sprintf(" (ran on %d)", theirsRan)
+		say(r)
+	}
+
 	if section("startup") {
 		// 9. Memory and start-up.
 		say(row{what: fmt.Sprintf("peak RSS of ec2ssh during a %d MiB transfer", *bigMiB), ours: fmt.Sprintf("%.1f MiB", float64(rss)/1024), theirs: "-", ratio: "-"})
@@ -427,6 +454,14 @@ func (e *env) awsCalls(fn func(env []string)) int {
 		"AWS_ENDPOINT_URL_EC2_INSTANCE_CONNECT="+url, "XDG_CACHE_HOME="+os.TempDir()+"/ec2ssh-bench-nocache")
 	fn(env)
 	return int(n.Load())
+}
+
+// output runs a command with the lab's environment and returns its stdout.
+func (e *env) output(name string, args ...string) (string, error) {
+	cmd := exec.Command(name, args...)
+	cmd.Env = e.environ
+	out, err := cmd.Output()
+	return string(out), err
 }
 
 func (e *env) runEnv(env []string, name string, args ...string) {
