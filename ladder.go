@@ -58,14 +58,14 @@ type plan struct {
 	// needsSSH: forwards, -N, -W or -s, which an SSM shell cannot serve.
 	needsSSH bool
 
-	tried   []fallback.Attempt
+	tried []fallback.Attempt
 	// ep is the EC2 Instance Connect Endpoint chosen for the instance.
 	ep       *fallback.TunnelEndpoint
-	epTarget string // the private address it tunnels to
-	checks  *checks // the latest checks beside a direct attempt
-	facts   *preflight.Facts
-	races   []*race
-	lastErr error
+	epTarget string  // the private address it tunnels to
+	checks   *checks // the latest checks beside a direct attempt
+	facts    *preflight.Facts
+	races    []*race
+	lastErr  error
 
 	notices   sync.WaitGroup // notices waiting for the checks
 	finishing chan struct{}  // closed when the run ends: say what is known
