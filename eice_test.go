@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"net/url"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -145,5 +146,60 @@ func TestEICEDiagnosesMissingEgress(t *testing.T) {
 	r, _ = runEC2(t, 60*time.Second, "--diagnose", "eice-only")
 	if !strings.Contains(string(r.stdout), "eice-0lab0000000000001 can reach port 22 (one hour per tunnel, 20 connections per endpoint)") {
 		t.Errorf("--diagnose eice-only:\n%s%s", r.stdout, r.stderr)
+	}
+}
+
+// TestSerialConsole: --serial pushes a one-time key for port 0 and opens
+// the instance's terminal through the console's SSH endpoint (the lab's
+// stand-in, named in ssh_config as a user would name a proxy for it).
+func TestSerialConsole(t *testing.T) {
+	needWorld(t)
+	dir := t.TempDir()
+	kh := filepath.Join(dir, "known_hosts")
+	os.WriteFile(kh, []byte(world.SerialKnownHosts()+"\n"), 0o600)
+	cfg := filepath.Join(dir, "config")
+	os.WriteFile(cfg, []byte("Host serial-console.ec2-instance-connect.*.aws\n  HostName 127.0.7.1\n  UserKnownHostsFile "+kh+
+		"\n  StrictHostKeyChecking yes\nInclude "+ec2Cfg+"\n"), 0o600)
+	run := func(stdin string, args ...string) result {
+		ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+		defer cancel()
+		cmd := exec.CommandContext(ctx, bin, append([]string{"-F", cfg}, args...)...)
+		cmd.Env = append(append(cleanEnv(), world.AWSEnv()...), "XDG_CACHE_HOME="+dir)
+		cmd.Stdin = strings.NewReader(stdin)
+		var out, errb strings.Builder
+		cmd.Stdout, cmd.Stderr = &out, &errb
+		err := cmd.Run()
+		code := 0
+		if ee, ok := err.(*exec.ExitError); ok {
+			code = ee.ExitCode()
+		}
+		return result{[]byte(out.String()), []byte(errb.String()), code}
+	}
+	// sshd-stopped: no sshd, and the console still lets one in.
+	r := run("echo serial-$((6*7))\nexit\n", "--serial", "sshd-stopped")
+	if r.code != 0 || !strings.Contains(string(r.stdout), "serial-42") {
+		t.Fatalf("--serial: exit %d, %q, %q", r.code, r.stdout, r.stderr)
+	}
+	// A command is refused: a console runs none.
+	if r := run("", "--serial", "sshd-stopped", "uptime"); r.code != 255 || !strings.Contains(string(r.stderr), "takes no command") {
+		t.Errorf("--serial with a command: exit %d, %q", r.code, r.stderr)
+	}
+	// An unknown console key: refused, with where AWS publishes it.
+	os.WriteFile(kh, nil, 0o600)
+	if r := run("", "--serial", "sshd-stopped"); r.code != 255 || !strings.Contains(string(r.stderr), "sc-endpoints-and-fingerprints") {
+		t.Errorf("--serial, console key unknown: exit %d, %q", r.code, r.stderr)
+	}
+	os.WriteFile(kh, []byte(world.SerialKnownHosts()+"\n"), 0o600)
+	// One session at a time: a second while the first is open is told so.
+	first := exec.Command(bin, "-F", cfg, "--serial", "sshd-stopped")
+	first.Env = append(append(cleanEnv(), world.AWSEnv()...), "XDG_CACHE_HOME="+dir)
+	stdinW, _ := first.StdinPipe()
+	if err := first.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer func() { stdinW.Close(); first.Process.Kill(); first.Wait() }()
+	time.Sleep(3 * time.Second)
+	if r := run("", "--serial", "sshd-stopped"); r.code != 255 || !strings.Contains(string(r.stderr), "already open") {
+		t.Errorf("a second console session: exit %d, %q", r.code, r.stderr)
 	}
 }

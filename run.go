@@ -113,6 +113,10 @@ func run(ctx context.Context, argv []string, stdin, stdout, stderr *os.File) int
 	if args.List {
 		return runList(ctx, args, cfg, stdout, stderr)
 	}
+	if args.Serial {
+		env.Prompter = connect.OpenPrompter(cfg.BatchMode)
+		return runSerial(ctx, args, cfg, env, stdin, stdout, stderr)
+	}
 	if args.All {
 		return runAll(ctx, argv, args, cfg, stdin, stdout, stderr)
 	}

@@ -51,6 +51,8 @@ type Args struct {
 	Help     bool
 	Proxy    bool // --proxy HOST PORT: Destination and ProxyPort hold them
 
+	Serial bool // --serial: the EC2 serial console
+
 	// The fleet (SPEC.md, "Fleet"): --list [FILTER], --all FILTER -- CMD.
 	List          bool
 	All           bool
@@ -101,7 +103,7 @@ const supported = "ilpFovqtTNnfsLRDWJAax46CEVGcmbBegkKQXYIwy12MSO"
 var longOptions = map[string]bool{ // name -> takes an argument
 	"region": true, "profile": true, "fallback": true, "address": true, "source-ip": true,
 	"diagnose": false, "json": false, "no-cache": false, "help": false, "proxy": false, "version": false,
-	"via": true, "list": false, "all": false, "parallel": true, "stdin": true, "completion": true, "complete-hosts": false,
+	"via": true, "serial": false, "list": false, "all": false, "parallel": true, "stdin": true, "completion": true, "complete-hosts": false,
 }
 
 const usageHint = "see 'ec2ssh --help'"
@@ -258,6 +260,8 @@ func (a *Args) parseLong(args []string) ([]string, error) {
 		a.Proxy = true
 	case "version":
 		a.Version = true
+	case "serial":
+		a.Serial = true
 	case "list":
 		a.List = true
 	case "all":

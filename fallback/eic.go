@@ -18,6 +18,54 @@ import (
 // InstanceConnectAPI is the part of EC2 Instance Connect ec2ssh calls.
 type InstanceConnectAPI interface {
 	SendSSHPublicKey(ctx context.Context, in *ec2instanceconnect.SendSSHPublicKeyInput, optFns ...func(*ec2instanceconnect.Options)) (*ec2instanceconnect.SendSSHPublicKeyOutput, error)
+	SendSerialConsoleSSHPublicKey(ctx context.Context, in *ec2instanceconnect.SendSerialConsoleSSHPublicKeyInput, optFns ...func(*ec2instanceconnect.Options)) (*ec2instanceconnect.SendSerialConsoleSSHPublicKeyOutput, error)
+}
+
+// SerialConsoleKey makes a one-time key and pushes it for the instance's
+// serial port 0 (SendSerialConsoleSSHPublicKey: valid for 60 seconds).
+func SerialConsoleKey(ctx context.Context, client InstanceConnectAPI, instanceID string) (ssh.Signer, error) {
+	_, priv, err := ed25519.GenerateKey(rand.Reader)
+	if err != nil {
+		return nil, err
+	}
+	signer, err := ssh.NewSignerFromKey(priv)
+	if err != nil {
+		return nil, err
+	}
+	pub := string(ssh.MarshalAuthorizedKey(signer.PublicKey()))
+	_, err = client.SendSerialConsoleSSHPublicKey(ctx, &ec2instanceconnect.SendSerialConsoleSSHPublicKeyInput{
+		InstanceId: aws.String(instanceID), SerialPort: 0, SSHPublicKey: aws.String(pub)})
+	if err != nil {
+		return nil, classifySerial(instanceID, err)
+	}
+	return signer, nil
+}
+
+func classifySerial(instanceID string, err error) error {
+	e := &failure.Error{Kind: failure.Unknown, Op: "push a key for the serial console of", Target: instanceID, Err: err}
+	var ae smithy.APIError
+	if errors.As(err, &ae) {
+		e.Msg = e.Op + " " + instanceID + ": " + ae.ErrorCode() + ": " + ae.ErrorMessage()
+		switch ae.ErrorCode() {
+		case "SerialConsoleSessionLimitExceededException":
+			e.Kind, e.Msg = failure.Unreachable, "a serial console session to "+instanceID+" is already open: the console takes one at a time"
+			e.Hint = "close the other session (or wait for it to end), then try again"
+		case "SerialConsoleAccessDisabledException":
+			e.Kind, e.Hint = failure.AWSAuth, "serial console access is off for this account and region: aws ec2 enable-serial-console-access (an account-wide change: ec2ssh will not make it for you)"
+		case "EC2InstanceTypeInvalidException":
+			e.Kind, e.Hint = failure.InstanceState, "only Nitro instance types have a serial console"
+		case "AccessDeniedException", "AccessDenied", "AuthException":
+			e.Kind, e.Hint = failure.AWSAuth, "the caller needs ec2-instance-connect:SendSerialConsoleSSHPublicKey on the instance"
+		case "EC2InstanceStateInvalidException":
+			e.Kind, e.Hint = failure.InstanceState, "the instance is not running"
+		}
+	}
+	return e
+}
+
+// SerialConsoleHost is the serial console's SSH endpoint in region.
+func SerialConsoleHost(region string) string {
+	return "serial-console.ec2-instance-connect." + region + ".aws"
 }
 
 // NewInstanceConnect builds the EC2 Instance Connect client from cfg.

@@ -33,6 +33,8 @@ type ssmStandIn struct {
 	sessions   map[string]*agentSession
 	all        []*agentSession
 	eicKeys    []eicKey
+	serialKeys []eicKey        // keys pushed for serial consoles (user: the id)
+	serialBusy map[string]bool // instance id -> a console session is open
 	sockets    map[*websocket.Conn]bool
 	terminated int
 	started    int
@@ -229,6 +231,10 @@ func (s *ssmStandIn) instanceConnect(w http.ResponseWriter, r *http.Request) {
 	w.Header().Set("Content-Type", "application/x-amz-json-1.1")
 	var in struct{ InstanceId, InstanceOSUser, SSHPublicKey string }
 	json.NewDecoder(r.Body).Decode(&in)
+	if strings.HasSuffix(r.Header.Get("X-Amz-Target"), ".SendSerialConsoleSSHPublicKey") {
+		s.serialKey(w, in.InstanceId, in.SSHPublicKey)
+		return
+	}
 	if _, ok := s.addrs[in.InstanceId]; !ok {
 		w.WriteHeader(http.StatusBadRequest)
 		json.NewEncoder(w).Encode(map[string]string{"__type": "EC2InstanceNotFoundException", "message": "no instance " + in.InstanceId})
@@ -238,6 +244,49 @@ func (s *ssmStandIn) instanceConnect(w http.ResponseWriter, r *http.Request) {
 	s.eicKeys = append(s.eicKeys, eicKey{in.InstanceId, in.InstanceOSUser, strings.TrimSpace(in.SSHPublicKey), time.Now()})
 	s.mu.Unlock()
 	json.NewEncoder(w).Encode(map[string]any{"RequestId": randomID("req-"), "Success": true})
+}
+
+// serialKey answers SendSerialConsoleSSHPublicKey: one session at a time.
+func (s *ssmStandIn) serialKey(w http.ResponseWriter, id, key string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	fail := func(code, msg string) {
+		w.WriteHeader(http.StatusBadRequest)
+		json.NewEncoder(w).Encode(map[string]string{"__type": code, "message": msg})
+	}
+	if _, ok := s.addrs[id]; !ok {
+		fail("EC2InstanceNotFoundException", "no instance "+id)
+		return
+	}
+	if s.serialBusy[id] {
+		fail("SerialConsoleSessionLimitExceededException", "The instance currently has an active serial console session")
+		return
+	}
+	s.serialKeys = append(s.serialKeys, eicKey{id, id + ".port0", strings.TrimSpace(key), time.Now()})
+	json.NewEncoder(w).Encode(map[string]any{"RequestId": randomID("req-"), "Success": true})
+}
+
+// SerialKeyValid reports whether key was pushed for id's console in the
+// last 60 s.
+func (s *ssmStandIn) SerialKeyValid(id, key string) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for _, k := range s.serialKeys {
+		if k.instance == id && k.key == key && time.Since(k.at) < EICKeyLifetime {
+			return true
+		}
+	}
+	return false
+}
+
+// SetSerialBusy marks id's console taken or free.
+func (s *ssmStandIn) SetSerialBusy(id string, busy bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.serialBusy == nil {
+		s.serialBusy = map[string]bool{}
+	}
+	s.serialBusy[id] = busy
 }
 
 // Port is where the stand-in listens.

@@ -40,6 +40,7 @@ type World struct {
 	moto                         *exec.Cmd
 	ssm                          *ssmStandIn
 	eice                         *eiceStandIn
+	serial                       *serialStandIn
 	root                         string           // LabRoot/<pid>: the instances' files
 	views                        map[string]*View // instance id -> its view
 	sshds                        []*SSHD
@@ -126,6 +127,9 @@ func (w *World) Stop() {
 	}
 	if w.eice != nil {
 		w.eice.stop()
+	}
+	if w.serial != nil {
+		w.serial.stop()
 	}
 	if w.moto != nil && w.moto.Process != nil {
 		w.moto.Process.Kill()
@@ -418,6 +422,9 @@ func (w *World) build(ctx context.Context) error {
 	if w.ssm, err = StartSSM(SSMOptions{Port: SSMPort, Online: online, Addrs: addrs, Views: views}); err != nil {
 		return err
 	}
+	if w.serial, err = startSerial(w.ssm, views); err != nil {
+		return fmt.Errorf("start the serial console stand-in: %w", err)
+	}
 	return Nft("add table netdev lab-aws\n" +
 		"add chain netdev lab-aws in { type filter hook ingress device lo priority 0; policy accept; }\n" +
 		"add chain netdev lab-aws out { type filter hook egress device lo priority 0; policy accept; }\n" +
@@ -555,6 +562,9 @@ func (w *World) awsConfig() aws.Config {
 	return aws.Config{Region: Region, BaseEndpoint: aws.String(w.MotoURL),
 		Credentials: credentials.NewStaticCredentialsProvider("AKIALABLABLABLABLAB0", "lab-secret-not-a-real-one", "")}
 }
+
+// SerialKnownHosts is the serial console stand-in's known_hosts line.
+func (w *World) SerialKnownHosts() string { return w.serial.KnownHostsLine() }
 
 // EICEEndpoints are the lab's endpoints and the DNS name they share.
 func (w *World) EICEEndpoints() ([]LabEndpoint, string) { return w.eice.endpoints, w.eice.DNSName() }

@@ -114,6 +114,7 @@ type Instance struct {
 	ID              string      `json:"id"`
 	Name            string      `json:"name,omitempty"`
 	State           string      `json:"state"` // pending, running, stopping, stopped, shutting-down, terminated
+	Type            string      `json:"type,omitempty"`
 	StateReason     string      `json:"state_reason,omitempty"`
 	LaunchTime      time.Time   `json:"launch_time"`
 	PublicIP        string      `json:"public_ip,omitempty"`

@@ -2,6 +2,7 @@ package preflight
 
 import (
 	"context"
+	"encoding/base64"
 	"errors"
 	"strings"
 	"testing"
@@ -22,8 +23,10 @@ import (
 // fakeEC2 answers the reads Gather makes from canned data: an instance in
 // a VPC whose only SSH rule admits members of sg-bastion.
 type fakeEC2 struct {
-	denied map[string]bool // operation -> answer UnauthorizedOperation
-	ifcs   []ec2types.NetworkInterface
+	denied   map[string]bool // operation -> answer UnauthorizedOperation
+	ifcs     []ec2types.NetworkInterface
+	impaired bool   // the instance's status check fails
+	console  string // its console output
 }
 
 func (f *fakeEC2) deny(op string) error {
@@ -47,7 +50,11 @@ func (f *fakeEC2) DescribeImages(context.Context, *ec2.DescribeImagesInput, ...f
 }
 func (f *fakeEC2) DescribeInstanceStatus(context.Context, *ec2.DescribeInstanceStatusInput, ...func(*ec2.Options)) (*ec2.DescribeInstanceStatusOutput, error) {
 	ok := &ec2types.InstanceStatusSummary{Status: ec2types.SummaryStatusOk}
-	return &ec2.DescribeInstanceStatusOutput{InstanceStatuses: []ec2types.InstanceStatus{{SystemStatus: ok, InstanceStatus: ok}}}, nil
+	inst := ok
+	if f.impaired {
+		inst = &ec2types.InstanceStatusSummary{Status: ec2types.SummaryStatusImpaired}
+	}
+	return &ec2.DescribeInstanceStatusOutput{InstanceStatuses: []ec2types.InstanceStatus{{SystemStatus: ok, InstanceStatus: inst}}}, nil
 }
 func (f *fakeEC2) DescribeInternetGateways(context.Context, *ec2.DescribeInternetGatewaysInput, ...func(*ec2.Options)) (*ec2.DescribeInternetGatewaysOutput, error) {
 	return &ec2.DescribeInternetGatewaysOutput{}, nil
@@ -88,8 +95,14 @@ func (f *fakeEC2) DescribeVpcs(context.Context, *ec2.DescribeVpcsInput, ...func(
 func (f *fakeEC2) DescribeInstanceConnectEndpoints(context.Context, *ec2.DescribeInstanceConnectEndpointsInput, ...func(*ec2.Options)) (*ec2.DescribeInstanceConnectEndpointsOutput, error) {
 	return &ec2.DescribeInstanceConnectEndpointsOutput{}, nil
 }
-func (f *fakeEC2) GetConsoleOutput(context.Context, *ec2.GetConsoleOutputInput, ...func(*ec2.Options)) (*ec2.GetConsoleOutputOutput, error) {
-	return &ec2.GetConsoleOutputOutput{}, nil
+func (f *fakeEC2) GetConsoleOutput(_ context.Context, in *ec2.GetConsoleOutputInput, _ ...func(*ec2.Options)) (*ec2.GetConsoleOutputOutput, error) {
+	if !aws.ToBool(in.Latest) {
+		return &ec2.GetConsoleOutputOutput{}, nil // the boot's start only, not what the tail needs
+	}
+	return &ec2.GetConsoleOutputOutput{Output: aws.String(base64.StdEncoding.EncodeToString([]byte(f.console)))}, nil
+}
+func (f *fakeEC2) DescribeInstanceTypes(context.Context, *ec2.DescribeInstanceTypesInput, ...func(*ec2.Options)) (*ec2.DescribeInstanceTypesOutput, error) {
+	return &ec2.DescribeInstanceTypesOutput{}, nil
 }
 func (f *fakeEC2) GetSerialConsoleAccessStatus(context.Context, *ec2.GetSerialConsoleAccessStatusInput, ...func(*ec2.Options)) (*ec2.GetSerialConsoleAccessStatusOutput, error) {
 	return &ec2.GetSerialConsoleAccessStatusOutput{}, nil
@@ -190,5 +203,25 @@ func TestGatherWithFakeAWS(t *testing.T) {
 	f = a.Gather(ctx, Request{Instance: in, Address: in.PrivateIP, Port: 22, NoProbe: true, SourceIP: "10.0.2.7"})
 	if c, _ := NewReport(f, in.PrivateIP).Result(CheckSecurityGroup); c.Status != Unknown || !strings.Contains(c.Fix, "ec2:DescribeNetworkInterfaces") {
 		t.Errorf("security-group with the lookup denied = %s (%s / %s)", c.Status, c.Summary, c.Fix)
+	}
+}
+
+// TestConsoleTailWhenStatusChecksFail: an impaired instance's diagnosis
+// ends with the latest console output (escapes made safe).
+func TestConsoleTailWhenStatusChecksFail(t *testing.T) {
+	ctx := context.Background()
+	e := &fakeEC2{impaired: true, console: "booting\n[FAILED] Failed to mount /data.\nYou are in emergency mode.\x1b[2J\n"}
+	a := fakeAWS(e)
+	in, _ := a.Resolve(ctx, "i-0abc")
+	f := a.Gather(ctx, Request{Instance: in, Address: in.PrivateIP, Port: 22, NoProbe: true, SourceIP: "10.0.2.7"})
+	var b strings.Builder
+	NewReport(f, in.PrivateIP).WriteTable(&b, false)
+	if !strings.Contains(b.String(), "| [FAILED] Failed to mount /data.") || !strings.Contains(b.String(), `emergency mode.\033[2J`) {
+		t.Errorf("the diagnosis lacks the console's tail:\n%s", b.String())
+	}
+	e.impaired = false
+	f = a.Gather(ctx, Request{Instance: in, Address: in.PrivateIP, Port: 22, NoProbe: true, SourceIP: "10.0.2.7"})
+	if len(f.ConsoleTail) != 0 {
+		t.Errorf("a healthy instance's console was read: %q", f.ConsoleTail)
 	}
 }

@@ -19,6 +19,9 @@ type Target struct {
 type Report struct {
 	Target Target   `json:"target"`
 	Checks []Result `json:"checks"`
+	// ConsoleTail is the end of the console output when the status checks
+	// fail: what went wrong at boot, seen without logging in.
+	ConsoleTail []string `json:"console_tail,omitempty"`
 }
 
 // NewReport runs the checks over f.
@@ -27,7 +30,7 @@ func NewReport(f *Facts, address string) *Report {
 	if f.Instance != nil {
 		t.InstanceID, t.Name = f.Instance.ID, f.Instance.Name
 	}
-	return &Report{Target: t, Checks: RunAll(f)}
+	return &Report{Target: t, Checks: RunAll(f), ConsoleTail: f.ConsoleTail}
 }
 
 // FirstFailed returns the first of ids (in their order) whose check
@@ -100,5 +103,11 @@ func (r *Report) WriteTable(w io.Writer, color bool) {
 	}
 	if len(fixes) > 0 {
 		fmt.Fprintf(w, "\nTo fix:\n%s\n", strings.Join(fixes, "\n"))
+	}
+	if len(r.ConsoleTail) > 0 {
+		fmt.Fprintf(w, "\nThe console's last lines (aws ec2 get-console-output --latest):\n")
+		for _, l := range r.ConsoleTail {
+			fmt.Fprintf(w, "  | %s\n", Sanitize(l))
+		}
 	}
 }

@@ -189,7 +189,7 @@ func convertInstance(in ec2types.Instance) *Instance {
 		ID: aws.ToString(in.InstanceId), PublicIP: aws.ToString(in.PublicIpAddress), PrivateIP: aws.ToString(in.PrivateIpAddress),
 		PublicDNS: aws.ToString(in.PublicDnsName), PrivateDNS: aws.ToString(in.PrivateDnsName), SubnetID: aws.ToString(in.SubnetId),
 		VPCID: aws.ToString(in.VpcId), KeyName: aws.ToString(in.KeyName), ImageID: aws.ToString(in.ImageId),
-		Platform: aws.ToString(in.PlatformDetails), LaunchTime: aws.ToTime(in.LaunchTime),
+		Platform: aws.ToString(in.PlatformDetails), LaunchTime: aws.ToTime(in.LaunchTime), Type: string(in.InstanceType),
 	}
 	if in.State != nil {
 		i.State = string(in.State.Name)

@@ -33,7 +33,7 @@ var (
 	bigMiB  = flag.Int("mib", 64, "MiB for the native throughput runs")
 	ssmMiB  = flag.Int("ssm-mib", 16, "MiB for the SSM throughput runs")
 	stockUp = flag.Int("stock-up-mib", 4, "MiB for the stock plugin's upload (about 0.7 MB/s)")
-	only    = flag.String("only", "", "run only these sections (comma-separated: connect,native,blocked,calls,ssm,kms,hostile,startup,sharing,fleet); the file is not written")
+	only    = flag.String("only", "", "run only these sections (comma-separated: connect,native,blocked,calls,ssm,kms,hostile,startup,sharing,fleet,eice); the file is not written")
 )
 
 // section reports whether a section runs.
@@ -267,6 +267,29 @@ func run() error {
 		if err := e.ansible(dir, healthy.IP, say); err != nil {
 			return err
 		}
+	}
+
+	if section("eice") {
+		// 12. Through an EC2 Instance Connect Endpoint (--via=eice) against an
+		// open direct OpenSSH connect, and 64 MiB each way through it.
+		ours, theirs = alternate(*runs, func() time.Duration { return e.time(e.bin, "-F", cfg, "--via=eice", "root@healthy", "true") },
+			func() time.Duration { return e.time("ssh", "-F", cfg, healthy.IP, "true") })
+		say(ratioRow("connect + true through an EC2 Instance Connect Endpoint, vs an open OpenSSH connect", ours, theirs, 0, false))
+		payload := filepath.Join(dir, "eice-payload")
+		writeRandom(payload, *bigMiB<<20)
+		n := float64(*bigMiB << 20)
+		ours, theirs = alternate(2, func() time.Duration {
+			d, _ := e.timeIn(payload, e.bin, "-F", cfg, "--via=eice", "root@healthy", "cat > /dev/null")
+			return d
+		}, func() time.Duration {
+			d, _ := e.timeIn(payload, "ssh", "-F", cfg, healthy.IP, "cat > /dev/null")
+			return d
+		})
+		say(throughputRow(fmt.Sprintf("%d MiB upload through the endpoint vs native OpenSSH (MB/s)", *bigMiB), n, ours, theirs, 0))
+		down := fmt.Sprintf("head -c %d /dev/zero", *bigMiB<<20)
+		ours, theirs = alternate(2, func() time.Duration { d, _ := e.timeIn("", e.bin, "-F", cfg, "--via=eice", "root@healthy", down); return d },
+			func() time.Duration { d, _ := e.timeIn("", "ssh", "-F", cfg, healthy.IP, down); return d })
+		say(throughputRow(fmt.Sprintf("%d MiB download through the endpoint vs native OpenSSH (MB/s)", *bigMiB), n, ours, theirs, 0))
 	}
 
 	if section("fleet") {
