@@ -208,3 +208,49 @@ func TestSharingOverSSM(t *testing.T) {
 		t.Errorf("ten commands through a shared connection opened %d SSM sessions, want 1", n)
 	}
 }
+
+// TestAnsibleDefaultOptions: Ansible with ec2ssh as its ssh and its own
+// default options (ControlMaster=auto, ControlPersist=60s, no pipelining:
+// modules go over OpenSSH's sftp, through ec2ssh's master).
+func TestAnsibleDefaultOptions(t *testing.T) {
+	needLab(t)
+	lab.Require(t, "ansible-playbook", "sftp")
+	dir := t.TempDir()
+	cp := ctlPath(t)
+	play := filepath.Join(dir, "play.yml")
+	os.WriteFile(play, []byte(`- hosts: all
+  gather_facts: false
+  tasks:
+    - command: echo from-ansible
+      register: out
+    - copy: {content: "copied by ansible\n", dest: /tmp/ec2ssh-ansible-copy}
+    - stat: {path: /tmp/ec2ssh-ansible-copy}
+      register: st
+    - assert: {that: ["out.stdout == 'from-ansible'", "st.stat.exists"]}
+`), 0o644)
+	inv := filepath.Join(dir, "inventory")
+	os.WriteFile(inv, []byte(fmt.Sprintf("lab ansible_host=lab ansible_ssh_extra_args='-F %s' ansible_python_interpreter=/usr/bin/python3\n", cfgFile)), 0o644)
+	cmd := exec.Command("ansible-playbook", "-i", inv, play)
+	cmd.Env = append(cleanEnv(), "ANSIBLE_SSH_EXECUTABLE="+bin, "ANSIBLE_HOST_KEY_CHECKING=False", "ANSIBLE_CONTROL_PATH_DIR="+filepath.Dir(cp),
+		"ANSIBLE_LOCAL_TEMP="+filepath.Join(dir, "tmp"), "ANSIBLE_NOCOLOR=1", "HOME="+dir)
+	out, err := cmd.CombinedOutput()
+	if err != nil || !strings.Contains(string(out), "failed=0") {
+		t.Fatalf("ansible-playbook: %v\n%s", err, out)
+	}
+	// The master it left (ControlPersist) answers, and ends when told.
+	socks, _ := filepath.Glob(filepath.Join(filepath.Dir(cp), "*"))
+	var master string
+	for _, s := range socks {
+		if st, err := os.Stat(s); err == nil && st.Mode()&os.ModeSocket != 0 {
+			master = s
+		}
+	}
+	if master == "" {
+		t.Fatalf("no control socket in %s after the playbook: %v", filepath.Dir(cp), socks)
+	}
+	if r := runCmd(t, nil, bin, "-F", cfgFile, "-O", "check", "-S", master, "lab"); r.code != 0 {
+		t.Errorf("-O check on Ansible's master: exit %d, %s", r.code, r.stderr)
+	}
+	runCmd(t, nil, bin, "-F", cfgFile, "-O", "exit", "-S", master, "lab")
+	waitGone(t, master)
+}

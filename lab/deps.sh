@@ -10,8 +10,9 @@ set -eu
 # and OpenSSH's own tests), rsync and git (tools that drive ssh), tmux (a
 # real terminal), nftables and iproute2 (the lab's network), openssl (AWS's
 # fingerprint recipes), procps (pgrep: no process may outlive ec2ssh),
-# util-linux (unshare: a lab instance's own view of its files).
-packages="openssh-server openssh-client openssh-tests rsync git tmux nftables iproute2 openssl procps util-linux"
+# util-linux (unshare: a lab instance's own view of its files), ansible (it
+# drives ssh with connection sharing by default).
+packages="openssh-server openssh-client openssh-tests rsync git tmux nftables iproute2 openssl procps util-linux ansible"
 if [ "${1:-}" = bench ]; then
   packages="$packages ansible sshpass"
 fi

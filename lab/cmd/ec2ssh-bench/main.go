@@ -287,7 +287,10 @@ func run() error {
 		})
 		say(throughputRow(fmt.Sprintf("%d MiB upload through the endpoint vs native OpenSSH (MB/s)", *bigMiB), n, ours, theirs, 0))
 		down := fmt.Sprintf("head -c %d /dev/zero", *bigMiB<<20)
-		ours, theirs = alternate(2, func() time.Duration { d, _ := e.timeIn("", e.bin, "-F", cfg, "--via=eice", "root@healthy", down); return d },
+		ours, theirs = alternate(2, func() time.Duration {
+			d, _ := e.timeIn("", e.bin, "-F", cfg, "--via=eice", "root@healthy", down)
+			return d
+		},
 			func() time.Duration { d, _ := e.timeIn("", "ssh", "-F", cfg, healthy.IP, down); return d })
 		say(throughputRow(fmt.Sprintf("%d MiB download through the endpoint vs native OpenSSH (MB/s)", *bigMiB), n, ours, theirs, 0))
 	}
