@@ -457,7 +457,7 @@ func TestFailuresAreClassified(t *testing.T) {
 		{"no banner", []string{"-p", strconv.Itoa(silent.Addr().(*net.TCPAddr).Port), "-o", "ConnectTimeout=1", "lab", "true"}, "sent no SSH banner"},
 		{"dns", []string{"-o", "HostName=no-such-host.invalid", "lab", "true"}, "could not resolve hostname"},
 		{"auth rejected", []string{"-i", wrongKey, "-o", "IdentityFile=" + wrongKey, "lab", "true"}, "permission denied (publickey)"},
-		{"bad option", []string{"-X", "lab"}, "option -X is not supported"},
+		{"bad option", []string{"-X", "lab"}, "ForwardX11 yes is not supported by ec2ssh"},
 		{"bad config value", []string{"-o", "Port=70000", "lab"}, "bad port"},
 	}
 	for _, tt := range tests {

@@ -160,21 +160,7 @@ func TestSerialConsole(t *testing.T) {
 	cfg := filepath.Join(dir, "config")
 	os.WriteFile(cfg, []byte("Host serial-console.ec2-instance-connect.*.aws\n  HostName 127.0.7.1\n  UserKnownHostsFile "+kh+
 		"\n  StrictHostKeyChecking yes\nInclude "+ec2Cfg+"\n"), 0o600)
-	run := func(stdin string, args ...string) result {
-		ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
-		defer cancel()
-		cmd := exec.CommandContext(ctx, bin, append([]string{"-F", cfg}, args...)...)
-		cmd.Env = append(append(cleanEnv(), world.AWSEnv()...), "XDG_CACHE_HOME="+dir)
-		cmd.Stdin = strings.NewReader(stdin)
-		var out, errb strings.Builder
-		cmd.Stdout, cmd.Stderr = &out, &errb
-		err := cmd.Run()
-		code := 0
-		if ee, ok := err.(*exec.ExitError); ok {
-			code = ee.ExitCode()
-		}
-		return result{[]byte(out.String()), []byte(errb.String()), code}
-	}
+	run := func(stdin string, args ...string) result { return runLab(t, cfg, dir, stdin, args...) }
 	// sshd-stopped: no sshd, and the console still lets one in.
 	r := run("echo serial-$((6*7))\nexit\n", "--serial", "sshd-stopped")
 	if r.code != 0 || !strings.Contains(string(r.stdout), "serial-42") {

@@ -18,13 +18,19 @@ import (
 // Fleet=lab (two behind a closed port 22, one stopped, one with the wrong
 // key, one whose sshd is down) and one in a second region.
 
-// runFleet runs ec2ssh with the lab's AWS environment and a cache of the
-// test's own; stdin as given.
+// runFleet runs ec2ssh on the EC2 lab's configuration: see runLab.
 func runFleet(t *testing.T, cache string, stdin string, args ...string) result {
+	t.Helper()
+	return runLab(t, ec2Cfg, cache, stdin, args...)
+}
+
+// runLab runs ec2ssh -F cfg with the lab's AWS environment and a cache of
+// the test's own; stdin as given (none for "").
+func runLab(t *testing.T, cfg, cache, stdin string, args ...string) result {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()
-	cmd := exec.CommandContext(ctx, bin, append([]string{"-F", ec2Cfg}, args...)...)
+	cmd := exec.CommandContext(ctx, bin, append([]string{"-F", cfg}, args...)...)
 	cmd.Env = append(append(cleanEnv(), world.AWSEnv()...), "XDG_CACHE_HOME="+cache)
 	if stdin != "" {
 		cmd.Stdin = strings.NewReader(stdin)

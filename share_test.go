@@ -1,7 +1,6 @@
 package main
 
 import (
-	"context"
 	"fmt"
 	"os"
 	"os/exec"
@@ -184,18 +183,7 @@ func TestSharingOverSSM(t *testing.T) {
 	cache := t.TempDir()
 	before := world.SSM().Started()
 	run := func(args ...string) result {
-		ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
-		defer cancel()
-		cmd := exec.CommandContext(ctx, bin, append([]string{"-F", ec2Cfg, "-o", "ControlMaster=auto", "-o", "ControlPersist=30", "-o", "ControlPath=" + ctl}, args...)...)
-		cmd.Env = append(append(cleanEnv(), world.AWSEnv()...), "XDG_CACHE_HOME="+cache)
-		var out, errb strings.Builder
-		cmd.Stdout, cmd.Stderr = &out, &errb
-		err := cmd.Run()
-		code := 0
-		if ee, ok := err.(*exec.ExitError); ok {
-			code = ee.ExitCode()
-		}
-		return result{[]byte(out.String()), []byte(errb.String()), code}
+		return runLab(t, ec2Cfg, cache, "", append([]string{"-o", "ControlMaster=auto", "-o", "ControlPersist=30", "-o", "ControlPath=" + ctl}, args...)...)
 	}
 	t.Cleanup(func() { run("-O", "exit", "sg-no-22") })
 	for i := range 10 {

@@ -145,12 +145,18 @@ func appendAtomically(file, line string) error {
 	if len(old) > 0 && old[len(old)-1] != '\n' {
 		old = append(old, '\n')
 	}
+	return writeAtomically(file, append(old, line+"\n"...), mode)
+}
+
+// writeAtomically replaces file with data (mode mode) by a synced
+// temporary file beside it and a rename.
+func writeAtomically(file string, data []byte, mode os.FileMode) error {
 	tmp, err := os.CreateTemp(filepath.Dir(file), "."+filepath.Base(file)+".tmp-*")
 	if err != nil {
 		return err
 	}
 	defer os.Remove(tmp.Name()) // after a successful rename, nothing is there
-	if _, err := tmp.Write(append(old, line+"\n"...)); err != nil {
+	if _, err := tmp.Write(data); err != nil {
 		tmp.Close()
 		return err
 	}

@@ -24,15 +24,10 @@ type InstanceConnectAPI interface {
 // SerialConsoleKey makes a one-time key and pushes it for the instance's
 // serial port 0 (SendSerialConsoleSSHPublicKey: valid for 60 seconds).
 func SerialConsoleKey(ctx context.Context, client InstanceConnectAPI, instanceID string) (ssh.Signer, error) {
-	_, priv, err := ed25519.GenerateKey(rand.Reader)
+	signer, pub, err := oneTimeSigner()
 	if err != nil {
 		return nil, err
 	}
-	signer, err := ssh.NewSignerFromKey(priv)
-	if err != nil {
-		return nil, err
-	}
-	pub := string(ssh.MarshalAuthorizedKey(signer.PublicKey()))
 	_, err = client.SendSerialConsoleSSHPublicKey(ctx, &ec2instanceconnect.SendSerialConsoleSSHPublicKeyInput{
 		InstanceId: aws.String(instanceID), SerialPort: 0, SSHPublicKey: aws.String(pub)})
 	if err != nil {
@@ -78,21 +73,30 @@ func NewInstanceConnect(cfg aws.Config) InstanceConnectAPI {
 // 60 seconds) for user, and returns the signer to offer. Nothing is
 // written to disk and the private key never leaves the process.
 func OneTimeKey(ctx context.Context, client InstanceConnectAPI, instanceID, user string) (ssh.Signer, error) {
-	_, priv, err := ed25519.GenerateKey(rand.Reader)
+	signer, pub, err := oneTimeSigner()
 	if err != nil {
 		return nil, err
 	}
-	signer, err := ssh.NewSignerFromKey(priv)
-	if err != nil {
-		return nil, err
-	}
-	pub := string(ssh.MarshalAuthorizedKey(signer.PublicKey()))
 	_, err = client.SendSSHPublicKey(ctx, &ec2instanceconnect.SendSSHPublicKeyInput{
 		InstanceId: aws.String(instanceID), InstanceOSUser: aws.String(user), SSHPublicKey: aws.String(pub)})
 	if err != nil {
 		return nil, classifyEIC(instanceID, err)
 	}
 	return signer, nil
+}
+
+// oneTimeSigner is a fresh ED25519 key in memory and its public half in
+// authorized_keys form.
+func oneTimeSigner() (ssh.Signer, string, error) {
+	_, priv, err := ed25519.GenerateKey(rand.Reader)
+	if err != nil {
+		return nil, "", err
+	}
+	signer, err := ssh.NewSignerFromKey(priv)
+	if err != nil {
+		return nil, "", err
+	}
+	return signer, string(ssh.MarshalAuthorizedKey(signer.PublicKey())), nil
 }
 
 func classifyEIC(instanceID string, err error) error {

@@ -41,6 +41,13 @@ func checkEICE(f *Facts) Result {
 			ep = e
 		}
 	}
+	// A broken endpoint path fails the check only when it is the one way
+	// left (port 22 closed to the client and no SSM agent online); else it
+	// is a warning about a spare way in.
+	broken := Warn
+	if checkSecurityGroup(f).Status == Fail && !(f.SSM != nil && f.SSM.PingStatus == "Online") {
+		broken = Fail
+	}
 	groups := map[string]SecurityGroup{}
 	for _, g := range f.EndpointGroups {
 		groups[g.ID] = g
@@ -58,7 +65,7 @@ func checkEICE(f *Facts) Result {
 		}
 	}
 	if !out && len(ep.SecurityGroups) > 0 {
-		return Result{Status: Fail, Summary: fmt.Sprintf("%s's security group %s lets nothing out to port %d of %s", ep.ID, ep.SecurityGroups[0], f.Port, in.PrivateIP),
+		return Result{Status: broken, Summary: fmt.Sprintf("%s's security group %s lets nothing out to port %d of %s", ep.ID, ep.SecurityGroups[0], f.Port, in.PrivateIP),
 			Evidence: []string{ep.ID + " (" + ep.State + ") in " + ep.SubnetID, "groups " + strings.Join(ep.SecurityGroups, ", ")},
 			Fix: fmt.Sprintf("aws ec2 authorize-security-group-egress --group-id %s --protocol tcp --port %d --source-group %s --region %s",
 				ep.SecurityGroups[0], f.Port, firstOr(instGroups, "sg-INSTANCE"), f.Region)}
@@ -80,7 +87,7 @@ func checkEICE(f *Facts) Result {
 		}
 	}
 	if !in2 {
-		return Result{Status: Fail, Summary: fmt.Sprintf("the instance's security groups do not admit %s (group %s) on port %d", ep.ID, firstOr(ep.SecurityGroups, "-"), f.Port),
+		return Result{Status: broken, Summary: fmt.Sprintf("the instance's security groups do not admit %s (group %s) on port %d", ep.ID, firstOr(ep.SecurityGroups, "-"), f.Port),
 			Fix: fmt.Sprintf("aws ec2 authorize-security-group-ingress --group-id %s --protocol tcp --port %d --source-group %s --region %s",
 				firstOr(instGroups, "sg-INSTANCE"), f.Port, firstOr(ep.SecurityGroups, "sg-ENDPOINT"), f.Region)}
 	}

@@ -272,11 +272,17 @@ func TestInstanceConnectEndpoint(t *testing.T) {
 	}
 	f = withEndpointAdmitted(base())
 	f.EndpointGroups[0].Egress = nil
-	if r := result(t, f, CheckEICE); r.Status != Fail || !strings.Contains(r.Fix, "authorize-security-group-egress --group-id sg-ep") {
-		t.Errorf("no egress: %s %q fix %q", r.Status, r.Summary, r.Fix)
+	if r := result(t, f, CheckEICE); r.Status != Warn || !strings.Contains(r.Fix, "authorize-security-group-egress --group-id sg-ep") {
+		t.Errorf("no egress, other ways in: %s %q fix %q", r.Status, r.Summary, r.Fix)
+	}
+	f.SSM.PingStatus = "ConnectionLost"
+	f.SecurityGroups[0].Ingress = f.SecurityGroups[0].Ingress[1:] // only the endpoint's group is admitted
+	f.SourceLookedUp = true                                       // and the client is in no group
+	if r := result(t, f, CheckEICE); r.Status != Fail {
+		t.Errorf("no egress, the only way in: %s %q", r.Status, r.Summary)
 	}
 	f = base() // the instance's groups do not admit the endpoint's
-	if r := result(t, f, CheckEICE); r.Status != Fail || !strings.Contains(r.Fix, "authorize-security-group-ingress --group-id sg-1 --protocol tcp --port 22 --source-group sg-ep") {
+	if r := result(t, f, CheckEICE); r.Status != Warn || !strings.Contains(r.Fix, "authorize-security-group-ingress --group-id sg-1 --protocol tcp --port 22 --source-group sg-ep") {
 		t.Errorf("not admitted: %s %q fix %q", r.Status, r.Summary, r.Fix)
 	}
 	f = base()
