@@ -204,7 +204,7 @@ func TestAnsibleDefaultOptions(t *testing.T) {
 	needLab(t)
 	lab.Require(t, "ansible-playbook", "sftp")
 	dir := t.TempDir()
-	cp := ctlPath(t)
+	cpDir := filepath.Join(dir, ".ansible", "cp") // Ansible's own default, under HOME
 	play := filepath.Join(dir, "play.yml")
 	os.WriteFile(play, []byte(`- hosts: all
   gather_facts: false
@@ -219,14 +219,14 @@ func TestAnsibleDefaultOptions(t *testing.T) {
 	inv := filepath.Join(dir, "inventory")
 	os.WriteFile(inv, []byte(fmt.Sprintf("lab ansible_host=lab ansible_ssh_extra_args='-F %s' ansible_python_interpreter=/usr/bin/python3\n", cfgFile)), 0o644)
 	cmd := exec.Command("ansible-playbook", "-i", inv, play)
-	cmd.Env = append(cleanEnv(), "ANSIBLE_SSH_EXECUTABLE="+bin, "ANSIBLE_HOST_KEY_CHECKING=False", "ANSIBLE_CONTROL_PATH_DIR="+filepath.Dir(cp),
+	cmd.Env = append(cleanEnv(), "ANSIBLE_SSH_EXECUTABLE="+bin, "ANSIBLE_HOST_KEY_CHECKING=False",
 		"ANSIBLE_LOCAL_TEMP="+filepath.Join(dir, "tmp"), "ANSIBLE_NOCOLOR=1", "HOME="+dir)
 	out, err := cmd.CombinedOutput()
 	if err != nil || !strings.Contains(string(out), "failed=0") {
 		t.Fatalf("ansible-playbook: %v\n%s", err, out)
 	}
 	// The master it left (ControlPersist) answers, and ends when told.
-	socks, _ := filepath.Glob(filepath.Join(filepath.Dir(cp), "*"))
+	socks, _ := filepath.Glob(filepath.Join(cpDir, "*"))
 	var master string
 	for _, s := range socks {
 		if st, err := os.Stat(s); err == nil && st.Mode()&os.ModeSocket != 0 {
@@ -234,7 +234,7 @@ func TestAnsibleDefaultOptions(t *testing.T) {
 		}
 	}
 	if master == "" {
-		t.Fatalf("no control socket in %s after the playbook: %v", filepath.Dir(cp), socks)
+		t.Fatalf("no control socket in %s after the playbook: %v\n%s", cpDir, socks, out)
 	}
 	if r := runCmd(t, nil, bin, "-F", cfgFile, "-O", "check", "-S", master, "lab"); r.code != 0 {
 		t.Errorf("-O check on Ansible's master: exit %d, %s", r.code, r.stderr)

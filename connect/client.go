@@ -10,6 +10,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"golang.org/x/crypto/ssh"
@@ -35,16 +36,23 @@ type Client struct {
 	lost    chan error // keepalive failures
 	kaOnce  sync.Once
 
-	fwMu      sync.Mutex
-	forwarder *Forwarder     // see Forwarder
-	learning  sync.WaitGroup // UpdateHostKeys in progress
+	globalReqs <-chan *ssh.Request // the server's global requests, as x/crypto queues them
+	reqBusy    atomic.Bool         // one of them is being handed on
+	fwMu       sync.Mutex
+	forwarder  *Forwarder     // see Forwarder
+	learning   sync.WaitGroup // UpdateHostKeys in progress
 }
 
 // Close closes the connection and everything under it (jump hosts, proxy
 // command processes).
 func (c *Client) Close() error {
 	// A short session can end before UpdateHostKeys has had its answer:
-	// give it a moment, as ssh(1) finishes it inside its session.
+	// give it a moment, as ssh(1) finishes it inside its session. The
+	// announcement comes before any session (sshd sends it first): it may
+	// still wait in the queue of global requests, unread.
+	for deadline := time.Now().Add(time.Second); (len(c.globalReqs) > 0 || c.reqBusy.Load()) && time.Now().Before(deadline); {
+		time.Sleep(2 * time.Millisecond)
+	}
 	learned := make(chan struct{})
 	go func() { c.learning.Wait(); close(learned) }()
 	select {
@@ -224,9 +232,11 @@ func handshake(ctx context.Context, c *Config, cr *Credentials, hk *HostKeys, tr
 	// rest to x/crypto (which refuses them).
 	rest := make(chan *ssh.Request)
 	client := &Client{Config: c, lost: make(chan error, 1)}
+	client.globalReqs = reqs
 	go func() {
 		defer close(rest)
 		for r := range reqs {
+			client.reqBusy.Store(true)
 			if r.Type == hostkeysAnnounce {
 				if r.WantReply {
 					r.Reply(false, nil)
@@ -236,8 +246,10 @@ func handshake(ctx context.Context, c *Config, cr *Credentials, hk *HostKeys, tr
 					defer client.learning.Done()
 					hk.learnHostKeys(sc, r.Payload)
 				}()
+				client.reqBusy.Store(false)
 				continue
 			}
+			client.reqBusy.Store(false)
 			rest <- r
 		}
 	}()
