@@ -164,11 +164,11 @@ func TestAgentBackedIdentities(t *testing.T) {
 		}
 		certPath := filepath.Join(dir, "user-cert.pub")
 		os.WriteFile(certPath, ssh.MarshalAuthorizedKey(cert), 0o644)
-		srv := startXServer(t, xopts{})
 		checker := &ssh.CertChecker{IsUserAuthority: func(auth ssh.PublicKey) bool {
 			return bytes.Equal(auth.Marshal(), ca.PublicKey().Marshal())
 		}}
-		srv.config.PublicKeyCallback = checker.Authenticate
+		// Set before the server starts: its goroutines read the config.
+		srv := startXServer(t, xopts{publicKey: checker.Authenticate})
 		c := testConfigFor(srv.port, knownHostsFor(t, srv.port, srv.hostKey.PublicKey()))
 		c.IdentityAgent, c.IdentityFiles, c.CertificateFiles, c.IdentitiesOnly = sock, []string{"none"}, []string{certPath}, true
 		if logs, err := dialWith(t, c, nil); err != nil {

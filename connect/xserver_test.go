@@ -42,6 +42,8 @@ type xopts struct {
 	kbdAnswer string          // accepted for keyboard-interactive, "" for none
 	kex       []string        // the server's key exchanges, nil for the default
 	banner    string          // a pre-auth banner
+	// publicKey, when set, decides publickey authentication instead of userKeys.
+	publicKey func(ssh.ConnMetadata, ssh.PublicKey) (*ssh.Permissions, error)
 }
 
 func newSigner(t *testing.T) ssh.Signer {
@@ -70,6 +72,9 @@ func startXServer(t *testing.T, o xopts) *xserver {
 			}
 			return nil, errors.New("no")
 		}
+	}
+	if o.publicKey != nil {
+		cfg.PublicKeyCallback = o.publicKey
 	}
 	if o.password != "" {
 		cfg.PasswordCallback = func(_ ssh.ConnMetadata, pw []byte) (*ssh.Permissions, error) {
