@@ -251,9 +251,9 @@ func run() error {
 	if section("hostile") {
 		// 8. A hostile agent: peak RSS of ec2ssh --proxy against each misdeed.
 		for _, mode := range []string{"ahead", "flood", "oversize", "silent"} {
-			rss, took, code := e.hostile(mode, healthy.ID)
+			rss, took, code, why := e.hostile(mode, healthy.ID)
 			say(row{what: fmt.Sprintf("hostile agent (%s): peak RSS of ec2ssh --proxy, and how it ended", hostileWhat[mode]),
-				ours: fmt.Sprintf("%.1f MiB", float64(rss)/1024), theirs: fmt.Sprintf("exit %d after %v", code, took.Round(100*time.Millisecond)),
+				ours: fmt.Sprintf("%.1f MiB", float64(rss)/1024), theirs: fmt.Sprintf("exit %d after %v%s", code, took.Round(100*time.Millisecond), why),
 				ratio: "-", goal: "≤ 64 MiB", met: yes(rss <= 64<<10)})
 		}
 
@@ -392,36 +392,39 @@ var hostileWhat = map[string]string{
 }
 
 // hostile runs ec2ssh --proxy against a hostile agent for up to a minute
-// and returns its peak RSS (KiB), how long it ran, and its exit status.
-func (e *env) hostile(mode, instance string) (int64, time.Duration, int) {
+// and returns its peak RSS (KiB), how long it ran, its exit status and its
+// error line (", said: …"), if it printed one.
+func (e *env) hostile(mode, instance string) (int64, time.Duration, int, string) {
 	port, _ := lab.FreePort("127.0.0.1")
 	h, err := lab.StartHostile(port, mode)
 	if err != nil {
-		return 0, 0, -1
+		return 0, 0, -1, ""
 	}
 	defer h.Stop()
 	cmd := exec.Command(e.bin, "--fallback=ssm", "--proxy", instance, "22")
+	var stderr bytes.Buffer
 	cmd.Env = append(append([]string(nil), e.environ...), fmt.Sprintf("AWS_ENDPOINT_URL_SSM=http://127.0.0.1:%d", port))
 	inR, inW, _ := os.Pipe()
 	outR, outW, _ := os.Pipe()
 	defer inW.Close()
 	defer outR.Close()
-	cmd.Stdin, cmd.Stdout, cmd.Stderr = inR, outW, io.Discard
+	cmd.Stdin, cmd.Stdout, cmd.Stderr = inR, outW, &stderr
 	if mode != "flood" {
 		go io.Copy(io.Discard, outR) // only the flood's reader stalls
 	}
 	start := time.Now()
 	if err := cmd.Start(); err != nil {
-		return 0, 0, -1
+		return 0, 0, -1, ""
 	}
 	inR.Close()
 	outW.Close()
 	if mode == "silent" {
 		inW.Write([]byte("SSH-2.0-client\r\n"))
 	}
-	done := make(chan struct{})
+	done, sampled := make(chan struct{}), make(chan struct{})
 	var hwm int64
 	go func() {
+		defer close(sampled)
 		for {
 			hwm = max(hwm, vmHWM(cmd.Process.Pid))
 			select {
@@ -439,7 +442,15 @@ func (e *env) hostile(mode, instance string) (int64, time.Duration, int) {
 	}
 	cmd.Wait()
 	close(done)
-	return hwm, time.Since(start), cmd.ProcessState.ExitCode()
+	<-sampled
+	why := ""
+	for _, l := range strings.Split(stderr.String(), "\n") {
+		if strings.HasPrefix(l, "ec2ssh: error: ") {
+			why = ", said: " + strings.TrimPrefix(l, "ec2ssh: error: ")
+			break
+		}
+	}
+	return hwm, time.Since(start), cmd.ProcessState.ExitCode(), why
 }
 
 func vmHWM(pid int) int64 {
