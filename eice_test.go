@@ -170,10 +170,20 @@ func TestSerialConsole(t *testing.T) {
 	if r := run("", "--serial", "sshd-stopped", "uptime"); r.code != 255 || !strings.Contains(string(r.stderr), "takes no command") {
 		t.Errorf("--serial with a command: exit %d, %q", r.code, r.stderr)
 	}
-	// An unknown console key: refused, with where AWS publishes it.
+	// A console key that is neither AWS's published one for the region nor
+	// in known_hosts (the stand-in's, with an empty known_hosts): refused
+	// with the published fingerprint and where it is published, even under
+	// accept-new, and nothing recorded.
 	os.WriteFile(kh, nil, 0o600)
-	if r := run("", "--serial", "sshd-stopped"); r.code != 255 || !strings.Contains(string(r.stderr), "sc-endpoints-and-fingerprints") {
-		t.Errorf("--serial, console key unknown: exit %d, %q", r.code, r.stderr)
+	for _, extra := range [][]string{nil, {"-o", "StrictHostKeyChecking=accept-new"}} {
+		r := run("", append(append([]string{"--serial"}, extra...), "sshd-stopped")...)
+		if r.code != 255 || !strings.Contains(string(r.stderr), "sc-endpoints-and-fingerprints") ||
+			!strings.Contains(string(r.stderr), fallback.SerialConsoleFingerprint(lab.Region)) {
+			t.Errorf("--serial %v, console key not the published one: exit %d, %q", extra, r.code, r.stderr)
+		}
+	}
+	if b, _ := os.ReadFile(kh); len(b) != 0 {
+		t.Errorf("known_hosts was written: %q", b)
 	}
 	os.WriteFile(kh, []byte(world.SerialKnownHosts()+"\n"), 0o600)
 	// One session at a time: a second while the first is open is told so.

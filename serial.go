@@ -22,13 +22,10 @@ import (
 // Before anything is pushed: the account's serial console access, and the
 // instance's type (Nitro only). Then a one-time key for port 0
 // (SendSerialConsoleSSHPublicKey, 60 s) and SSH to
-// <id>.port0@serial-console.ec2-instance-connect.<region>.aws, whose host
-// key is checked like any host's (ssh_config and known_hosts apply to that
-// name; AWS publishes the fingerprints per region).
-
-// SerialFingerprints is where AWS publishes the serial console's host key
-// fingerprints, to compare with on first contact.
-const SerialFingerprints = "https://docs.aws.amazon.com/AWSEC2/latest/UserGuide/connect-to-serial-console.html#sc-endpoints-and-fingerprints"
+// <id>.port0@<the region's console endpoint>. Its host key must be the one
+// AWS publishes for the region (fallback.SerialConsoleFingerprint) or one
+// the user's known_hosts holds under the endpoint's name; ssh_config
+// applies to that name as to any host.
 
 func runSerial(ctx context.Context, args *connect.Args, cfg *connect.Config, env *connect.Env, stdin, stdout, stderr *os.File) int {
 	if args.RemoteCommand() != "" || args.NoCommand || args.StdioFwd != "" || args.Subsystem {
@@ -89,13 +86,19 @@ func runSerial(ctx context.Context, args *connect.Args, cfg *connect.Config, env
 	}
 	defer creds.Close()
 	creds.Prepend(signer)
-	env.Debug("debug1: ec2ssh: serial console of %s at %s; its host key fingerprints are published at %s", t.ID, host, SerialFingerprints)
 	hk := connect.NewHostKeys(scfg, env.Prompter, env.Log)
+	hk.PublishedAt = fallback.SerialConsoleFingerprintsURL
+	if fp := fallback.SerialConsoleFingerprint(a.Region()); fp != "" {
+		hk.Published = []string{fp}
+		env.Debug("debug1: ec2ssh: serial console of %s at %s; AWS publishes its host key as %s", t.ID, host, fp)
+	} else {
+		env.Debug("debug1: ec2ssh: serial console of %s at %s; no published host key for %s is known here: known_hosts decides", t.ID, host, a.Region())
+	}
 	client, err := connect.Dial(ctx, scfg, creds, hk, nil, env)
 	if err != nil {
-		if failure.KindOf(err) == failure.HostKeyUnknown {
+		if failure.KindOf(err) == failure.HostKeyUnknown && len(hk.Published) == 0 {
 			err = &failure.Error{Kind: failure.HostKeyUnknown, Msg: err.Error(),
-				Hint: "compare it with AWS's published fingerprint for " + a.Region() + " (" + SerialFingerprints + "), then connect with -o StrictHostKeyChecking=accept-new once"}
+				Hint: "compare it with AWS's published fingerprint for " + a.Region() + " (" + fallback.SerialConsoleFingerprintsURL + "), then connect with -o StrictHostKeyChecking=accept-new once"}
 		}
 		return report(stderr, err, args.Quiet)
 	}

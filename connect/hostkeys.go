@@ -38,6 +38,14 @@ type HostKeys struct {
 	// BeforePrompt is called before a question waits on the person, so that
 	// handshake deadlines can be lifted.
 	BeforePrompt func()
+	// Published holds the SHA256 fingerprints the host's operator publishes
+	// for it (the EC2 serial console's, per region), and PublishedAt where.
+	// A key among them is accepted as it is (not recorded: the table is the
+	// record); a key known_hosts does not hold and that is not among them is
+	// refused whatever StrictHostKeyChecking says: trusting it on first use
+	// would throw the published answer away.
+	Published   []string
+	PublishedAt string
 
 	cfg      *Config
 	skipped  map[string]int // unreadable lines per file, said once with -v
@@ -231,6 +239,10 @@ func (h *HostKeys) check(key ssh.PublicKey) error {
 	if h.cfg != nil && h.cfg.NoHostAuthLocalhost && h.cfg.HostKeyAlias == "" && isLocalhost(h.cfg.HostName) {
 		return nil // NoHostAuthenticationForLocalhost
 	}
+	if !isCert && slices.Contains(h.Published, ssh.FingerprintSHA256(plain)) {
+		h.debug("debug1: host key %s %s is the one published at %s", keyName(plain), ssh.FingerprintSHA256(plain), h.PublishedAt)
+		return nil
+	}
 	entries := h.entries(key)
 	name := h.lookupName()
 	for _, e := range entries {
@@ -320,6 +332,11 @@ func (h *HostKeys) changed(key ssh.PublicKey, w knownHost) error {
 
 func (h *HostKeys) unknown(key ssh.PublicKey, other []knownHost) error {
 	fp := h.fingerprint(key)
+	if len(h.Published) > 0 {
+		return &failure.Error{Kind: failure.HostKeyUnknown,
+			Msg:  fmt.Sprintf("host key for %s (%s %s) is not the one published for it (%s)", h.lookupName(), keyName(key), ssh.FingerprintSHA256(key), strings.Join(h.Published, ", ")),
+			Hint: "someone may be intercepting the connection; compare with " + h.PublishedAt + " and do not add this key unless its operator confirms it"}
+	}
 	switch h.Policy {
 	case "accept-new", "no":
 		return h.record(key)

@@ -58,11 +58,6 @@ func classifySerial(instanceID string, err error) error {
 	return e
 }
 
-// SerialConsoleHost is the serial console's SSH endpoint in region.
-func SerialConsoleHost(region string) string {
-	return "serial-console.ec2-instance-connect." + region + ".aws"
-}
-
 // NewInstanceConnect builds the EC2 Instance Connect client from cfg.
 func NewInstanceConnect(cfg aws.Config) InstanceConnectAPI {
 	return ec2instanceconnect.NewFromConfig(cfg)
