@@ -1,0 +1,137 @@
+//go:build !windows
+
+package connect
+
+import (
+	"io"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"golang.org/x/crypto/ssh"
+)
+
+// Connection sharing in one process, against x/crypto's server: an
+// ec2ssh master on a real Unix socket and ec2ssh's mux client passing its
+// descriptors. (OpenSSH's clients and masters are tried in the lab tests.)
+func TestMuxMasterServesClients(t *testing.T) {
+	dir := t.TempDir()
+	keyPath, key, _ := writeKey(t, dir, "id")
+	srv := startXServer(t, xopts{userKeys: []ssh.PublicKey{key.PublicKey()}})
+	c := testConfigFor(srv.port, knownHostsFor(t, srv.port, srv.hostKey.PublicKey()))
+	c.IdentityAgent, c.IdentityFiles, c.IdentitiesOnly, c.ControlMaster = "none", []string{keyPath}, true, "auto"
+	logs := &logSink{}
+	cr, err := LoadCredentials(c, nil, logs.log)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cr.Close()
+	client, err := Dial(t.Context(), c, cr, NewHostKeys(c, nil, logs.log), nil, testEnv(logs))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer client.Close()
+
+	sock := filepath.Join(dir, "cm")
+	m := &MuxMaster{Client: client, Path: sock, Log: logs.log, Debug: func(string, ...any) {}}
+	if err := ListenMux(t.Context(), m); err != nil {
+		t.Fatal(err)
+	}
+	if st, err := os.Lstat(sock); err != nil || st.Mode()&os.ModeSocket == 0 || st.Mode().Perm() != 0o600 {
+		t.Fatalf("control socket: %v, %v; want a socket with mode 0600", st, err)
+	}
+	// A second master on the same path is refused, as ssh(1) refuses it.
+	if err := ListenMux(t.Context(), &MuxMaster{Client: client, Path: sock, Log: logs.log, Debug: func(string, ...any) {}}); err == nil || !strings.Contains(err.Error(), "already exists") {
+		t.Errorf("a second master on %s: %v", sock, err)
+	}
+
+	// run asks the master for op (a session when ""), with pipes for stdio.
+	run := func(op, command string) (int, string, string, error) {
+		t.Helper()
+		inR, inW, _ := os.Pipe()
+		outR, outW, _ := os.Pipe()
+		errR, errW, _ := os.Pipe()
+		inW.Close()
+		var out, errOut []byte
+		done := make(chan struct{})
+		go func() { out, _ = io.ReadAll(outR); errOut, _ = io.ReadAll(errR); close(done) }()
+		status, err := MuxClient(t.Context(), &MuxRequest{Path: sock, Op: op, Config: c, Session: &Session{Command: command},
+			Stdin: inR, Stdout: outW, Stderr: errW, Log: logs.log, Debug: func(string, ...any) {}})
+		inR.Close()
+		outW.Close()
+		errW.Close()
+		select {
+		case <-done:
+		case <-time.After(10 * time.Second):
+			t.Fatal("the master kept the client's stdout open after the session")
+		}
+		return status, string(out), string(errOut), err
+	}
+	for i := range 3 {
+		status, out, _, err := run("", "echo shared")
+		if err != nil || status != 0 || out != "ran echo shared\n" {
+			t.Fatalf("session %d through the master: status %d, %q, %v", i, status, out, err)
+		}
+	}
+	if status, _, errOut, err := run("check", ""); err != nil || status != 0 || !strings.Contains(errOut, "Master running (pid=") {
+		t.Errorf("-O check: status %d, %q, %v", status, errOut, err)
+	}
+	if status, _, _, err := run("bogus", ""); err == nil || status != ExitSignal {
+		t.Errorf("-O bogus: status %d, %v; want refused", status, err)
+	}
+	if m.Active() != 0 {
+		t.Errorf("%d passengers still counted after their sessions", m.Active())
+	}
+	if status, _, errOut, err := run("stop", ""); err != nil || status != 0 || !strings.Contains(errOut, "Stop listening request sent.") {
+		t.Errorf("-O stop: status %d, %q, %v", status, errOut, err)
+	}
+	select {
+	case <-m.Stopped():
+	case <-time.After(5 * time.Second):
+		t.Fatal("-O stop: the master still listens")
+	}
+	if _, err := os.Lstat(sock); !os.IsNotExist(err) {
+		t.Errorf("the socket outlived -O stop: %v", err)
+	}
+	// No master: a session is the caller's to make, a control command is an error.
+	if _, _, _, err := run("", "true"); err != ErrNoMaster {
+		t.Errorf("a session with no master: %v, want ErrNoMaster", err)
+	}
+	if status, _, _, err := run("check", ""); err == nil || status != ExitSignal {
+		t.Errorf("-O check with no master: status %d, %v", status, err)
+	}
+}
+
+// A control socket in a directory others may write to is refused (another
+// user could put a master of theirs there); a stale socket is removed.
+func TestMuxSocketTrust(t *testing.T) {
+	dir := t.TempDir()
+	open := filepath.Join(dir, "open")
+	os.Mkdir(open, 0o777)
+	os.Chmod(open, 0o777)
+	if err := ListenMux(t.Context(), &MuxMaster{Path: filepath.Join(open, "cm"), Log: t.Logf, Debug: t.Logf}); err == nil {
+		t.Error("a control socket in a world-writable directory was accepted")
+	}
+	sticky := filepath.Join(dir, "sticky")
+	os.Mkdir(sticky, 0o777)
+	os.Chmod(sticky, 0o777|os.ModeSticky)
+	if err := muxDirTrusted(filepath.Join(sticky, "cm")); err != nil {
+		t.Errorf("a sticky directory (like /tmp): %v", err)
+	}
+	// A socket nobody listens on any more.
+	stale := filepath.Join(dir, "stale")
+	m := &MuxMaster{Path: stale, Log: t.Logf, Debug: t.Logf}
+	if err := ListenMux(t.Context(), m); err != nil {
+		t.Fatal(err)
+	}
+	m.ln.Close() // the master died without cleaning up
+	c := &Config{ControlMaster: "auto", LogLevel: "INFO"}
+	if _, err := MuxClient(t.Context(), &MuxRequest{Path: stale, Config: c, Session: &Session{}, Log: t.Logf, Debug: t.Logf}); err != ErrNoMaster {
+		t.Fatalf("a stale socket: %v, want ErrNoMaster", err)
+	}
+	if _, err := os.Lstat(stale); !os.IsNotExist(err) {
+		t.Errorf("the stale socket was left in place: %v", err)
+	}
+}
