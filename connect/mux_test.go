@@ -4,6 +4,7 @@ package connect
 
 import (
 	"io"
+	"net"
 	"os"
 	"path/filepath"
 	"strings"
@@ -133,5 +134,63 @@ func TestMuxSocketTrust(t *testing.T) {
 	}
 	if _, err := os.Lstat(stale); !os.IsNotExist(err) {
 		t.Errorf("the stale socket was left in place: %v", err)
+	}
+}
+
+// A master that dies mid-session (here: one that opens the session and
+// then drops the socket): the client ends with 255, as ssh's mux client
+// does ("Control master terminated unexpectedly"), and never waits on.
+func TestMuxMasterDiesMidSession(t *testing.T) {
+	sock := filepath.Join(t.TempDir(), "cm")
+	ln, err := net.ListenUnix("unix", &net.UnixAddr{Name: sock, Net: "unix"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	go func() {
+		conn, err := ln.AcceptUnix()
+		if err != nil {
+			return
+		}
+		defer conn.Close()
+		writeMuxPacket(conn, muxHelloMsg())
+		if checkMuxHello(conn) != nil {
+			return
+		}
+		for {
+			msg, err := readMuxPacket(conn)
+			if err != nil {
+				return
+			}
+			typ, rid := msg.u32(), msg.u32()
+			switch typ {
+			case muxCAliveCheck:
+				writeMuxPacket(conn, muxMsg(nil).u32(muxSAlive).u32(rid).u32(1))
+			case muxCNewSession:
+				if _, err := recvFDs(conn, 3); err != nil {
+					return
+				}
+				writeMuxPacket(conn, muxMsg(nil).u32(muxSSessionOpened).u32(rid).u32(7))
+				return // and the master is gone
+			}
+		}
+	}()
+	devnull, _ := os.OpenFile(os.DevNull, os.O_RDWR, 0)
+	defer devnull.Close()
+	c := &Config{ControlMaster: "auto", LogLevel: "INFO", RequestTTY: "auto", EscapeChar: "~"}
+	done := make(chan struct{})
+	var status int
+	go func() {
+		status, err = MuxClient(t.Context(), &MuxRequest{Path: sock, Config: c, Session: &Session{Command: "sleep 100"},
+			Stdin: devnull, Stdout: devnull, Stderr: devnull, Log: t.Logf, Debug: t.Logf})
+		close(done)
+	}()
+	select {
+	case <-done:
+	case <-time.After(10 * time.Second):
+		t.Fatal("the client waits on after its master died")
+	}
+	if err != nil || status != ExitSignal {
+		t.Errorf("master gone mid-session: status %d, %v; want 255", status, err)
 	}
 }
