@@ -215,26 +215,11 @@ func TestBlockedPortIsCutShort(t *testing.T) {
 // no AWS credentials, connects as plain ssh and asks AWS nothing.
 func TestPlainSSHMakesNoAWSCall(t *testing.T) {
 	needLab(t)
-	var calls atomic.Int32
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	go func() {
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			calls.Add(1)
-			c.Close()
-		}
-	}()
+	endpoint, calls := countingEndpoint(t)
 	home := t.TempDir() // no ~/.aws
 	for _, args := range [][]string{{"-F", cfgFile, "lab", "echo plain"}, {"-F", cfgFile, "-o", "HostName=not-an-instance.invalid", "lab", "true"}} {
 		cmd := exec.Command(bin, args...)
-		cmd.Env = []string{"PATH=" + os.Getenv("PATH"), "HOME=" + home, "AWS_ENDPOINT_URL=http://" + ln.Addr().String(), "XDG_CACHE_HOME=" + home}
+		cmd.Env = []string{"PATH=" + os.Getenv("PATH"), "HOME=" + home, "AWS_ENDPOINT_URL=" + endpoint, "XDG_CACHE_HOME=" + home}
 		out, _ := cmd.Output()
 		if args[2] == "lab" && string(out) != "plain\n" {
 			t.Errorf("ec2ssh %q = %q, want plain", args, out)
@@ -585,12 +570,31 @@ func TestInsideCausesStillGetIn(t *testing.T) {
 // call: a counting endpoint in front of the SDK sees none.
 func TestHealthyConnectionAsksAWSNothing(t *testing.T) {
 	needWorld(t)
+	endpoint, calls := countingEndpoint(t)
+	healthy := world.Instances["healthy"]
+	env := append(append(cleanEnv(), world.AWSEnv()...), "XDG_CACHE_HOME="+t.TempDir(), "AWS_ENDPOINT_URL="+endpoint,
+		"AWS_ENDPOINT_URL_SSM="+endpoint)
+	for range 3 {
+		r := runCmdEnv(t, env, nil, bin, "-F", ec2Cfg, "root@"+healthy.IP, "echo healthy")
+		if r.code != 0 || string(r.stdout) != "healthy\n" {
+			t.Fatalf("exit %d, stdout %q, stderr %q", r.code, r.stdout, r.stderr)
+		}
+	}
+	if n := calls.Load(); n != 0 {
+		t.Errorf("%d AWS calls for healthy connections, want none", n)
+	}
+}
+
+// countingEndpoint is an AWS endpoint that answers nothing and counts the
+// connections made to it.
+func countingEndpoint(t *testing.T) (string, *atomic.Int32) {
+	t.Helper()
 	var calls atomic.Int32
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer ln.Close()
+	t.Cleanup(func() { ln.Close() })
 	go func() {
 		for {
 			c, err := ln.Accept()
@@ -601,16 +605,5 @@ func TestHealthyConnectionAsksAWSNothing(t *testing.T) {
 			c.Close()
 		}
 	}()
-	healthy := world.Instances["healthy"]
-	env := append(append(cleanEnv(), world.AWSEnv()...), "XDG_CACHE_HOME="+t.TempDir(), "AWS_ENDPOINT_URL=http://"+ln.Addr().String(),
-		"AWS_ENDPOINT_URL_SSM=http://"+ln.Addr().String())
-	for range 3 {
-		r := runCmdEnv(t, env, nil, bin, "-F", ec2Cfg, "root@"+healthy.IP, "echo healthy")
-		if r.code != 0 || string(r.stdout) != "healthy\n" {
-			t.Fatalf("exit %d, stdout %q, stderr %q", r.code, r.stdout, r.stderr)
-		}
-	}
-	if n := calls.Load(); n != 0 {
-		t.Errorf("%d AWS calls for healthy connections, want none", n)
-	}
+	return "http://" + ln.Addr().String(), &calls
 }

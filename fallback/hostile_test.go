@@ -158,21 +158,7 @@ func TestFramesAheadAreBoundedInBytes(t *testing.T) {
 		for i := range frames {
 			p.sendSeq(p.seq+1+int64(i), Output, payload) // p.seq itself never comes
 		}
-		n := 0
-		timeout := time.After(time.Second)
-		for {
-			select {
-			case _, ok := <-p.acks:
-				if !ok {
-					acked <- n
-					return
-				}
-				n++
-			case <-timeout:
-				acked <- n
-				return
-			}
-		}
+		acked <- p.countAcks(time.Second)
 	})
 	n := <-acked
 	if n > MaxAhead/ChunkSize+2 { // +2: the handshake frames
@@ -197,21 +183,7 @@ func TestStalledReaderIsBackPressure(t *testing.T) {
 		for range total / ChunkSize {
 			p.send(Output, payload)
 		}
-		n := 0
-		timeout := time.After(time.Second)
-		for {
-			select {
-			case _, ok := <-p.acks:
-				if !ok {
-					acked <- n
-					return
-				}
-				n++
-			case <-timeout:
-				acked <- n
-				return
-			}
-		}
+		acked <- p.countAcks(time.Second)
 	})
 	n := <-acked
 	if kept := (n - 2) * ChunkSize; kept > MaxReadBuffer+MaxAhead+ChunkSize {
@@ -288,4 +260,22 @@ func FuzzDecode(f *testing.F) {
 			}
 		}
 	})
+}
+
+// countAcks counts the acknowledgements the peer receives within d, or
+// until the channel closes.
+func (p *peer) countAcks(d time.Duration) int {
+	n := 0
+	timeout := time.After(d)
+	for {
+		select {
+		case _, ok := <-p.acks:
+			if !ok {
+				return n
+			}
+			n++
+		case <-timeout:
+			return n
+		}
+	}
 }
