@@ -6,6 +6,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -52,6 +53,12 @@ func TestOpenSSHRegress(t *testing.T) {
 		t.Fatalf("OpenSSH's regression suite is not installed (%v): lab/deps.sh installs openssh-tests", err)
 	}
 	lab.Require(t, "ssh-keygen", "ssh-agent", "ssh-add", "scp", "sftp", "openssl")
+	for name, why := range regressLeftOut {
+		if slices.Contains(regressTests, name) {
+			t.Fatalf("%s is both run and left out", name)
+		}
+		t.Logf("not run: %s: %s", name, why)
+	}
 	for i, name := range regressTests {
 		t.Run(name, func(t *testing.T) {
 			// Tests that listen on fixed ports (33xx) run one at a time,

@@ -205,11 +205,10 @@ func revokedKeys(path string) (*revocations, error) {
 
 // revocations are revoked keys by their blobs and fingerprints.
 type revocations struct {
-	keys    [][]byte
-	sha1    [][]byte
-	sha256  [][]byte
-	certs   bool // the KRL has certificate sections, which ec2ssh does not read
-	krlPath string
+	keys   [][]byte
+	sha1   [][]byte
+	sha256 [][]byte
+	certs  bool // the KRL has certificate sections, which ec2ssh does not read
 }
 
 func (r *revocations) revoked(key ssh.PublicKey) bool {

@@ -502,10 +502,7 @@ func localNetworkMatches(list string) bool {
 			neg := strings.HasPrefix(c, "!")
 			_, block, err := net.ParseCIDR(strings.TrimPrefix(c, "!"))
 			if err == nil && block.Contains(ipn.IP) {
-				if neg {
-					return false
-				}
-				return true
+				return !neg
 			}
 		}
 	}

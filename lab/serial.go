@@ -11,7 +11,6 @@ import (
 	"os"
 	"os/exec"
 	"strings"
-	"sync"
 	"syscall"
 
 	"golang.org/x/crypto/ssh"
@@ -33,7 +32,6 @@ type serialStandIn struct {
 	hostKey ssh.Signer
 	ssm     *ssmStandIn
 	views   map[string]*View
-	wg      sync.WaitGroup
 }
 
 func startSerial(ssmS *ssmStandIn, views map[string]*View) (*serialStandIn, error) {
