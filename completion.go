@@ -18,58 +18,87 @@ import (
 // (its cache: connections and --list fill it), from --complete-hosts.
 
 func completionScript(shell string) string {
+	var b strings.Builder
 	switch shell {
 	case "bash":
-		return `# ec2ssh completion for bash: eval "$(ec2ssh --completion bash)"
+		b.WriteString(`# ec2ssh completion for bash: eval "$(ec2ssh --completion bash)"
 _ec2ssh() {
 	local cur=${COMP_WORDS[COMP_CWORD]} prev=${COMP_WORDS[COMP_CWORD-1]}
 	case $prev in
 	-i|-F|-E|-S) COMPREPLY=($(compgen -f -- "$cur")); return ;;
-	--completion) COMPREPLY=($(compgen -W "bash zsh fish" -- "$cur")); return ;;
-	--fallback) COMPREPLY=($(compgen -W "auto ssm never" -- "$cur")); return ;;
-	--address) COMPREPLY=($(compgen -W "auto public private" -- "$cur")); return ;;
-	esac
+`)
+		var names, free []string
+		for _, o := range connect.LongOptions {
+			names = append(names, "--"+o.Name)
+			switch {
+			case len(o.Choices) > 0:
+				fmt.Fprintf(&b, "\t--%s) COMPREPLY=($(compgen -W %q -- \"$cur\")); return ;;\n", o.Name, strings.Join(o.Choices, " "))
+			case o.Arg != "":
+				free = append(free, "--"+o.Name)
+			}
+		}
+		fmt.Fprintf(&b, "\t%s) return ;;\n", strings.Join(free, "|"))
+		fmt.Fprintf(&b, `	esac
 	if [[ $cur == -* ]]; then
-		COMPREPLY=($(compgen -W "--region --profile --fallback --address --source-ip --diagnose --json --no-cache --list --all --parallel --stdin --proxy --help --version" -- "$cur"))
+		COMPREPLY=($(compgen -W %q -- "$cur"))
 		return
 	fi
 	local user=
-	[[ $cur == *@* ]] && user=${cur%%@*}@ && cur=${cur#*@}
+	[[ $cur == *@* ]] && user=${cur%%%%@*}@ && cur=${cur#*@}
 	COMPREPLY=($(compgen -P "$user" -W "$(ec2ssh --complete-hosts 2>/dev/null)" -- "$cur"))
 }
 complete -o default -F _ec2ssh ec2ssh
-`
+`, strings.Join(names, " "))
 	case "zsh":
-		return `#compdef ec2ssh
+		b.WriteString(`#compdef ec2ssh
 # ec2ssh completion for zsh: ec2ssh --completion zsh > "${fpath[1]}/_ec2ssh"
 _ec2ssh() {
 	local -a hosts
 	hosts=(${(f)"$(ec2ssh --complete-hosts 2>/dev/null)"})
 	_arguments -s \
-		'--region[AWS region]:region:' '--profile[AWS profile]:profile:' \
-		'--fallback[fallback]:mode:(auto ssm never)' '--address[address]:mode:(auto public private)' \
-		'--diagnose[diagnose]' '--json[JSON output]' '--list[list instances]' '--all[run on many]' \
-		'-i[identity file]:file:_files' '-F[config file]:file:_files' '-l[login name]:user:' '-p[port]:port:' \
+`)
+		for _, o := range connect.LongOptions {
+			spec := "--" + o.Name + "[" + zshQuote(o.About) + "]"
+			switch {
+			case len(o.Choices) > 0:
+				spec += ":" + o.Arg + ":(" + strings.Join(o.Choices, " ") + ")"
+			case o.Arg != "":
+				spec += ":" + o.Arg + ":"
+			}
+			fmt.Fprintf(&b, "\t\t'%s' \\\n", spec)
+		}
+		b.WriteString(`		'-i[identity file]:file:_files' '-F[configuration file]:file:_files' '-l[login name]:user:' '-p[port]:port:' \
 		'1:host:{_describe host hosts}' '*::command:_normal'
 }
 _ec2ssh "$@"
-`
+`)
 	case "fish":
-		return `# ec2ssh completion for fish: ec2ssh --completion fish > ~/.config/fish/completions/ec2ssh.fish
+		b.WriteString(`# ec2ssh completion for fish: ec2ssh --completion fish > ~/.config/fish/completions/ec2ssh.fish
 complete -c ec2ssh -f -a '(ec2ssh --complete-hosts 2>/dev/null)'
-complete -c ec2ssh -l region -r -d 'AWS region'
-complete -c ec2ssh -l profile -r -d 'AWS profile'
-complete -c ec2ssh -l fallback -x -a 'auto ssm never'
-complete -c ec2ssh -l address -x -a 'auto public private'
-complete -c ec2ssh -l diagnose -d 'say what is wrong'
-complete -c ec2ssh -l list -d 'list instances'
-complete -c ec2ssh -l all -d 'run a command on many instances'
-complete -c ec2ssh -l json -d 'JSON output'
-complete -c ec2ssh -s i -r -F -d 'identity file'
+`)
+		for _, o := range connect.LongOptions {
+			fmt.Fprintf(&b, "complete -c ec2ssh -l %s", o.Name)
+			switch {
+			case len(o.Choices) > 0:
+				fmt.Fprintf(&b, " -x -a '%s'", strings.Join(o.Choices, " "))
+			case o.Arg != "":
+				b.WriteString(" -x")
+			}
+			fmt.Fprintf(&b, " -d '%s'\n", strings.ReplaceAll(o.About, "'", `\'`))
+		}
+		b.WriteString(`complete -c ec2ssh -s i -r -F -d 'identity file'
 complete -c ec2ssh -s F -r -F -d 'configuration file'
-`
+complete -c ec2ssh -s l -x -d 'login name'
+complete -c ec2ssh -s p -x -d 'port'
+`)
 	}
-	return ""
+	return b.String()
+}
+
+// zshQuote escapes what _arguments reads in a description ([, ], :) and
+// the single quote the spec is written in.
+func zshQuote(s string) string {
+	return strings.NewReplacer("[", `\[`, "]", `\]`, ":", `\:`, "'", `'\''`).Replace(s)
 }
 
 // completeHosts prints one candidate per line.

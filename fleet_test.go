@@ -3,9 +3,11 @@ package main
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"sort"
 	"strings"
 	"testing"
@@ -188,13 +190,67 @@ func TestCompletionScripts(t *testing.T) {
 			t.Errorf("--completion %s: exit %d, %q", shell, r.code, r.stdout)
 		}
 	}
-	if _, err := exec.LookPath("bash"); err == nil {
-		script, _ := exec.Command(bin, "--completion", "bash").Output()
-		if out, err := exec.Command("bash", "-n", "-c", string(script)).CombinedOutput(); err != nil {
-			t.Errorf("the bash completion does not parse: %v: %s", err, out)
+	env := append(cleanEnv(), "HOME="+home, "XDG_CACHE_HOME="+t.TempDir())
+	env = append(env, "PATH="+filepath.Dir(bin)+":"+os.Getenv("PATH"))
+	lab.Require(t, "bash", "zsh", "fish")
+	// Each shell's completion asked as the shell asks it: bash through the
+	// function complete -F names, fish through complete -C; zsh's needs a
+	// terminal to run, so it is parsed (zsh -n).
+	scripts := filepath.Join(home, "completions")
+	os.Mkdir(scripts, 0o700)
+	for _, shell := range []string{"bash", "zsh", "fish"} {
+		r := runCmd(t, nil, bin, "--completion", shell)
+		os.WriteFile(filepath.Join(scripts, shell), r.stdout, 0o600)
+	}
+	bash := func(words ...string) []string {
+		t.Helper()
+		script := fmt.Sprintf(`source %s; COMP_WORDS=(%s); COMP_CWORD=%d; _ec2ssh; printf '%%s\n' "${COMPREPLY[@]}"`,
+			filepath.Join(scripts, "bash"), strings.Join(words, " "), len(words)-1)
+		r := runCmdEnv(t, env, nil, "bash", "--norc", "-c", script)
+		if r.code != 0 {
+			t.Fatalf("bash completion: exit %d, %s", r.code, r.stderr)
+		}
+		got := strings.Fields(string(r.stdout))
+		slices.Sort(got)
+		return got
+	}
+	fish := func(line string) []string {
+		t.Helper()
+		r := runCmdEnv(t, env, nil, "fish", "--no-config", "-c", "source "+filepath.Join(scripts, "fish")+"; complete -C '"+line+"'")
+		if r.code != 0 {
+			t.Fatalf("fish completion: exit %d, %s", r.code, r.stderr)
+		}
+		var got []string
+		for _, l := range strings.Split(strings.TrimSpace(string(r.stdout)), "\n") {
+			got = append(got, strings.SplitN(l, "\t", 2)[0])
+		}
+		slices.Sort(got)
+		return got
+	}
+	for _, tt := range []struct {
+		bash []string
+		fish string
+		want []string
+	}{
+		{[]string{"ec2ssh", "we"}, "ec2ssh we", []string{"web-1"}},
+		{[]string{"ec2ssh", "--vi"}, "ec2ssh --vi", []string{"--via"}},
+		{[]string{"ec2ssh", "--via", "''"}, "ec2ssh --via ", []string{"direct", "ssm", "eice"}},
+		{[]string{"ec2ssh", "--completion", "f"}, "ec2ssh --completion f", []string{"fish"}},
+	} {
+		slices.Sort(tt.want) // fish sorts what it offers
+		if got := bash(tt.bash...); !slices.Equal(got, tt.want) {
+			t.Errorf("bash completes %v as %q, want %q", tt.bash, got, tt.want)
+		}
+		if got := fish(tt.fish); !slices.Equal(got, tt.want) {
+			t.Errorf("fish completes %q as %q, want %q", tt.fish, got, tt.want)
 		}
 	}
-	env := append(cleanEnv(), "HOME="+home, "XDG_CACHE_HOME="+t.TempDir())
+	if got := bash("ec2ssh", "root@ba"); !slices.Equal(got, []string{"root@bastion"}) {
+		t.Errorf("bash completes root@ba as %q", got)
+	}
+	if r := runCmdEnv(t, env, nil, "zsh", "-n", filepath.Join(scripts, "zsh")); r.code != 0 {
+		t.Errorf("the zsh completion does not parse: %s", r.stderr)
+	}
 	r := runCmdEnv(t, env, nil, bin, "--complete-hosts")
 	for _, w := range []string{"web-1\n", "bastion\n", "gitlab.example\n", "10.1.1.1\n"} {
 		if !strings.Contains(string(r.stdout), w) {

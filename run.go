@@ -32,7 +32,7 @@ func run(ctx context.Context, argv []string, stdin, stdout, stderr *os.File) int
 		return report(stderr, err, false)
 	}
 	if args.Help {
-		fmt.Fprint(stdout, connect.Usage)
+		fmt.Fprint(stdout, connect.Usage())
 		return 0
 	}
 	if args.Version {

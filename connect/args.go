@@ -100,11 +100,45 @@ const sshOptstring = "1246ab:c:e:fgi:kl:m:no:p:qstvxAB:CD:E:F:GI:J:KL:MNO:PQ:R:S
 // name instead of being mistaken for a destination.
 const supported = "ilpFovqtTNnfsLRDWJAax46CEVGcmbBegkKQXYIwy12MSO"
 
-var longOptions = map[string]bool{ // name -> takes an argument
-	"region": true, "profile": true, "fallback": true, "address": true, "source-ip": true,
-	"diagnose": false, "json": false, "no-cache": false, "help": false, "proxy": false, "version": false,
-	"via": true, "serial": false, "list": false, "all": false, "parallel": true, "stdin": true, "completion": true, "complete-hosts": false,
+// LongOption is one of ec2ssh's own options (ssh(1) has no long ones).
+// The shell completions are made from this table.
+type LongOption struct {
+	Name    string
+	Arg     string   // what its argument is, "" when it takes none
+	Choices []string // the values it takes, when they are a fixed set
+	About   string
 }
+
+// LongOptions are ec2ssh's long options.
+var LongOptions = []LongOption{
+	{Name: "region", Arg: "region", About: "AWS region (all: every enabled region, with --list)"},
+	{Name: "profile", Arg: "profile", About: "AWS profile"},
+	{Name: "fallback", Arg: "mode", Choices: []string{"auto", "ssm", "never"}, About: "when to leave direct SSH for another way in"},
+	{Name: "via", Arg: "way", Choices: []string{"direct", "ssm", "eice"}, About: "the one way in to use"},
+	{Name: "address", Arg: "which", Choices: []string{"auto", "public", "private"}, About: "which address of the instance to dial"},
+	{Name: "source-ip", Arg: "address", About: "the address AWS sees the connection come from"},
+	{Name: "diagnose", About: "check what would break SSH, and say how to fix it"},
+	{Name: "json", About: "JSON output (--diagnose, --list, --all)"},
+	{Name: "no-cache", About: "resolve the destination afresh"},
+	{Name: "proxy", About: "be a ProxyCommand: ec2ssh --proxy %h %p"},
+	{Name: "serial", About: "open the instance's EC2 serial console"},
+	{Name: "list", About: "list instances: [FILTER]"},
+	{Name: "all", About: "run a command on many instances: FILTER -- COMMAND"},
+	{Name: "parallel", Arg: "count", About: "how many instances --all runs on at once"},
+	{Name: "stdin", Arg: "mode", Choices: []string{"none", "broadcast"}, About: "what --all does with its input"},
+	{Name: "completion", Arg: "shell", Choices: []string{"bash", "zsh", "fish"}, About: "print a shell completion script"},
+	{Name: "complete-hosts", About: "print the host names completion offers"},
+	{Name: "help", About: "say how to use ec2ssh"},
+	{Name: "version", About: "print the version"},
+}
+
+var longOptions = func() map[string]bool { // name -> takes an argument
+	m := map[string]bool{}
+	for _, o := range LongOptions {
+		m[o.Name] = o.Arg != ""
+	}
+	return m
+}()
 
 const usageHint = "see 'ec2ssh --help'"
 
@@ -566,26 +600,43 @@ func parsePort(s string) (int, error) {
 	return n, nil
 }
 
-// Usage is the text of --help.
-const Usage = `usage: ec2ssh [ssh options] [user@]destination [command [argument ...]]
+// Usage is the text of --help; ec2ssh's own options come from LongOptions.
+func Usage() string {
+	var b strings.Builder
+	b.WriteString(`usage: ec2ssh [ssh options] [user@]destination [command [argument ...]]
        ec2ssh --proxy HOST PORT
        ec2ssh --diagnose [--json] [user@]destination
+       ec2ssh --serial INSTANCE
+       ec2ssh --list [--json] [FILTER]
+       ec2ssh --all [--parallel N] [--stdin=none|broadcast] FILTER -- COMMAND
        ec2ssh -V | --version | --help
 
 A drop-in ssh for Amazon EC2: finds the instance, checks what usually breaks
-SSH to it, and says why when it fails.
+SSH to it, says why when it fails, and gets in another way (SSM, an EC2
+Instance Connect Endpoint, EC2 Instance Connect) when it can.
 
 ssh options (as in ssh(1)):
   -i identity_file  -l login_name  -p port  -F configfile  -o option
-  -v (more: -vv, -vvv)  -q  -t (-tt)  -T  -N  -n  -f  -s  -G
+  -v (more: -vv, -vvv)  -q  -t (-tt)  -T  -N  -n  -f  -s  -G  -g  -k
   -L [bind_address:]port:host:hostport  -R [bind_address:]port:host:hostport
-  -D [bind_address:]port  -W host:port  -J destination
-  -A  -a  -x  -4  -6  -C  -E log_file  -V  --  (end of options)
+  -D [bind_address:]port  -W host:port  -J destination  -b bind_address
+  -c cipher_spec  -m mac_spec  -e escape_char  -E log_file  -Q query_option
+  -M  -S ctl_path  -O ctl_cmd  -A  -a  -x  -4  -6  -C  -V  --  (end of options)
+  Refused by name: -X -Y (X11), -K -I -w -B -y.
 
 ec2ssh options:
-  --region REGION       --profile PROFILE
-  --fallback=auto|ssm|never    --address=auto|public|private
-  --source-ip ADDR      --diagnose  --json  --proxy HOST PORT  --no-cache
-`
+`)
+	for _, o := range LongOptions {
+		name := "--" + o.Name
+		switch {
+		case len(o.Choices) > 0:
+			name += "=" + strings.Join(o.Choices, "|")
+		case o.Arg != "":
+			name += " " + strings.ToUpper(o.Arg)
+		}
+		fmt.Fprintf(&b, "  %-30s %s\n", name, o.About)
+	}
+	return b.String()
+}
 
 func (s Setting) String() string { return fmt.Sprintf("%s=%s", s.Key, s.Value) }

@@ -196,3 +196,34 @@ func TestParseForward(t *testing.T) {
 		}
 	}
 }
+
+// The long-option table the completions are made from agrees with the
+// parser: every option is known, each choice offered is accepted, and a
+// value outside the choices is refused.
+func TestLongOptionTable(t *testing.T) {
+	for _, o := range LongOptions {
+		argv := []string{"--" + o.Name}
+		if o.Arg != "" {
+			argv = append(argv, "1")
+		}
+		if len(o.Choices) > 0 {
+			for _, c := range o.Choices {
+				if _, err := ParseArgs([]string{"--" + o.Name + "=" + c, "host"}); err != nil {
+					t.Errorf("--%s=%s, offered by completion, is refused: %v", o.Name, c, err)
+				}
+			}
+			argv[1] = "bogus"
+			if _, err := ParseArgs(append(argv, "host")); err == nil {
+				t.Errorf("--%s bogus was accepted; its choices are %v", o.Name, o.Choices)
+			}
+			continue
+		}
+		rest := map[string][]string{"proxy": {"host", "22"}, "all": {"web-*", "--", "uptime"}}[o.Name]
+		if rest == nil {
+			rest = []string{"host"}
+		}
+		if _, err := ParseArgs(append(argv, rest...)); err != nil {
+			t.Errorf("--%s: %v", o.Name, err)
+		}
+	}
+}

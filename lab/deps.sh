@@ -12,7 +12,7 @@ set -eu
 # fingerprint recipes), procps (pgrep: no process may outlive ec2ssh),
 # util-linux (unshare: a lab instance's own view of its files), ansible (it
 # drives ssh with connection sharing by default).
-packages="openssh-server openssh-client openssh-tests rsync git tmux nftables iproute2 openssl procps util-linux ansible"
+packages="openssh-server openssh-client openssh-tests rsync git tmux nftables iproute2 openssl procps util-linux ansible bash zsh fish"
 if [ "${1:-}" = bench ]; then
   packages="$packages ansible sshpass"
 fi
