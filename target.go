@@ -76,6 +76,7 @@ func (e *ec2Side) ssm(ctx context.Context) (*fallback.SSM, error) {
 	}
 	s := fallback.NewSSM(a.Config)
 	s.Debug = e.env.Debug
+	s.AgentOnline = a.AgentOnline
 	return s, nil
 }
 

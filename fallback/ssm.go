@@ -45,6 +45,14 @@ type SSM struct {
 	Sleep func(ctx context.Context, d time.Duration) error
 	// Now is the clock the retry deadline is read from.
 	Now func() time.Time
+	// AgentOnline, when set, is asked once when StartSession first says
+	// TargetNotConnected: whether the instance's agent is registered and
+	// Online (DescribeInstanceInformation). The retry is for an agent that
+	// restarted while the service already says Online; an agent that is
+	// absent or offline will not connect within it, so the error is
+	// returned at once and the next way in is tried 6 s sooner. known is
+	// false when it could not be asked (denied): then the retry runs.
+	AgentOnline func(ctx context.Context, instanceID string) (online, known bool)
 }
 
 // NewSSM builds the Session Manager and KMS clients from cfg.
@@ -100,6 +108,7 @@ func (s *SSM) StartPort(ctx context.Context, instanceID string, port int, server
 
 func (s *SSM) start(ctx context.Context, in *ssm.StartSessionInput) (Endpoint, error) {
 	deadline := s.now().Add(NotConnectedRetry)
+	asked := false
 	for {
 		cctx, cancel := context.WithTimeout(ctx, CallTimeout)
 		out, err := s.Client.StartSession(cctx, in)
@@ -108,7 +117,17 @@ func (s *SSM) start(ctx context.Context, in *ssm.StartSessionInput) (Endpoint, e
 			return Endpoint{SessionID: aws.ToString(out.SessionId), StreamURL: aws.ToString(out.StreamUrl), Token: aws.ToString(out.TokenValue)}, nil
 		}
 		var nc *ssmtypes.TargetNotConnected
-		if errors.As(err, &nc) && s.now().Before(deadline) {
+		notConnected := errors.As(err, &nc)
+		if notConnected && !asked && s.AgentOnline != nil {
+			asked = true
+			if online, known := s.AgentOnline(ctx, aws.ToString(in.Target)); known && !online {
+				if s.Debug != nil {
+					s.Debug("debug1: ssm: %s: the agent is not online; not waiting for it", aws.ToString(in.Target))
+				}
+				notConnected = false
+			}
+		}
+		if notConnected && s.now().Before(deadline) {
 			if s.sleep(ctx, notConnectedPause) == nil {
 				continue
 			}

@@ -80,6 +80,28 @@ func TestTargetNotConnectedIsRetriedForAWhile(t *testing.T) {
 			t.Errorf("start = %+v, %v after %d calls; want s-1 after 3", ep, err, api.calls)
 		}
 	})
+	t.Run("an agent that is not online is not waited for", func(t *testing.T) {
+		api := &fakeSSM{errs: []error{notConnected}}
+		clock := &fakeClock{now: time.Unix(0, 0)}
+		asked := 0
+		s := &SSM{Client: api, Sleep: clock.Sleep, Now: clock.Now,
+			AgentOnline: func(_ context.Context, id string) (bool, bool) { asked++; return false, id == "i-1" }}
+		_, err := s.start(context.Background(), &ssm.StartSessionInput{Target: aws.String("i-1")})
+		if failure.KindOf(err) != failure.Unreachable || api.calls != 1 || asked != 1 {
+			t.Errorf("start = %v after %d calls, %d questions; want Unreachable after 1 call, 1 question", err, api.calls, asked)
+		}
+		// Online (just restarted), or not known (denied): the retry runs, asked once.
+		for _, online := range []func(context.Context, string) (bool, bool){
+			func(context.Context, string) (bool, bool) { asked++; return true, true },
+			func(context.Context, string) (bool, bool) { asked++; return false, false },
+		} {
+			api, asked = &fakeSSM{errs: []error{notConnected, notConnected, nil}}, 0
+			s := &SSM{Client: api, Sleep: clock.Sleep, Now: clock.Now, AgentOnline: online}
+			if _, err := s.start(context.Background(), &ssm.StartSessionInput{Target: aws.String("i-1")}); err != nil || api.calls != 3 || asked != 1 {
+				t.Errorf("start = %v after %d calls, %d questions; want a session after 3 calls, 1 question", err, api.calls, asked)
+			}
+		}
+	})
 	t.Run("stops when the context ends", func(t *testing.T) {
 		api := &fakeSSM{errs: []error{notConnected}}
 		ctx, cancel := context.WithCancel(context.Background())

@@ -575,6 +575,16 @@ func grantsSessionManager(doc string) bool {
 	return true
 }
 
+// AgentOnline reports whether id's SSM agent is registered and Online;
+// known is false when DescribeInstanceInformation could not be asked.
+func (a *AWS) AgentOnline(ctx context.Context, id string) (online, known bool) {
+	ag, err := a.ssmAgent(ctx, id)
+	if err != nil {
+		return false, false
+	}
+	return ag.Registered && ag.PingStatus == "Online", true
+}
+
 func (a *AWS) ssmAgent(ctx context.Context, id string) (*SSMAgent, *APIError) {
 	ctx, cancel := callCtx(ctx)
 	defer cancel()

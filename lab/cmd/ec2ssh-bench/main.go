@@ -275,6 +275,11 @@ func run() error {
 		ours, theirs = alternate(*runs, func() time.Duration { return e.time(e.bin, "-F", cfg, "--via=eice", "root@healthy", "true") },
 			func() time.Duration { return e.time("ssh", "-F", cfg, healthy.IP, "true") })
 		say(ratioRow("connect + true through an EC2 Instance Connect Endpoint, vs an open OpenSSH connect", ours, theirs, 0, false))
+		// The ladder finding the endpoint by itself: a private instance
+		// with no SSM agent and port 22 unreachable (eice-only), no --via.
+		ours, theirs = alternate(*runs, func() time.Duration { return e.time(e.bin, "-F", cfg, "root@eice-only", "true") },
+			func() time.Duration { return e.time("ssh", "-F", cfg, healthy.IP, "true") })
+		say(ratioRow("no agent, port 22 unreachable: connect + true found through the endpoint by the ladder, vs an open OpenSSH connect", ours, theirs, 0, false))
 		payload := filepath.Join(dir, "eice-payload")
 		writeRandom(payload, *bigMiB<<20)
 		n := float64(*bigMiB << 20)
