@@ -114,7 +114,7 @@ func runList(ctx context.Context, args *connect.Args, cfg *connect.Config, stdou
 		out = append(out, listed{Instance: in, Reach: reach[in.ID]})
 		// What was listed is what will be connected to next: remember
 		// running instances by Name (and so complete them, too).
-		if addr, err := in.Address(args.Address); err == nil && in.State == "running" && in.Name != "" && !args.NoCache {
+		if addr, err := in.Address(args.Address); err == nil && in.State.Running() && in.Name != "" && !args.NoCache {
 			cache.Put(args.Profile, in.Region, in.Name, preflight.Cached{InstanceID: in.ID, Name: in.Name, Address: addr})
 		}
 	}
@@ -221,8 +221,8 @@ func runAll(ctx context.Context, argv []string, args *connect.Args, cfg *connect
 	var wg sync.WaitGroup
 	for i, in := range ins {
 		results[i] = fleetResult{ID: in.ID, Name: in.Name, Region: in.Region}
-		if in.State != "running" {
-			results[i].Exit, results[i].Why = 255, "the instance is "+in.State
+		if !in.State.Running() {
+			results[i].Exit, results[i].Why = 255, "the instance is "+string(in.State)
 			continue
 		}
 		wg.Add(1)

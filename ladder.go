@@ -105,13 +105,13 @@ func (p *plan) situation() fallback.Situation {
 	s := fallback.Situation{Mode: p.args.Fallback, Instance: p.t != nil, Proxy: p.proxy, NeedsSSH: p.needsSSH, Tried: p.tried,
 		Raceable: p.cfg.ProxyCommand == "" && p.cfg.ProxyJump == ""}
 	if p.t != nil && p.t.Instance != nil {
-		s.State = p.t.Instance.State
+		s.State = string(p.t.Instance.State)
 	}
 	if f := p.facts; f != nil {
 		if f.Instance != nil {
-			s.State = f.Instance.State
+			s.State = string(f.Instance.State)
 			for _, ep := range f.Endpoints {
-				if ep.VPCID == f.Instance.VPCID && (ep.State == "create-complete" || strings.HasPrefix(ep.State, "update-")) {
+				if ep.VPCID == f.Instance.VPCID && ep.Ready() {
 					s.Endpoint = true
 				}
 			}

@@ -128,8 +128,8 @@ func serialPreconditions(ctx context.Context, a *preflight.AWS, t *target) error
 			return err
 		}
 	}
-	if in.State != "running" {
-		return &failure.Error{Kind: failure.InstanceState, Msg: fmt.Sprintf("%s is %s: its serial console needs it running", t, in.State),
+	if !in.State.Running() {
+		return &failure.Error{Kind: failure.InstanceState, Msg: fmt.Sprintf("%s is %s: its serial console needs it running", t, string(in.State)),
 			Hint: "start it: aws ec2 start-instances --instance-ids " + t.ID}
 	}
 	if in.Type != "" {

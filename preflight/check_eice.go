@@ -24,7 +24,7 @@ func checkEICE(f *Facts) Result {
 	}
 	var ready []InstanceConnectEndpoint
 	for _, ep := range f.Endpoints {
-		if ep.State == "create-complete" || strings.HasPrefix(ep.State, "update-") {
+		if ep.Ready() {
 			ready = append(ready, ep)
 		}
 	}

@@ -8,7 +8,7 @@ import (
 
 func checkNetworkPath(f *Facts) Result {
 	in := f.Instance
-	if in == nil || in.State != "running" {
+	if in == nil || !in.State.Running() {
 		return Result{Status: Skip, Summary: "the instance is not running"}
 	}
 	if f.Source.Private {

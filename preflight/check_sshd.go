@@ -58,8 +58,8 @@ func checkSSHD(f *Facts) Result {
 		rule := in.Firewall[0]
 		return Result{Status: Fail, Summary: fmt.Sprintf("a host firewall on the instance (%s) stops port %d: %s", rule.Firewall, port, rule.Rule),
 			Evidence: ev, Fix: rule.Fix + " (from an SSM shell: ec2ssh --fallback=ssm HOST)"}
-	case (result == ProbeTimeout || result == ProbeUnreachable) && f.Instance != nil && f.Instance.State != "running":
-		return Result{Status: Unknown, Summary: target + " does not answer: the instance is " + f.Instance.State + " (see instance-state)", Evidence: ev}
+	case (result == ProbeTimeout || result == ProbeUnreachable) && f.Instance != nil && !f.Instance.State.Running():
+		return Result{Status: Unknown, Summary: target + " does not answer: the instance is " + string(f.Instance.State) + " (see instance-state)", Evidence: ev}
 	case result == ProbeTimeout || result == ProbeUnreachable:
 		if f.Instance != nil && checkSecurityGroup(f).Status == Pass && checkNetworkACL(f).Status == Pass && checkNetworkPath(f).Status != Fail {
 			// What AWS's configuration shows lets the packets through, so

@@ -14,7 +14,7 @@ func checkSSMAgent(f *Facts) Result {
 	if in == nil {
 		return Result{Status: Skip, Summary: "not an EC2 instance"}
 	}
-	if in.State != "running" {
+	if !in.State.Running() {
 		// A stopped instance's agent is offline by nature: instance-state
 		// says what matters.
 		return Result{Status: Skip, Summary: "the instance is not running"}

@@ -3,7 +3,7 @@ package preflight
 import "fmt"
 
 func checkStatusChecks(f *Facts) Result {
-	if f.Instance == nil || f.Instance.State != "running" {
+	if f.Instance == nil || !f.Instance.State.Running() {
 		return Result{Status: Skip, Summary: "the instance is not running"}
 	}
 	if f.StatusErr != nil {

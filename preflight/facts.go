@@ -113,7 +113,7 @@ type Caller struct {
 type Instance struct {
 	ID              string      `json:"id"`
 	Name            string      `json:"name,omitempty"`
-	State           string      `json:"state"` // pending, running, stopping, stopped, shutting-down, terminated
+	State           State       `json:"state"` // pending, running, stopping, stopped, shutting-down, terminated
 	Type            string      `json:"type,omitempty"`
 	StateReason     string      `json:"state_reason,omitempty"`
 	LaunchTime      time.Time   `json:"launch_time"`

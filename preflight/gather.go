@@ -126,7 +126,7 @@ func (a *AWS) Gather(ctx context.Context, req Request) *Facts {
 	}
 	do("SSM agent", func() {
 		f.SSM, f.SSMErr = a.ssmAgent(ctx, in.ID)
-		if req.Inside != nil && f.SSM != nil && f.SSM.PingStatus == "Online" && in.State == "running" {
+		if req.Inside != nil && f.SSM != nil && f.SSM.PingStatus == "Online" && in.State.Running() {
 			start := time.Now()
 			f.Inside, f.InsideErr = a.lookInside(ctx, req, in)
 			mu.Lock()

@@ -98,7 +98,7 @@ func (a *AWS) List(ctx context.Context, f Filter) ([]*Instance, error) {
 	}
 	var out []*Instance
 	for _, in := range ins {
-		if in.State == "terminated" || !f.Matches(in) {
+		if in.State == StateTerminated || !f.Matches(in) {
 			continue
 		}
 		in.Region = a.Region()
@@ -171,8 +171,8 @@ func (a *AWS) Reachability(ctx context.Context, ins []*Instance, port int, addre
 	out := map[string]Reach{}
 	var groupIDs, running []string
 	for _, in := range ins {
-		if in.State != "running" {
-			out[in.ID] = Reach{Via: "none", Why: "the instance is " + in.State}
+		if !in.State.Running() {
+			out[in.ID] = Reach{Via: "none", Why: "the instance is " + string(in.State)}
 			continue
 		}
 		running = append(running, in.ID)
@@ -203,7 +203,7 @@ func (a *AWS) Reachability(ctx context.Context, ins []*Instance, port int, addre
 	}()
 	wg.Wait()
 	for _, in := range ins {
-		if in.State != "running" {
+		if !in.State.Running() {
 			continue
 		}
 		addr, aerr := in.Address(addressMode)

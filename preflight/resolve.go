@@ -106,7 +106,7 @@ func (a *AWS) Resolve(ctx context.Context, dest string) (*Instance, error) {
 	var live, all []*Instance
 	for _, in := range found {
 		all = append(all, in)
-		if in.State != "terminated" && in.State != "shutting-down" {
+		if !in.State.Gone() {
 			live = append(live, in)
 		}
 	}
@@ -192,7 +192,7 @@ func convertInstance(in ec2types.Instance) *Instance {
 		Platform: aws.ToString(in.PlatformDetails), LaunchTime: aws.ToTime(in.LaunchTime), Type: string(in.InstanceType),
 	}
 	if in.State != nil {
-		i.State = string(in.State.Name)
+		i.State = State(in.State.Name)
 	}
 	if in.StateReason != nil {
 		i.StateReason = aws.ToString(in.StateReason.Message)

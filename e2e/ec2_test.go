@@ -1,4 +1,4 @@
-package main
+package e2e
 
 import (
 	"context"
@@ -449,7 +449,7 @@ func TestStandInAgainstStockPlugin(t *testing.T) {
 	needWorld(t)
 	lab.Require(t, "ssh")
 	plugin := filepath.Join(t.TempDir(), "stock-plugin")
-	if out, err := exec.Command("go", "build", "-o", plugin, "./lab/cmd/stock-plugin").CombinedOutput(); err != nil {
+	if out, err := exec.Command("go", "build", "-o", plugin, "../lab/cmd/stock-plugin").CombinedOutput(); err != nil {
 		t.Fatalf("build the stock plugin: %v\n%s", err, out)
 	}
 	ref, err := world.StartReferenceSSM()

@@ -1,4 +1,4 @@
-package main
+package e2e
 
 import (
 	"context"
@@ -150,7 +150,12 @@ func TestFleetAll(t *testing.T) {
 	dec := json.NewDecoder(strings.NewReader(string(r.stdout)))
 	n := 0
 	for dec.More() {
-		var res fleetResult
+		// The fields --all --json promises (the manual, "--all").
+		var res struct {
+			ID, Name, Region, Stdout, Stderr string
+			Exit                             int
+			Ran                              bool
+		}
 		if err := dec.Decode(&res); err != nil {
 			t.Fatalf("--json: %v: %s", err, r.stdout)
 		}
