@@ -42,7 +42,7 @@ type Args struct {
 	// ec2ssh's own long options.
 	Region   string
 	Profile  string
-	Fallback string // auto | ssm | never
+	Fallback Mode   // --fallback and --via
 	Address  string // auto | public | private
 	SourceIP string
 	Diagnose bool
@@ -266,13 +266,14 @@ func (a *Args) parseLong(args []string) ([]string, error) {
 	case "source-ip":
 		a.SourceIP = val
 	case "fallback":
-		if val != "auto" && val != "ssm" && val != "never" {
+		m, ok := map[string]Mode{"auto": ModeAuto, "ssm": ModeSSM, "never": ModeDirect}[val]
+		if !ok {
 			return nil, failure.Configf("use --fallback=auto, --fallback=ssm or --fallback=never", "bad --fallback value %q", val)
 		}
-		a.Fallback = val
+		a.Fallback = m
 	case "via":
 		// --via names the one way in: direct (no fallback), ssm, or eice.
-		m, ok := map[string]string{"direct": "never", "ssm": "ssm", "eice": "eice"}[val]
+		m, ok := map[string]Mode{"direct": ModeDirect, "ssm": ModeSSM, "eice": ModeEICE}[val]
 		if !ok {
 			return nil, failure.Configf("use --via=direct, --via=ssm or --via=eice", "bad --via value %q", val)
 		}

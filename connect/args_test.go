@@ -45,7 +45,7 @@ func TestParseArgs(t *testing.T) {
 		{name: "A then a", argv: []string{"-A", "-a", "h"}, dest: "h", set: []Setting{{"ForwardAgent", "no"}}},
 		{name: "T after t", argv: []string{"-t", "-T", "h"}, dest: "h", chk: func(a *Args) bool { return a.NoTTY && a.TTY == 0 }},
 		{name: "long options", argv: []string{"--region", "eu-west-1", "--profile=dev", "--fallback=never", "h"}, dest: "h",
-			chk: func(a *Args) bool { return a.Region == "eu-west-1" && a.Profile == "dev" && a.Fallback == "never" }},
+			chk: func(a *Args) bool { return a.Region == "eu-west-1" && a.Profile == "dev" && a.Fallback == ModeDirect }},
 		{name: "proxy", argv: []string{"--proxy", "web-1", "22"}, dest: "web-1", chk: func(a *Args) bool { return a.Proxy && a.ProxyPort == "22" }},
 		{name: "W and J", argv: []string{"-W", "db:5432", "-J", "bastion", "h"}, dest: "h", set: []Setting{{"ProxyJump", "bastion"}},
 			chk: func(a *Args) bool { return a.StdioFwd == "db:5432" }},

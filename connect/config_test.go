@@ -8,7 +8,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/ec2ssh/ec2ssh/lab"
+	"github.com/ec2ssh/ec2ssh/lab/kit"
 )
 
 const testConfig = `# ec2ssh's ssh_config test: OpenSSH must read it the same way.
@@ -108,7 +108,7 @@ const includedConfig = `Host alias-5
 // files with ec2ssh and with ssh -G, and requires the same output, line for
 // line: every keyword ssh prints, with its value.
 func TestConfigMatchesOpenSSH(t *testing.T) {
-	lab.Require(t, "ssh")
+	kit.Require(t, "ssh")
 	dir := t.TempDir()
 	cfgFile := filepath.Join(dir, "config")
 	if err := os.WriteFile(cfgFile, []byte(testConfig), 0o600); err != nil {

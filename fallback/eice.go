@@ -21,6 +21,7 @@ import (
 	"github.com/gorilla/websocket"
 
 	"github.com/ec2ssh/ec2ssh/failure"
+	"github.com/ec2ssh/ec2ssh/preflight"
 )
 
 // EC2 Instance Connect Endpoint (EICE) tunnels, opened as the AWS CLI's
@@ -38,21 +39,9 @@ const EICEPresignExpiry = 60 * time.Second
 // EICEMaxTunnel is the longest a tunnel lives (the service's limit).
 const EICEMaxTunnel = time.Hour
 
-// TunnelEndpoint is one EC2 Instance Connect Endpoint.
-type TunnelEndpoint struct {
-	ID               string   `json:"id"`
-	DNSName          string   `json:"dns_name"`
-	VPCID            string   `json:"vpc_id"`
-	SubnetID         string   `json:"subnet_id"`
-	State            string   `json:"state"` // create-complete, update-in-progress, …
-	SecurityGroups   []string `json:"security_groups,omitempty"`
-	PreserveClientIP bool     `json:"preserve_client_ip"`
-}
-
-// Usable: a tunnel can be opened through it.
-func (e TunnelEndpoint) Usable() bool {
-	return e.State == "create-complete" || strings.HasPrefix(e.State, "update-")
-}
+// TunnelEndpoint is one EC2 Instance Connect Endpoint, as
+// DescribeInstanceConnectEndpoints describes it.
+type TunnelEndpoint = preflight.InstanceConnectEndpoint
 
 // EICETunnels opens tunnels with one set of credentials.
 type EICETunnels struct {
@@ -236,7 +225,7 @@ func PickEndpoint(eps []TunnelEndpoint, vpcID, subnetID string) (TunnelEndpoint,
 	var best TunnelEndpoint
 	found := false
 	for _, ep := range eps {
-		if ep.VPCID != vpcID || !ep.Usable() {
+		if ep.VPCID != vpcID || !ep.Ready() {
 			continue
 		}
 		if !found || ep.SubnetID == subnetID && best.SubnetID != subnetID {

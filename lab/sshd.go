@@ -8,6 +8,7 @@ import (
 	"bufio"
 	"errors"
 	"fmt"
+	"github.com/ec2ssh/ec2ssh/lab/kit"
 	"io"
 	"net"
 	"os"
@@ -282,48 +283,16 @@ func userIDs(name string) (int, int, error) {
 }
 
 // Keygen makes a key pair with ssh-keygen: path and path.pub.
-func Keygen(path, typ, passphrase string) error {
-	os.Remove(path)
-	os.Remove(path + ".pub")
-	args := []string{"-q", "-t", typ, "-N", passphrase, "-C", filepath.Base(path), "-f", path}
-	if typ == "rsa" {
-		args = append(args, "-b", "2048")
-	}
-	out, err := exec.Command("ssh-keygen", args...).CombinedOutput()
-	if err != nil {
-		return fmt.Errorf("ssh-keygen %s: %v: %s", typ, err, out)
-	}
-	return nil
-}
+func Keygen(path, typ, passphrase string) error { return kit.Keygen(path, typ, passphrase) }
 
 // FreePort returns a TCP port free on addr just now.
-func FreePort(addr string) (int, error) {
-	ln, err := net.Listen("tcp", net.JoinHostPort(addr, "0"))
-	if err != nil {
-		return 0, err
-	}
-	defer ln.Close()
-	return ln.Addr().(*net.TCPAddr).Port, nil
-}
+func FreePort(addr string) (int, error) { return kit.FreePort(addr) }
 
 // TB is the part of testing.TB the lab uses.
-type TB interface {
-	Helper()
-	Fatalf(format string, args ...any)
-	Skipf(format string, args ...any)
-}
+type TB = kit.TB
 
-// Require fails the test when a tool it needs is missing: make test
-// installs them (lab/deps.sh), and a run that cannot try something must
-// not pass as if it had.
-func Require(t TB, tools ...string) {
-	t.Helper()
-	for _, tool := range tools {
-		if _, err := exec.LookPath(tool); err != nil {
-			t.Fatalf("%s is needed and missing: make test installs it (lab/deps.sh)", tool)
-		}
-	}
-}
+// Require fails the test when a tool it needs is missing (kit.Require).
+func Require(t TB, tools ...string) { t.Helper(); kit.Require(t, tools...) }
 
 // Echo serves a TCP echo on 127.0.0.1 (a stand-in for an instance's
 // port) and returns its port and the function that stops it.

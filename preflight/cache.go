@@ -21,6 +21,9 @@ type Cached struct {
 	Name       string `json:"name,omitempty"`
 	Address    string `json:"address"`
 	User       string `json:"user,omitempty"` // the AMI's default user
+	// UserLooked: the AMI was looked up for User (a run given a user does
+	// not ask, and a later run without one must).
+	UserLooked bool `json:"user_looked,omitempty"`
 	// APIRTT is how long resolving it took: one EC2 API round trip, which
 	// bounds a TCP connect to the instance (see raceGrace).
 	APIRTT time.Duration `json:"api_rtt_ns,omitempty"`

@@ -3,6 +3,8 @@ package preflight
 import (
 	"fmt"
 	"strings"
+
+	"github.com/ec2ssh/ec2ssh/failure"
 )
 
 // Status is a check's verdict.
@@ -23,6 +25,12 @@ type Result struct {
 	Summary  string   `json:"summary"`
 	Evidence []string `json:"evidence"`
 	Fix      string   `json:"fix,omitempty"`
+	// Cause is the failure kind a failed check proves, when it proves
+	// more than "the network does not let it through" (sshd refusing:
+	// failure.Refused); Unknown otherwise.
+	Cause failure.Kind `json:"-"`
+	// Inside: the look inside the instance established this finding.
+	Inside bool `json:"-"`
 }
 
 // Check judges Facts; it is pure and never panics on odd data.

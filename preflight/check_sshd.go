@@ -4,6 +4,8 @@ import (
 	"fmt"
 	"strconv"
 	"strings"
+
+	"github.com/ec2ssh/ec2ssh/failure"
 )
 
 func checkSSHD(f *Facts) Result {
@@ -41,7 +43,7 @@ func checkSSHD(f *Facts) Result {
 			Fix: "something other than sshd listens there, or sshd is hung: from an SSM shell, sudo systemctl restart sshd"}
 	case in != nil && !in.SSHDRunning:
 		// Seen from inside: whatever the probe said, sshd is not running.
-		r := Result{Status: Fail, Summary: "sshd is not running on the instance", Evidence: ev,
+		r := Result{Status: Fail, Summary: "sshd is not running on the instance", Evidence: ev, Cause: failure.Refused, Inside: true,
 			Fix: "start it from an SSM shell (ec2ssh --fallback=ssm HOST): sudo systemctl start sshd"}
 		if len(in.ConfigErrors) > 0 {
 			r.Summary = "sshd is not running: its configuration has errors (sshd -t: " + in.ConfigErrors[0] + ")"
@@ -50,6 +52,7 @@ func checkSSHD(f *Facts) Result {
 		return r
 	case in != nil && len(in.Listening) > 0 && !listensOn(in.Listening, port):
 		return Result{Status: Fail, Summary: fmt.Sprintf("sshd listens on %s, not on port %d", strings.Join(in.Listening, ", "), port), Evidence: ev,
+			Cause: failure.Refused, Inside: true,
 			Fix: fmt.Sprintf("connect to the port it uses (ec2ssh -p %s …), or set Port %d in /etc/ssh/sshd_config and restart sshd", firstPort(in.Listening), port)}
 	case result == ProbeRefused:
 		return Result{Status: Fail, Summary: target + " refuses connections: sshd is stopped, or listens on another port", Evidence: ev,
@@ -57,7 +60,7 @@ func checkSSHD(f *Facts) Result {
 	case in != nil && len(in.Firewall) > 0:
 		rule := in.Firewall[0]
 		return Result{Status: Fail, Summary: fmt.Sprintf("a host firewall on the instance (%s) stops port %d: %s", rule.Firewall, port, rule.Rule),
-			Evidence: ev, Fix: rule.Fix + " (from an SSM shell: ec2ssh --fallback=ssm HOST)"}
+			Evidence: ev, Fix: rule.Fix + " (from an SSM shell: ec2ssh --fallback=ssm HOST)", Inside: true}
 	case (result == ProbeTimeout || result == ProbeUnreachable) && f.Instance != nil && !f.Instance.State.Running():
 		return Result{Status: Unknown, Summary: target + " does not answer: the instance is " + string(f.Instance.State) + " (see instance-state)", Evidence: ev}
 	case result == ProbeTimeout || result == ProbeUnreachable:

@@ -1,4 +1,4 @@
-package preflight
+package preflight_test
 
 import (
 	"crypto/ed25519"
@@ -14,6 +14,7 @@ import (
 	"testing"
 
 	"github.com/ec2ssh/ec2ssh/lab"
+	"github.com/ec2ssh/ec2ssh/preflight"
 )
 
 // TestFingerprintsMatchAWSRecipes computes fingerprints the way AWS's
@@ -37,7 +38,7 @@ func TestFingerprintsMatchAWSRecipes(t *testing.T) {
 	}
 	imported := sh("openssl rsa -in " + rsaFile + " -pubout -outform DER 2>/dev/null | openssl md5 -c")
 	created := sh("openssl pkcs8 -in " + rsaFile + " -inform PEM -outform DER -topk8 -nocrypt | openssl sha1 -c")
-	got := Fingerprints([]KeyMaterial{{Source: "rsa", Public: &rsaKey.PublicKey, Private: rsaKey}})[0].Fingerprints
+	got := preflight.Fingerprints([]preflight.KeyMaterial{{Source: "rsa", Public: &rsaKey.PublicKey, Private: rsaKey}})[0].Fingerprints
 	for name, want := range map[string]string{"imported RSA (MD5 of DER public key)": imported, "AWS-made RSA (SHA-1 of PKCS#8)": created} {
 		if !containsFP(got, want) {
 			t.Errorf("%s: %s not among %q", name, want, got)
@@ -53,7 +54,7 @@ func TestFingerprintsMatchAWSRecipes(t *testing.T) {
 	pubLine, _ := os.ReadFile(edFile + ".pub")
 	blob := decodeBlob(t, string(pubLine))
 	pub := ed25519.PublicKey(blob[len(blob)-32:])
-	got = Fingerprints([]KeyMaterial{{Source: "ed", Blob: blob, Public: pub}})[0].Fingerprints
+	got = preflight.Fingerprints([]preflight.KeyMaterial{{Source: "ed", Blob: blob, Public: pub}})[0].Fingerprints
 	if !containsFP(got, want) {
 		t.Errorf("ED25519: %s not among %q", want, got)
 	}
@@ -64,7 +65,7 @@ func TestFingerprintsMatchAWSRecipes(t *testing.T) {
 
 func containsFP(list []string, want string) bool {
 	for _, s := range list {
-		if normFingerprint(s) == normFingerprint(want) {
+		if preflight.NormFingerprint(s) == preflight.NormFingerprint(want) {
 			return true
 		}
 	}

@@ -1,9 +1,8 @@
-package main
+package reach
 
 import (
 	"context"
 	"io"
-	"os"
 
 	"golang.org/x/term"
 
@@ -12,25 +11,30 @@ import (
 	"github.com/ec2ssh/ec2ssh/fallback"
 )
 
-// runSSMShell is the last rung of the ladder: with sshd down, an SSM shell
+// ssmShell is the last rung of the ladder: with sshd down, an SSM shell
 // for an interactive login, or the command run through SSM with its stdout,
 // stderr and exit status.
-func runSSMShell(ctx context.Context, p *plan, command string, wantTTY bool, stdin, stdout, stderr *os.File, notes *notices, quiet bool) int {
-	api, err := p.side.ssm(ctx)
+func (p *plan) ssmShell(ctx context.Context, command string) (int, error) {
+	r := p.run
+	stdin, stdout, stderr := r.IO.Stdin, r.IO.Stdout, r.IO.Stderr
+	c, err := p.side.get(ctx)
 	if err != nil {
-		return report(stderr, err, quiet)
+		return connect.ExitSignal, err
 	}
-	tty := wantTTY && term.IsTerminal(int(stdin.Fd()))
+	api := c.SSM()
+	isTTY := term.IsTerminal(int(stdin.Fd()))
+	wantTTY, _ := (&connect.Session{Command: command}).WantTTY(p.cfg, isTTY)
+	tty := wantTTY && isTTY
 	if command != "" && !tty {
 		if err := refusePendingInput(stdin); err != nil {
-			return report(stderr, err, quiet)
+			return connect.ExitSignal, err
 		}
 	}
 	what := "an SSM shell"
 	if command != "" {
 		what = "the command over SSM"
 	}
-	notes.say("%s: sshd refuses connections, also from inside the instance; running %s", p.t, what)
+	p.notes.Say("%s: sshd refuses connections, also from inside the instance; running %s", p.t, what)
 	var ch *fallback.Channel
 	var cmd *fallback.Command
 	if command != "" {
@@ -42,16 +46,16 @@ func runSSMShell(ctx context.Context, p *plan, command string, wantTTY bool, std
 		ch, err = api.StartShell(ctx, p.t.ID)
 	}
 	if err != nil {
-		return report(stderr, err, quiet)
+		return connect.ExitSignal, err
 	}
 	defer ch.Close()
 	stop := context.AfterFunc(ctx, func() { ch.Close() })
 	defer stop()
 
-	if tty || (command == "" && wantTTY && term.IsTerminal(int(stdin.Fd()))) {
+	if tty || (command == "" && wantTTY && isTTY) {
 		restore, err := connect.RawTerminal(stdin, func(cols, rows int) { ch.Resize(cols, rows) })
 		if err != nil {
-			return report(stderr, err, quiet)
+			return connect.ExitSignal, err
 		}
 		defer restore()
 		if w, h, err := term.GetSize(int(stdin.Fd())); err == nil {
@@ -61,21 +65,20 @@ func runSSMShell(ctx context.Context, p *plan, command string, wantTTY bool, std
 	if cmd != nil {
 		code, err := cmd.Run(stdin, stdout, stderr)
 		if ctx.Err() != nil {
-			return connect.ExitSignal
+			return connect.ExitSignal, nil // ssh(1): 255 when a signal ends it
 		}
 		if err != nil {
-			return report(stderr, err, quiet)
+			return connect.ExitSignal, err
 		}
-		return code
+		return code, nil
 	}
 	go io.Copy(ch, stdin)
 	_, copyErr := io.Copy(stdout, ch)
 	if ctx.Err() != nil {
-		// ssh(1) ends with 255 when a signal ends it.
-		return connect.ExitSignal
+		return connect.ExitSignal, nil
 	}
 	if copyErr != nil && failure.KindOf(copyErr) != failure.Unknown {
-		return report(stderr, copyErr, quiet)
+		return connect.ExitSignal, copyErr
 	}
-	return 0
+	return 0, nil
 }

@@ -10,36 +10,58 @@ import (
 	"syscall"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/ec2ssh/ec2ssh/reach"
 )
+
+// What ec2ssh does as a process among processes, as ssh(1) does: -f's
+// fork into the background, ControlPersist's background master, SIGPIPE.
 
 // forkBackground runs ec2ssh again as a child that does the work, and
 // returns once the child is connected (ssh -f), or with the child's status
-// if it fails first.
-func forkBackground(argv []string, stdout, stderr *os.File) int {
+// if it fails first (it has said why).
+func forkBackground(argv []string, stdout, stderr *os.File) (int, error) {
 	self, err := os.Executable()
 	if err != nil {
-		return report(stderr, err, false)
+		return 255, err
 	}
 	r, w, err := os.Pipe()
 	if err != nil {
-		return report(stderr, err, false)
+		return 255, err
 	}
+	defer r.Close()
 	cmd := exec.Command(self, argv...)
 	cmd.Env = append(os.Environ(), forkEnv+"=3")
 	cmd.ExtraFiles = []*os.File{w}
 	cmd.Stdin, cmd.Stdout, cmd.Stderr = nil, stdout, stderr
 	if err := cmd.Start(); err != nil {
-		return report(stderr, err, false)
+		w.Close()
+		return 255, err
 	}
 	w.Close()
+	if ready(r) != 0 {
+		cmd.Process.Release()
+		return 0, nil
+	}
+	return childStatus(cmd), nil
+}
+
+// ready reads the one byte a child reports readiness with; 0 when it
+// closed the pipe without one (it ended).
+func ready(r *os.File) byte {
 	buf := make([]byte, 1)
 	if n, _ := r.Read(buf); n == 1 {
-		cmd.Process.Release()
-		return 0
+		return buf[0]
 	}
+	return 0
+}
+
+// childStatus is how a child that did not get ready ended: its status, or
+// 255 when it had none to give.
+func childStatus(cmd *exec.Cmd) int {
 	cmd.Wait()
-	if code := cmd.ProcessState.ExitCode(); code > 0 {
-		return code
+	if c := cmd.ProcessState.ExitCode(); c > 0 {
+		return c
 	}
 	return 255
 }
@@ -57,9 +79,13 @@ func detach(noSession, keepStderr bool) {
 		f.Close()
 		syscall.Setsid()
 	}
-	if !noSession {
-		return
+	if noSession {
+		toDevNull(keepStderr)
 	}
+}
+
+// toDevNull points stdin, stdout and (unless kept) stderr at /dev/null.
+func toDevNull(keepStderr bool) {
 	if null, err := os.OpenFile(os.DevNull, os.O_RDWR, 0); err == nil {
 		unix.Dup2(int(null.Fd()), 0)
 		unix.Dup2(int(null.Fd()), 1)
@@ -67,26 +93,6 @@ func detach(noSession, keepStderr bool) {
 			unix.Dup2(int(null.Fd()), 2)
 		}
 		null.Close()
-	}
-}
-
-// watchHangup calls gone once f's reader has gone away (a pipe whose read
-// end is closed reports POLLERR, a socket POLLHUP). It blocks until then;
-// for a terminal or a file it never returns.
-func watchHangup(f *os.File, gone func()) {
-	fds := []unix.PollFd{{Fd: int32(f.Fd())}}
-	for {
-		n, err := unix.Poll(fds, -1)
-		if err == unix.EINTR {
-			continue
-		}
-		if err != nil {
-			return
-		}
-		if n > 0 && fds[0].Revents&(unix.POLLERR|unix.POLLHUP) != 0 {
-			gone()
-			return
-		}
 	}
 }
 
@@ -110,42 +116,37 @@ func keepForkFD() {
 // ControlPersist asks for, and waits until it is listening (up), has
 // connected but could not listen (up false, code 0: connect without it),
 // or has failed (its status; it has said why).
-func spawnMaster(argv []string, stderr *os.File) (up bool, code int) {
+func spawnMaster(argv []string, stderr *os.File) (up bool, code int, err error) {
 	self, err := os.Executable()
 	if err != nil {
-		return false, report(stderr, err, false)
+		return false, 255, err
 	}
 	r, w, err := os.Pipe()
 	if err != nil {
-		return false, report(stderr, err, false)
+		return false, 255, err
 	}
 	defer r.Close()
 	cmd := exec.Command(self, argv...)
-	cmd.Env = append(os.Environ(), muxMasterEnv+"=3")
+	cmd.Env = append(os.Environ(), reach.MuxMasterEnv+"=3")
 	cmd.ExtraFiles = []*os.File{w}
 	cmd.Stdin, cmd.Stdout, cmd.Stderr = os.Stdin, os.Stdout, stderr
 	if err := cmd.Start(); err != nil {
 		w.Close()
-		return false, report(stderr, err, false)
+		return false, 255, err
 	}
 	w.Close()
-	buf := make([]byte, 1)
-	if n, _ := r.Read(buf); n == 1 {
+	if b := ready(r); b != 0 {
 		cmd.Process.Release()
-		return buf[0] == 1, 0
+		return b == 1, 0, nil
 	}
-	cmd.Wait()
-	if c := cmd.ProcessState.ExitCode(); c > 0 {
-		return false, c
-	}
-	return false, 255
+	return false, childStatus(cmd), nil
 }
 
 // masterReady tells the waiting parent how the background master fared
 // and, once it is listening, leaves the terminal: a new session, and
 // stdin, stdout and stderr on /dev/null (stderr kept with -v or -E).
 func masterReady(listening, keepStderr bool) {
-	fd, err := strconv.Atoi(os.Getenv(muxMasterEnv))
+	fd, err := strconv.Atoi(os.Getenv(reach.MuxMasterEnv))
 	if err != nil {
 		return
 	}
@@ -160,12 +161,5 @@ func masterReady(listening, keepStderr bool) {
 		return
 	}
 	syscall.Setsid()
-	if null, err := os.OpenFile(os.DevNull, os.O_RDWR, 0); err == nil {
-		unix.Dup2(int(null.Fd()), 0)
-		unix.Dup2(int(null.Fd()), 1)
-		if !keepStderr {
-			unix.Dup2(int(null.Fd()), 2)
-		}
-		null.Close()
-	}
+	toDevNull(keepStderr)
 }

@@ -1,4 +1,4 @@
-package main
+package reach
 
 import (
 	"context"
@@ -41,7 +41,7 @@ func refused(ctx context.Context) (net.Conn, error) {
 }
 
 func TestRace(t *testing.T) {
-	inst := &target{ID: "i-1", Address: "10.0.0.1"}
+	inst := &Target{ID: "i-1", Address: "10.0.0.1"}
 	tests := []struct {
 		name     string
 		direct   func(context.Context) (net.Conn, error)
@@ -63,7 +63,7 @@ func TestRace(t *testing.T) {
 				r := &race{direct: tt.direct, t: inst, grace: 300 * time.Millisecond, wait: 5 * time.Second}
 				if tt.ssmAfter >= 0 {
 					ssm := sshdPipe(tt.ssmAfter)
-					r.ssm = func(ctx context.Context, _ *target) (net.Conn, error) { return ssm(ctx) }
+					r.ssm = func(ctx context.Context, _ *Target) (net.Conn, error) { return ssm(ctx) }
 				}
 				start := time.Now()
 				conn, err := r.transport(context.Background())
@@ -108,12 +108,12 @@ func silentFor(d time.Duration) func(context.Context) (net.Conn, error) {
 // grace: it is cancelled with their finding, and SSM starts at once.
 func TestRaceCutShort(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
-		inst := &target{ID: "i-1", Address: "10.0.0.1"}
-		ch := &checks{started: make(chan struct{}), done: make(chan struct{}), doomed: make(chan *doomedError, 1), found: make(chan *target, 1)}
+		inst := &Target{ID: "i-1", Address: "10.0.0.1"}
+		ch := &checks{done: make(chan struct{}), doomed: make(chan *doomedError, 1), found: make(chan *Target, 1)}
 		ch.once.Do(func() {}) // the checks are the test's: start does nothing
 		r := &race{direct: silent, t: inst, grace: time.Second, wait: 5 * time.Second, checks: ch}
 		ssm := sshdPipe(50 * time.Millisecond)
-		r.ssm = func(ctx context.Context, _ *target) (net.Conn, error) { return ssm(ctx) }
+		r.ssm = func(ctx context.Context, _ *Target) (net.Conn, error) { return ssm(ctx) }
 		go func() {
 			time.Sleep(100 * time.Millisecond)
 			ch.doomed <- &doomedError{check: preflight.Result{ID: preflight.CheckSecurityGroup, Summary: "port 22 blocked by sg-1"}, t: inst}
@@ -142,7 +142,7 @@ func TestRaceGrace(t *testing.T) {
 		{600 * time.Millisecond, time.Second, 500 * time.Millisecond},
 	}
 	for _, tt := range tests {
-		if got := raceGrace(&target{APIRTT: tt.apiRTT}, tt.connectTimeout); got != tt.want {
+		if got := raceGrace(&Target{APIRTT: tt.apiRTT}, tt.connectTimeout); got != tt.want {
 			t.Errorf("raceGrace(rtt %v, ConnectTimeout %v) = %v, want %v", tt.apiRTT, tt.connectTimeout, got, tt.want)
 		}
 	}

@@ -1,0 +1,88 @@
+package fallback
+
+// The race (SPEC.md, "Connecting"): a direct attempt to an instance whose
+// TCP connect has not completed after a grace gets an SSM port session
+// started beside it, and whichever transport first shows sshd's banner
+// carries the connection. The orchestration runs the transports and the
+// timers; what to do on each event is decided here, as a pure function, so
+// every (state × event) is one row of a table test.
+
+// RaceState is what a race knows.
+type RaceState struct {
+	// MayRace: the ladder asked for SSM beside the dial (Decision.Race).
+	MayRace bool
+	// Target: the instance is known (its id), so a session can start.
+	Target bool
+	// Up: the TCP connect completed; sshd's banner is awaited.
+	Up bool
+	// GraceDue: the race grace has passed.
+	GraceDue      bool
+	SSMStarted    bool
+	ChecksStarted bool
+}
+
+// RaceEvent is something that happened during a race.
+type RaceEvent int
+
+const (
+	BesideDue    RaceEvent = iota // BesideGrace passed: the checks may start beside a slow dial
+	TCPUp                         // the direct TCP connect completed
+	GraceDue                      // the race grace passed
+	TargetFound                   // the checks found that the address is an instance
+	DialDoomed                    // a check proved the direct dial cannot succeed
+	DirectFailed                  // the direct attempt failed
+	SSMFailed                     // the SSM attempt failed
+)
+
+var raceEventNames = [...]string{"beside-due", "tcp-up", "grace-due", "target-found", "dial-doomed", "direct-failed", "ssm-failed"}
+
+func (e RaceEvent) String() string { return raceEventNames[e] }
+
+// RaceActions is what to do about an event.
+type RaceActions struct {
+	StartChecks  bool // start the checks (they say why, may find an instance, may prove the dial doomed)
+	StartSSM     bool // start the SSM port session beside the dial
+	CancelDirect bool // end the direct dial: it cannot succeed
+}
+
+// Race decides what an event means for a race. The winner is not decided
+// here: it is whichever transport shows the banner first.
+func Race(s RaceState, ev RaceEvent) (RaceState, RaceActions) {
+	var a RaceActions
+	switch ev {
+	case BesideDue:
+		// Slow to connect: the checks may say why and may prove the dial
+		// doomed. When SSM will race it, that proof gains nothing (SSM
+		// starts anyway): they wait, so as not to slow the race on a small
+		// machine, until a transport has won or failed.
+		if !s.Up && !(s.MayRace && s.Target) {
+			a.StartChecks = true
+		}
+	case TCPUp:
+		s.Up = true
+	case GraceDue:
+		s.GraceDue = true
+		a.StartSSM = !s.Up
+	case TargetFound:
+		s.Target = true
+		a.StartSSM = s.GraceDue && !s.Up
+	case DialDoomed:
+		a.CancelDirect = true
+		a.StartSSM = true // no reason to wait for the grace
+	case DirectFailed:
+		a.StartChecks = true // they say why (and may find an instance)
+	case SSMFailed:
+		// SSM cannot carry it (no agent, denied): the checks may now prove
+		// the pending dial doomed rather than let it wait out TCP's timeout.
+		a.StartChecks = !s.Up
+	}
+	if a.StartSSM && (!s.MayRace || !s.Target || s.SSMStarted) {
+		a.StartSSM = false
+	}
+	if a.StartChecks && s.ChecksStarted {
+		a.StartChecks = false
+	}
+	s.SSMStarted = s.SSMStarted || a.StartSSM
+	s.ChecksStarted = s.ChecksStarted || a.StartChecks
+	return s, a
+}
