@@ -150,7 +150,9 @@ func (f *fakeCloud) SerialAccess(ctx context.Context) (bool, bool) { return true
 func (f *fakeCloud) Nitro(ctx context.Context, typ string) (bool, bool) {
 	return typ != "t2.micro", typ != ""
 }
-func (f *fakeCloud) SerialKey(ctx context.Context, id string) (ssh.Signer, error) { return f.oneTime, nil }
+func (f *fakeCloud) SerialKey(ctx context.Context, id string) (ssh.Signer, error) {
+	return f.oneTime, nil
+}
 
 // deniedSSM refuses every session: the shell rung's decisions are tested
 // here, its data channel in fallback and e2e.
