@@ -15,6 +15,7 @@ require (
 	github.com/aws/session-manager-plugin v0.0.0-20260401221635-b79d06c1d3a2
 	github.com/aws/smithy-go v1.28.9
 	github.com/gorilla/websocket v1.5.3
+	github.com/rogpeppe/go-internal v1.16.0
 	github.com/twinj/uuid v0.0.0-20151029044442-89173bcdda19
 	golang.org/x/crypto v0.58.0
 	golang.org/x/sys v0.49.0
@@ -38,4 +39,5 @@ require (
 	github.com/xtaci/smux v1.5.58 // indirect
 	go.yaml.in/yaml/v3 v3.0.5 // indirect
 	golang.org/x/sync v0.24.0 // indirect
+	golang.org/x/tools v0.26.0 // indirect
 )
