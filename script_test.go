@@ -35,4 +35,3 @@ func TestScripts(t *testing.T) {
 		},
 	})
 }
-

@@ -99,7 +99,9 @@ func TestDiagnose(t *testing.T) {
 		t.Fatalf("Diagnose = %d, %v; want 1 (a check failed)", code, err)
 	}
 	var rep struct {
-		Target struct{ InstanceID string `json:"instance_id"` }
+		Target struct {
+			InstanceID string `json:"instance_id"`
+		}
 		Checks []struct{ ID, Status string }
 	}
 	if err := json.Unmarshal([]byte(read(t, w.stdout)), &rep); err != nil {
