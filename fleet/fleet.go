@@ -23,7 +23,7 @@ type lister interface {
 
 // open is the run's AWS in region, as a lister.
 func open(ctx context.Context, r *reach.Run, region string) (lister, error) {
-	c, err := r.Open(ctx, region)
+	c, err := r.OpenFleet(ctx, region)
 	if err != nil {
 		return nil, err
 	}
@@ -37,6 +37,7 @@ func open(ctx context.Context, r *reach.Run, region string) (lister, error) {
 // instances lists what the filter selects, in the configured region or,
 // with --region all, in every enabled region.
 func instances(ctx context.Context, r *reach.Run) ([]*preflight.Instance, lister, error) {
+	ctx = preflight.WithRole(ctx, preflight.RoleFleet)
 	args := r.Args
 	f, err := preflight.ParseFilter(args.Destination)
 	if err != nil {

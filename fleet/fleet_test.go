@@ -107,8 +107,8 @@ func fleetRun(t *testing.T, f *fakeRegion, argv ...string) (*reach.Run, *os.File
 	t.Setenv(helperEnv, "1")
 	r := &reach.Run{Argv: argv, Args: args, Config: cfg, IO: reach.IO{Stdin: stdin, Stdout: stdout, Stderr: stderr, Log: stderr},
 		Env: &connect.Env{Log: func(string, ...any) {}, Debug: func(string, ...any) {}}, Self: self,
-		Cloud: func(ctx context.Context, profile, region string) (reach.Cloud, error) {
-			if o, ok := f.others[region]; ok {
+		Cloud: func(ctx context.Context, opts preflight.Options) (reach.Cloud, error) {
+			if o, ok := f.others[opts.Region]; ok {
 				return o, nil
 			}
 			return f, nil

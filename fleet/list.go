@@ -55,6 +55,7 @@ func List(ctx context.Context, r *reach.Run) (int, error) {
 // reachability judges how each instance would be reached, per region with
 // that region's clients.
 func reachability(ctx context.Context, r *reach.Run, a lister, ins []*preflight.Instance) map[string]preflight.Reach {
+	ctx = preflight.WithRole(ctx, preflight.RoleFleet)
 	byRegion := map[string][]*preflight.Instance{}
 	for _, in := range ins {
 		byRegion[in.Region] = append(byRegion[in.Region], in)

@@ -91,9 +91,15 @@ type APIError struct {
 	Denied     bool   `json:"denied,omitempty"`  // an authorization failure
 	NoCreds    bool   `json:"no_credentials,omitempty"`
 	Permission string `json:"permission,omitempty"` // the IAM action it lacked, when Denied
+	// Weather is how the call failed when AWS did not answer plainly
+	// (slow, throttled, 5xx, cut, absent); Message then says it in words.
+	Weather Weather `json:"weather,omitempty"`
 }
 
 func (e *APIError) Error() string {
+	if e.Weather != WeatherNone || e.NoCreds {
+		return e.Message // already in words, naming the call
+	}
 	if e.Denied {
 		return e.Op + ": access denied (needs " + e.Permission + ")"
 	}

@@ -48,6 +48,7 @@ type Request struct {
 // parallel, each call with its own deadline. It never fails as a whole:
 // what could not be learnt is recorded as an *APIError beside its part.
 func (a *AWS) Gather(ctx context.Context, req Request) *Facts {
+	ctx = WithRole(ctx, RoleCheck)
 	f := &Facts{Region: a.Region(), Port: req.Port, Instance: req.Instance}
 	f.LocalKeys = Fingerprints(req.Keys)
 	in := req.Instance

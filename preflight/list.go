@@ -134,7 +134,8 @@ const RegionParallelism = 8
 
 // InRegions runs fn with a client for each region, at most
 // RegionParallelism at a time, and returns the results in regions' order.
-func InRegions[T any](ctx context.Context, profile string, regions []string, fn func(context.Context, *AWS) (T, error)) ([]T, []error) {
+// Each region's clients are base's, in that region, with adaptive retries.
+func InRegions[T any](ctx context.Context, base Options, regions []string, fn func(context.Context, *AWS) (T, error)) ([]T, []error) {
 	out, errs := make([]T, len(regions)), make([]error, len(regions))
 	sem := make(chan struct{}, RegionParallelism)
 	var wg sync.WaitGroup
@@ -144,7 +145,9 @@ func InRegions[T any](ctx context.Context, profile string, regions []string, fn 
 			defer wg.Done()
 			sem <- struct{}{}
 			defer func() { <-sem }()
-			a, err := LoadAWS(ctx, profile, r)
+			o := base
+			o.Region, o.Adaptive = r, true
+			a, err := Load(ctx, o)
 			if err != nil {
 				errs[i] = err
 				return

@@ -143,7 +143,7 @@ func (a *AWS) ResolveElsewhere(ctx context.Context, dest string) (*Instance, str
 		return nil, "", err
 	}
 	others := slices.DeleteFunc(regions, func(r string) bool { return r == a.Region() })
-	found, errs := InRegions(ctx, a.Profile, others, func(ctx context.Context, ra *AWS) (*Instance, error) {
+	found, errs := InRegions(ctx, a.opts, others, func(ctx context.Context, ra *AWS) (*Instance, error) {
 		return ra.Resolve(ctx, dest)
 	})
 	var hits []string

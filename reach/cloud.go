@@ -66,17 +66,18 @@ type console interface {
 	SerialKey(ctx context.Context, instanceID string) (ssh.Signer, error)
 }
 
-// CloudOpener opens AWS for a profile in a region ("" for the one the
-// configuration names). It makes no call: a bad profile is its only error.
-type CloudOpener func(ctx context.Context, profile, region string) (Cloud, error)
+// CloudOpener opens AWS as o says (a profile, a region or "" for the one
+// the configuration names, the retry mode). It makes no call: a bad
+// profile is its only error.
+type CloudOpener func(ctx context.Context, o preflight.Options) (Cloud, error)
 
 // LiveCloud opens AWS through the SDK's usual chain.
-func LiveCloud(ctx context.Context, profile, region string) (Cloud, error) {
-	a, err := preflight.LoadAWS(ctx, profile, region)
+func LiveCloud(ctx context.Context, o preflight.Options) (Cloud, error) {
+	a, err := preflight.Load(ctx, o)
 	if err != nil {
 		return nil, err
 	}
-	return &liveCloud{AWS: a}, nil
+	return &liveCloud{AWS: a, debug: o.Debug}, nil
 }
 
 // liveCloud is Cloud on the SDK: preflight's clients for EC2, IAM, STS
@@ -140,11 +141,7 @@ func newSide(r *Run) *side {
 }
 
 func (s *side) open(ctx context.Context, region string) (Cloud, error) {
-	c, err := s.run.Open(ctx, region)
-	if lc, ok := c.(*liveCloud); ok && err == nil {
-		lc.debug = s.run.Env.Debug
-	}
-	return c, err
+	return s.run.Open(ctx, region)
 }
 
 // get is the run's Cloud, opened on first use.

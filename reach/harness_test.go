@@ -291,7 +291,7 @@ func (w *world) run(argv ...string) *Run {
 		Log:   func(f string, a ...any) { fmt.Fprintf(logw, f+"\n", a...) },
 		Debug: func(f string, a ...any) { fmt.Fprintf(logw, f+"\n", a...) }}
 	r := &Run{Argv: argv, Args: args, Config: cfg, Env: env, IO: IO{Stdin: stdin, Stdout: w.stdout, Stderr: w.stderr, Log: logw},
-		Notes: NewNotices(logw, cfg), Cloud: func(ctx context.Context, profile, region string) (Cloud, error) { return w.cloud, nil }}
+		Notes: NewNotices(logw, cfg), Cloud: func(ctx context.Context, o preflight.Options) (Cloud, error) { return w.cloud, nil }}
 	if w.direct != nil {
 		r.Direct = func(*connect.Config, *connect.Env) connect.Transport { return w.direct }
 	}

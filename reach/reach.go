@@ -24,6 +24,7 @@ import (
 	"strings"
 
 	"github.com/ec2ssh/ec2ssh/connect"
+	"github.com/ec2ssh/ec2ssh/preflight"
 )
 
 // IO is where an invocation's streams are.
@@ -56,10 +57,20 @@ type Run struct {
 
 // Open opens AWS in region ("" for the configured one) for this run.
 func (r *Run) Open(ctx context.Context, region string) (Cloud, error) {
+	return r.open(ctx, preflight.Options{Profile: r.Args.Profile, Region: region, Debug: r.Env.Debug})
+}
+
+// OpenFleet opens AWS in region for a fleet command or a region sweep: the
+// SDK's adaptive retry mode, so that many calls slow down rather than fail.
+func (r *Run) OpenFleet(ctx context.Context, region string) (Cloud, error) {
+	return r.open(ctx, preflight.Options{Profile: r.Args.Profile, Region: region, Adaptive: true, Debug: r.Env.Debug})
+}
+
+func (r *Run) open(ctx context.Context, o preflight.Options) (Cloud, error) {
 	if r.Cloud != nil {
-		return r.Cloud(ctx, r.Args.Profile, region)
+		return r.Cloud(ctx, o)
 	}
-	return LiveCloud(ctx, r.Args.Profile, region)
+	return LiveCloud(ctx, o)
 }
 
 // Program is the ec2ssh program to run again.

@@ -144,8 +144,13 @@ func (s *side) resolve(ctx context.Context, dest string, o resolveOpts) (*Target
 	t := &Target{Dest: dest, Instance: in, ID: in.ID, Name: in.Name, Address: addr, APIRTT: rtt}
 	if o.user {
 		// Only when no user was given: the AMI lookup is a call the
-		// session would otherwise wait on for nothing.
-		t.User = c.ImageUser(ctx, in)
+		// session would otherwise wait on for nothing. It is a nicety (the
+		// local user name is the answer without it), so it has a check's
+		// budget, not the way in's.
+		t.User = c.ImageUser(preflight.WithRole(ctx, preflight.RoleCheck), in)
+		if t.User == "" {
+			s.run.Env.Debug("debug1: ec2ssh: the login user of %s's image is not known: the default user applies", in.ID)
+		}
 	}
 	s.run.Env.Debug("debug1: ec2ssh: %s is %s (%s) at %s, resolved in %v", dest, in.ID, in.State, addr, rtt.Round(time.Millisecond))
 	if s.cache != nil && in.State.Running() {
