@@ -25,7 +25,6 @@ import (
 	"github.com/ec2ssh/ec2ssh/failure"
 )
 
-
 // AWS holds the service clients, built from the SDK's usual chain
 // (environment, shared config and credentials files, SSO, assume-role,
 // IMDS) plus --profile and --region, and AWS_ENDPOINT_URL_* overrides.

@@ -2,10 +2,10 @@ package preflight
 
 import (
 	"context"
-	"math/rand/v2"
 	"errors"
 	"fmt"
 	"io"
+	"math/rand/v2"
 	"net"
 	"strings"
 	"syscall"
