@@ -32,7 +32,7 @@ unit:
 # fails: it never passes by skipping.
 test: vet deps
 	set -o pipefail; $(GO) test -count=1 -timeout 30m -json ./... 2>&1 | $(GO) run ./lab/cmd/testsum
-	$(GO) test -race -count=1 -timeout 10m ./fallback ./preflight ./connect
+	$(GO) test -race -count=1 -timeout 10m ./fallback ./preflight ./connect ./reach ./fleet
 
 # A short fuzzing pass over the parsers.
 fuzz:

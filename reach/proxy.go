@@ -33,8 +33,9 @@ func Proxy(ctx context.Context, r *Run) (int, error) {
 	conn := o.conn
 	defer conn.Close()
 	stdin, stdout := r.IO.Stdin, r.IO.Stdout
-	gone := make(chan struct{})
-	go watchHangup(stdout, func() { close(gone) })
+	gone, done, watched := make(chan struct{}), make(chan struct{}), make(chan struct{})
+	go func() { watchHangup(stdout, func() { close(gone) }, done); close(watched) }()
+	defer func() { close(done); <-watched }()
 	go func() {
 		io.Copy(conn, stdin)
 		if cw, ok := conn.(interface{ CloseWrite() error }); ok {
