@@ -108,17 +108,8 @@ const (
 // SendCommand fails (failure.AWSAuth when denied).
 func Run(ctx context.Context, req Request, instances []*preflight.Instance, deps Deps, stdout, stderr io.Writer) (int, error) {
 	e := &engine{req: req, deps: deps, rand: rand.Float64, byKey: map[string]*Result{}}
-	var err error
-	if e.par, err = ParseSpec("parallel", or(req.Parallel, DefaultParallel), false); err != nil {
+	if err := e.check(); err != nil {
 		return ExitNotRun, err
-	}
-	if e.maxErr, err = ParseSpec("max-errors", or(req.MaxErrors, DefaultMaxErrors), true); err != nil {
-		return ExitNotRun, err
-	}
-	if req.OutputS3 != "" {
-		if e.bucket, e.prefix, err = ParseOutputS3(req.OutputS3); err != nil {
-			return ExitNotRun, err
-		}
 	}
 	if len(instances) == 0 {
 		return ExitNotRun, failure.Configf("see them with: ec2ssh --list", "no instance matches")
@@ -147,6 +138,29 @@ func Run(ctx context.Context, req Request, instances []*preflight.Instance, deps
 		}
 	}
 	return e.loop(ctx)
+}
+
+// Check refuses a bad --parallel, --max-errors or --output-s3 value
+// (failure.Config), so that the caller can before any AWS call.
+func (r Request) Check() error { return (&engine{req: r}).check() }
+
+func (e *engine) check() error {
+	var err error
+	if e.par, err = ParseSpec("parallel", or(e.req.Parallel, DefaultParallel), false); err != nil {
+		return err
+	}
+	if e.maxErr, err = ParseSpec("max-errors", or(e.req.MaxErrors, DefaultMaxErrors), true); err != nil {
+		return err
+	}
+	if e.req.OutputS3 != "" {
+		if e.bucket, e.prefix, err = ParseOutputS3(e.req.OutputS3); err != nil {
+			return err
+		}
+	}
+	if e.req.Command == "" {
+		return failure.Configf("use it as: ec2ssh --all FILTER --via run-command -- COMMAND", "--all needs a command to run")
+	}
+	return nil
 }
 
 func or(s, def string) string {
