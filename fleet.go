@@ -17,6 +17,7 @@ import (
 
 	"github.com/ec2ssh/ec2ssh/connect"
 	"github.com/ec2ssh/ec2ssh/failure"
+	"github.com/ec2ssh/ec2ssh/fleet"
 	"github.com/ec2ssh/ec2ssh/preflight"
 )
 
@@ -184,6 +185,9 @@ const fleetOutputLimit = 1 << 20
 // runAll is --all FILTER -- COMMAND: ec2ssh runs itself once per instance
 // (each through its own ladder), at most --parallel at a time.
 func runAll(ctx context.Context, argv []string, args *connect.Args, cfg *connect.Config, stdin, stdout, stderr *os.File) int {
+	if args.RunCommand {
+		return runAllRunCommand(ctx, args, stdin, stdout, stderr)
+	}
 	ins, _, err := fleetInstances(ctx, args)
 	if err != nil {
 		return report(stderr, err, args.Quiet)
@@ -283,6 +287,41 @@ func runAll(ctx context.Context, argv []string, args *connect.Args, cfg *connect
 		fmt.Fprintln(stderr, fleetSummary(results))
 	}
 	return worst
+}
+
+// runAllRunCommand is --all FILTER --via run-command -- COMMAND (issue 22):
+// the instances listed as for --all, the command handed to the fleet
+// package's Run Command engine. From here on, SIGINT cancels the command
+// and lets the engine wait for the instances to report, and SIGHUP leaves
+// it running in AWS (main.go, fleetSignals).
+func runAllRunCommand(ctx context.Context, args *connect.Args, stdin, stdout, stderr *os.File) int {
+	req := fleet.Request{Command: args.RemoteCommand(), Parallel: args.ParallelSpec, MaxErrors: args.MaxErrors,
+		OutputS3: args.OutputS3, JSON: args.JSON, Quiet: args.Quiet}
+	if err := req.Check(); err != nil {
+		return report(stderr, err, args.Quiet)
+	}
+	if !args.NullStdin && stdinHasData(stdin) {
+		return report(stderr, failure.Configf("pass -n, or put the input in the command (a here-document)",
+			"stdin would reach no instance: Run Command takes no input"), args.Quiet)
+	}
+	if args.Verbose > 0 {
+		req.Log = func(format string, a ...any) { fmt.Fprintf(stderr, format+"\n", a...) }
+	}
+	req.Filter, _ = preflight.ParseFilter(args.Destination) // fleetInstances refuses a bad one
+	ins, _, err := fleetInstances(ctx, args)
+	if err != nil {
+		return report(stderr, err, args.Quiet)
+	}
+	if len(ins) == 0 {
+		return report(stderr, &failure.Error{Kind: failure.Config, Msg: fmt.Sprintf("no instance matches %q", args.Destination),
+			Hint: "see them with: ec2ssh --list"}, args.Quiet)
+	}
+	fleetSignals.Store(true)
+	code, err := fleet.Run(ctx, req, ins, fleet.NewDeps(ctx, args.Profile), stdout, stderr)
+	if err != nil {
+		return report(stderr, err, args.Quiet)
+	}
+	return code
 }
 
 func label(in *preflight.Instance) string {

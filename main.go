@@ -8,17 +8,27 @@ import (
 	"fmt"
 	"os"
 	"os/signal"
+	"sync/atomic"
 	"syscall"
 	"time"
 
 	"github.com/ec2ssh/ec2ssh/connect"
 	"github.com/ec2ssh/ec2ssh/failure"
+	"github.com/ec2ssh/ec2ssh/fleet"
 )
 
 // signalGrace is how long ec2ssh lets the context end what it reaches
 // (connections closed, the remote side told) after SIGINT, SIGTERM or
 // SIGHUP, before it ends anything still blocked with status 255.
 const signalGrace = 300 * time.Millisecond
+
+// fleetSignals is set once --all --via run-command has sent, or is about
+// to send, a command: then the first SIGINT or SIGTERM cancels it and the
+// engine waits up to fleet.CancelWait for the instances to report before
+// it prints the summary and ends with 130; SIGHUP (the terminal gone)
+// leaves the command running in AWS (fleet.ErrDetach); a second signal
+// leaves at once, with 130.
+var fleetSignals atomic.Bool
 
 func main() {
 	ctx, cancel := context.WithCancelCause(context.Background())
@@ -27,13 +37,21 @@ func main() {
 	ignoreSIGPIPE()
 	go func() {
 		s := <-sigs
-		cancel(fmt.Errorf("signal %v", s))
+		var cause error = fmt.Errorf("signal %v", s)
+		grace, code := signalGrace, 255
+		if fleetSignals.Load() {
+			grace, code = fleet.CancelWait+2*time.Second, fleet.ExitInterrupted
+			if s == syscall.SIGHUP {
+				cause = fleet.ErrDetach
+			}
+		}
+		cancel(cause)
 		select {
-		case <-time.After(signalGrace):
+		case <-time.After(grace):
 		case <-sigs:
 		}
 		connect.RunAtExit()
-		os.Exit(255)
+		os.Exit(code)
 	}()
 	code := run(ctx, os.Args[1:], os.Stdin, os.Stdout, os.Stderr)
 	connect.RunAtExit()
