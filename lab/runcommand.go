@@ -90,11 +90,12 @@ type runCommands struct {
 	buckets map[string]*rcBucket
 	running int // invocations InProgress now, over all commands
 	peak    int
+	latency time.Duration // added to each Run Command call: a region's round trip
 	stopped bool
 }
 
-// rcSim is an agent-only managed node (no sshd), for fleets larger than
-// the lab's hosts.
+// rcSim is an agent-only managed node (no sshd, its script simulated),
+// for fleets larger than the lab's hosts.
 type rcSim struct {
 	region string
 	tags   map[string]string
@@ -172,6 +173,14 @@ func (s *ssmStandIn) RunCommandPeak() int {
 	return s.rc.peak
 }
 
+// SetAPILatency makes each Run Command call take d longer, as a call to
+// a region far away does (the lab's loopback answers in microseconds).
+func (s *ssmStandIn) SetAPILatency(d time.Duration) {
+	s.rc.mu.Lock()
+	defer s.rc.mu.Unlock()
+	s.rc.latency = d
+}
+
 // SetConnectionLost marks an offline instance's agent as registered (its
 // ping ConnectionLost, as a stopped instance's is) or not.
 func (s *ssmStandIn) SetConnectionLost(id string, lost bool) {
@@ -191,7 +200,7 @@ func (s *ssmStandIn) DenyS3Output(id string, deny bool) {
 }
 
 // AddAgentOnly registers instances that have an online agent and nothing
-// else (no sshd, no view: their commands run on this host); tags, when
+// else (no sshd, no view: their agent simulates the script); tags, when
 // given, are what a tag target matches (else moto's EC2 tags are).
 func (s *ssmStandIn) AddAgentOnly(ids []string, region string, tags map[string]string) {
 	s.rc.mu.Lock()
@@ -275,6 +284,10 @@ func (rc *runCommands) allow(op string) bool {
 
 // runCommand serves the Run Command operations.
 func (s *ssmStandIn) runCommand(w http.ResponseWriter, r *http.Request, op string, body []byte) {
+	s.rc.mu.Lock()
+	latency := s.rc.latency
+	s.rc.mu.Unlock()
+	time.Sleep(latency)
 	if !s.rc.allow(op) {
 		apiError(w, "ThrottlingException", "Rate exceeded")
 		return
@@ -569,9 +582,17 @@ func (s *ssmStandIn) execute(c *rcCommand, v *rcInvocation) {
 	s.rc.running++
 	s.rc.peak = max(s.rc.peak, s.rc.running)
 	view := s.opts.Views[v.id]
+	_, sim := s.rc.sims[v.id]
 	s.rc.mu.Unlock()
 
-	stdout, stderr, code, how := s.runScript(c, v, view)
+	var stdout, stderr string
+	var code int
+	var how string
+	if sim && view == nil {
+		stdout, stderr, code, how = s.simulate(c, v)
+	} else {
+		stdout, stderr, code, how = s.runScript(c, v, view)
+	}
 	if code != 0 && how == "" {
 		// runscript.go: MarkAsFailed(fmt.Errorf("failed to run commands: %v", err)).
 		if stderr != "" {
@@ -615,7 +636,14 @@ func (s *ssmStandIn) runScript(c *rcCommand, v *rcInvocation, view *View) (strin
 	}
 	defer os.RemoveAll(dir)
 	script := filepath.Join(dir, "_script.sh")
-	os.WriteFile(script, []byte(strings.Join(c.commands, "\n")+"\n"), 0o700)
+	// No fork while the script is open for writing: a child forked then
+	// would hold it open, and running it would fail with ETXTBSY.
+	syscall.ForkLock.Lock()
+	err = os.WriteFile(script, []byte(strings.Join(c.commands, "\n")+"\n"), 0o700)
+	syscall.ForkLock.Unlock()
+	if err != nil {
+		return "", "failed to create script file. " + err.Error(), 1, ""
+	}
 	var cmd *exec.Cmd
 	if view != nil {
 		cmd = view.Command("sh", "-c", script)
@@ -661,6 +689,68 @@ func (s *ssmStandIn) runScript(c *rcCommand, v *rcInvocation, view *View) (strin
 	syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
 	<-done
 	return out.String(), errb.String(), rcKilledCode, how
+}
+
+// simulate is an agent-only node's agent running the script: a thousand
+// such nodes would cost a thousand processes on one host, which measures
+// the host, so they run a tiny part of sh in-process, one command per line
+// or ";": true, false, exit N, sleep SECONDS, echo WORDS [>&2]. Anything
+// else fails as sh would (127).
+func (s *ssmStandIn) simulate(c *rcCommand, v *rcInvocation) (stdout, stderr string, code int, how string) {
+	deadline := time.Now().Add(time.Duration(c.execTimeout) * time.Second)
+	stopped := func() string {
+		s.rc.mu.Lock()
+		defer s.rc.mu.Unlock()
+		switch {
+		case v.cancelIt || s.rc.stopped:
+			return "cancelled"
+		case time.Now().After(deadline):
+			return "timeout"
+		}
+		return ""
+	}
+	for _, line := range strings.Split(strings.Join(c.commands, "\n"), "\n") {
+		for _, part := range strings.Split(line, ";") {
+			words := strings.Fields(part)
+			if len(words) == 0 {
+				continue
+			}
+			switch words[0] {
+			case "true":
+				code = 0
+			case "false":
+				code = 1
+			case "exit":
+				code = 0
+				if len(words) > 1 {
+					code, _ = strconv.Atoi(words[1])
+				}
+				return stdout, stderr, code, ""
+			case "sleep":
+				secs, _ := strconv.ParseFloat(words[len(words)-1], 64)
+				for end := time.Now().Add(time.Duration(secs * float64(time.Second))); time.Now().Before(end); time.Sleep(10 * time.Millisecond) {
+					if how = stopped(); how != "" {
+						if how == "cancelled" {
+							time.Sleep(rcCancelDelay)
+						}
+						return stdout, stderr, rcKilledCode, how
+					}
+				}
+				code = 0
+			case "echo":
+				if words[len(words)-1] == ">&2" {
+					stderr += strings.Join(words[1:len(words)-1], " ") + "\n"
+				} else {
+					stdout += strings.Join(words[1:], " ") + "\n"
+				}
+				code = 0
+			default:
+				stderr += fmt.Sprintf("%s: %s: not found (the lab's agent-only nodes run echo, sleep, true, false, exit)\n", "sh", words[0])
+				code = 127
+			}
+		}
+	}
+	return stdout, stderr, code, ""
 }
 
 func exitCode(cmd *exec.Cmd) int {
@@ -984,4 +1074,20 @@ func (s *ssmStandIn) cancelCommand(w http.ResponseWriter, body []byte) {
 	s.rc.mu.Unlock()
 	c.poke()
 	json.NewEncoder(w).Encode(map[string]any{})
+}
+
+// AgentOnlyFleet registers n agent-only managed nodes in region, tagged
+// as given, for fleets larger than moto can list quickly (it takes
+// seconds per thousand instances): they have an online agent and no sshd,
+// and their agent runs a small part of sh in-process (simulate). It returns their ids and a func
+// that deregisters them.
+func (w *World) AgentOnlyFleet(region string, n int, tags map[string]string) ([]string, func()) {
+	ids := make([]string, n)
+	for i := range ids {
+		b := make([]byte, 9)
+		rand.Read(b)
+		ids[i] = fmt.Sprintf("i-%x", b)[:19]
+	}
+	w.ssm.AddAgentOnly(ids, region, tags)
+	return ids, func() { w.ssm.RemoveAgentOnly(ids) }
 }
