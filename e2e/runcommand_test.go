@@ -389,7 +389,7 @@ func TestRunCommandScale(t *testing.T) {
 			t.Errorf("%s: calls %v", name, calls)
 		}
 	}
-	if byTag["ListCommandInvocations"] > 20*byTag["ListCommands"] {
+	if byTag["ListCommandInvocations"] > (20+1)*byTag["ListCommands"] { // 20 pages a round, or 1 while SSM lists nothing yet
 		t.Errorf("by tag: %d pages in %d rounds", byTag["ListCommandInvocations"], byTag["ListCommands"])
 	}
 	// The wall time follows MaxConcurrency, 1,000 × 0.3 s at 100 and at

@@ -147,7 +147,7 @@ func (rc *runCommands) count(op string) {
 }
 
 // RunCommandCalls is how many calls of each SSM operation the stand-in
-// has answered.
+// has answered, and under "Throttled" how many it refused for the rate.
 func (s *ssmStandIn) RunCommandCalls() map[string]int {
 	s.rc.mu.Lock()
 	defer s.rc.mu.Unlock()
@@ -289,6 +289,10 @@ func (s *ssmStandIn) runCommand(w http.ResponseWriter, r *http.Request, op strin
 	s.rc.mu.Unlock()
 	time.Sleep(latency)
 	if !s.rc.allow(op) {
+		s.rc.mu.Lock()
+		s.rc.calls[op]--
+		s.rc.calls["Throttled"]++
+		s.rc.mu.Unlock()
 		apiError(w, "ThrottlingException", "Rate exceeded")
 		return
 	}
@@ -448,9 +452,10 @@ func (s *ssmStandIn) sendCommand(w http.ResponseWriter, region string, body []by
 	s.rc.init()
 	s.rc.cmds[c.id] = c
 	s.rc.order = append(s.rc.order, c)
+	resp := map[string]any{"Command": s.commandJSON(c)}
 	s.rc.mu.Unlock()
 	go s.dispatch(c)
-	json.NewEncoder(w).Encode(map[string]any{"Command": s.commandJSON(c)})
+	json.NewEncoder(w).Encode(resp)
 }
 
 func or(s, def string) string {
@@ -816,8 +821,7 @@ func epoch(t time.Time) any {
 	return float64(t.UnixNano()) / 1e9
 }
 
-// commandJSON is a Command as the API returns it; rc.mu held or c not yet
-// shared.
+// commandJSON is a Command as the API returns it; rc.mu held.
 func (s *ssmStandIn) commandJSON(c *rcCommand) map[string]any {
 	done, errs, delivery := 0, 0, 0
 	status := "Pending"
