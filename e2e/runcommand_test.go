@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -17,6 +18,9 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/credentials"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
+	"github.com/aws/aws-sdk-go-v2/service/ssm"
+	ssmtypes "github.com/aws/aws-sdk-go-v2/service/ssm/types"
+	"github.com/aws/smithy-go"
 
 	"github.com/ec2ssh/ec2ssh/fleet"
 	"github.com/ec2ssh/ec2ssh/lab"
@@ -404,4 +408,100 @@ func TestRunCommandScale(t *testing.T) {
 		t.Errorf("%v at --parallel 100, %v at 250, N × rtt %v: the wall time does not follow MaxConcurrency", slow, fast, n*rtt)
 	}
 	t.Logf("a call's round trip %v: N × rtt = %v; wall at 100: %v, at 250: %v", rtt, time.Duration(n)*rtt, slow, fast)
+}
+
+// TestRunCommandStandIn holds the stand-in to the service's answers that
+// the engine relies on (the SendCommand API reference; the SDK's typed
+// errors): the limits refused as ValidationException, a node that is not
+// managed refusing the whole call, the moment after SendCommand when
+// nothing is listed or found yet, paging, and a cancel.
+func TestRunCommandStandIn(t *testing.T) {
+	needWorld(t)
+	ctx := context.Background()
+	api := ssm.NewFromConfig(aws.Config{Region: lab.Region, BaseEndpoint: aws.String(fmt.Sprintf("http://127.0.0.1:%d", lab.SSMPort)),
+		Credentials: credentials.NewStaticCredentialsProvider("AKIALABLABLABLABLAB0", "lab-secret-not-a-real-one", "")})
+	send := func(in ssm.SendCommandInput) (*ssm.SendCommandOutput, error) {
+		if in.DocumentName == nil {
+			in.DocumentName = aws.String("AWS-RunShellScript")
+		}
+		if in.Parameters == nil {
+			in.Parameters = map[string][]string{"commands": {"sleep 5; echo x"}}
+		}
+		return api.SendCommand(ctx, &in)
+	}
+	many := make([]string, 51)
+	for i := range many {
+		many[i] = id("healthy")
+	}
+	for _, tt := range []struct {
+		name string
+		in   ssm.SendCommandInput
+		code string
+	}{
+		{"51 ids", ssm.SendCommandInput{InstanceIds: many}, "ValidationException"},
+		{"MaxConcurrency 0", ssm.SendCommandInput{InstanceIds: []string{id("healthy")}, MaxConcurrency: aws.String("0")}, "ValidationException"},
+		{"MaxErrors 101%", ssm.SendCommandInput{InstanceIds: []string{id("healthy")}, MaxErrors: aws.String("101%")}, "ValidationException"},
+		{"TimeoutSeconds 10", ssm.SendCommandInput{InstanceIds: []string{id("healthy")}, TimeoutSeconds: aws.Int32(10)}, "ValidationException"},
+		{"no target", ssm.SendCommandInput{}, "ValidationException"},
+		{"no such document", ssm.SendCommandInput{InstanceIds: []string{id("healthy")}, DocumentName: aws.String("AWS-Nope")}, "InvalidDocument"},
+		{"not a managed node", ssm.SendCommandInput{InstanceIds: []string{id("healthy"), id("no-profile")}}, "InvalidInstanceId"},
+	} {
+		_, err := send(tt.in)
+		var ae smithy.APIError
+		if !errors.As(err, &ae) || ae.ErrorCode() != tt.code {
+			t.Errorf("SendCommand, %s: %v; want %s", tt.name, err, tt.code)
+		}
+	}
+	var invalid *ssmtypes.InvalidInstanceId
+	if _, err := send(ssm.SendCommandInput{InstanceIds: []string{id("no-profile")}}); !errors.As(err, &invalid) {
+		t.Errorf("SendCommand to a node that is not managed: %v, want the SDK's InvalidInstanceId", err)
+	}
+	out, err := send(ssm.SendCommandInput{Targets: []ssmtypes.Target{{Key: aws.String("tag:Fleet"), Values: []string{"lab"}}}, MaxConcurrency: aws.String("3")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	cid := out.Command.CommandId
+	if len(aws.ToString(cid)) != 36 {
+		t.Errorf("command id %q is not 36 characters", aws.ToString(cid))
+	}
+	// Just after: nothing listed, nothing found.
+	list, err := api.ListCommandInvocations(ctx, &ssm.ListCommandInvocationsInput{CommandId: cid})
+	var missing *ssmtypes.InvocationDoesNotExist
+	_, gerr := api.GetCommandInvocation(ctx, &ssm.GetCommandInvocationInput{CommandId: cid, InstanceId: aws.String(id("healthy"))})
+	if err != nil || len(list.CommandInvocations) != 0 || !errors.As(gerr, &missing) {
+		t.Errorf("just after SendCommand: %v, %d listed, %v; want none listed and InvocationDoesNotExist", err, len(list.CommandInvocations), gerr)
+	}
+	time.Sleep(time.Second)
+	// The tag target reached the eight managed nodes, three at a time;
+	// paged.
+	var seen, running int
+	p := ssm.NewListCommandInvocationsPaginator(api, &ssm.ListCommandInvocationsInput{CommandId: cid, MaxResults: aws.Int32(3)})
+	pages := 0
+	for p.HasMorePages() {
+		page, err := p.NextPage(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		pages++
+		for _, inv := range page.CommandInvocations {
+			seen++
+			if inv.Status == ssmtypes.CommandInvocationStatusInProgress {
+				running++
+			}
+		}
+	}
+	if seen != len(managed) || pages != 3 || running != 3 {
+		t.Errorf("%d invocations in %d pages, %d running; want %d in 3, 3 running", seen, pages, running, len(managed))
+	}
+	if _, err := api.ListCommandInvocations(ctx, &ssm.ListCommandInvocationsInput{CommandId: cid, MaxResults: aws.Int32(51)}); err == nil {
+		t.Errorf("MaxResults 51 accepted")
+	}
+	if _, err := api.CancelCommand(ctx, &ssm.CancelCommandInput{CommandId: cid}); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(time.Second)
+	lc, err := api.ListCommands(ctx, &ssm.ListCommandsInput{CommandId: cid})
+	if err != nil || len(lc.Commands) != 1 || lc.Commands[0].Status != ssmtypes.CommandStatusCancelled || lc.Commands[0].CompletedCount != int32(len(managed)) {
+		t.Errorf("after CancelCommand: %v %+v", err, lc)
+	}
 }
