@@ -13,11 +13,13 @@ import (
 	"os/signal"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"syscall"
 	"time"
 
 	"github.com/ec2ssh/ec2ssh/connect"
 	"github.com/ec2ssh/ec2ssh/failure"
+	"github.com/ec2ssh/ec2ssh/fleet"
 	"github.com/ec2ssh/ec2ssh/reach"
 )
 
@@ -33,6 +35,13 @@ const signalGrace = 300 * time.Millisecond
 // its value is the file descriptor to report readiness on.
 const forkEnv = "EC2SSH_FORK_FD"
 
+// fleetSignals is set when --all --via run-command runs: then the first
+// SIGINT or SIGTERM cancels the command and the engine waits up to
+// fleet.CancelWait for the instances to report before it prints the
+// summary and ends with 130; SIGHUP (the terminal gone) leaves the command
+// running in AWS (fleet.ErrDetach); a second signal leaves at once, 130.
+var fleetSignals atomic.Bool
+
 func main() {
 	ctx, cancel := context.WithCancelCause(context.Background())
 	sigs := make(chan os.Signal, 2)
@@ -40,13 +49,21 @@ func main() {
 	ignoreSIGPIPE()
 	go func() {
 		s := <-sigs
-		cancel(fmt.Errorf("signal %v", s))
+		var cause error = fmt.Errorf("signal %v", s)
+		grace, code := signalGrace, 255
+		if fleetSignals.Load() {
+			grace, code = fleet.CancelWait+2*time.Second, fleet.ExitInterrupted
+			if s == syscall.SIGHUP {
+				cause = fleet.ErrDetach
+			}
+		}
+		cancel(cause)
 		select {
-		case <-time.After(signalGrace):
+		case <-time.After(grace):
 		case <-sigs:
 		}
 		connect.RunAtExit()
-		os.Exit(255)
+		os.Exit(code)
 	}()
 	code := run(ctx, os.Args[1:], os.Stdin, os.Stdout, os.Stderr)
 	connect.RunAtExit()

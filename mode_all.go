@@ -8,5 +8,11 @@ import (
 )
 
 // modeAll is --all FILTER -- COMMAND: the command on every instance, the
-// worst status.
-func modeAll(ctx context.Context, r *reach.Run) (int, error) { return fleet.All(ctx, r) }
+// worst status; with --via run-command, through SSM Run Command, whose
+// command a first Ctrl-C cancels (fleetSignals).
+func modeAll(ctx context.Context, r *reach.Run) (int, error) {
+	if r.Args.RunCommand {
+		fleetSignals.Store(true)
+	}
+	return fleet.All(ctx, r)
+}

@@ -54,9 +54,14 @@ type Args struct {
 	Serial bool // --serial: the EC2 serial console
 
 	// The fleet (SPEC.md, "Fleet"): --list [FILTER], --all FILTER -- CMD.
-	List          bool
-	All           bool
-	Parallel      int    // --parallel N for --all
+	List     bool
+	All      bool
+	Parallel int // --parallel N for --all
+	// Run Command (issue 22): --via run-command with --all.
+	RunCommand    bool
+	ParallelSpec  string // --parallel as given: N, or N% with --via run-command
+	MaxErrors     string // --max-errors N or N%
+	OutputS3      string // --output-s3 BUCKET[/PREFIX]
 	Stdin         string // --stdin=broadcast for --all ("" or none: no input)
 	Completion    string // --completion bash|zsh|fish
 	CompleteHosts bool   // --complete-hosts (what completion offers)
@@ -114,7 +119,7 @@ var LongOptions = []LongOption{
 	{Name: "region", Arg: "region", About: "AWS region (all: every enabled region, with --list)"},
 	{Name: "profile", Arg: "profile", About: "AWS profile"},
 	{Name: "fallback", Arg: "mode", Choices: []string{"auto", "ssm", "never"}, About: "when to leave direct SSH for another way in"},
-	{Name: "via", Arg: "way", Choices: []string{"direct", "ssm", "eice"}, About: "the one way in to use"},
+	{Name: "via", Arg: "way", Choices: []string{"direct", "ssm", "eice", "run-command"}, About: "the one way in to use (run-command: SSM Run Command, with --all)"},
 	{Name: "address", Arg: "which", Choices: []string{"auto", "public", "private"}, About: "which address of the instance to dial"},
 	{Name: "source-ip", Arg: "address", About: "the address AWS sees the connection come from"},
 	{Name: "diagnose", About: "check what would break SSH, and say how to fix it"},
@@ -124,7 +129,9 @@ var LongOptions = []LongOption{
 	{Name: "serial", About: "open the instance's EC2 serial console"},
 	{Name: "list", About: "list instances: [FILTER]"},
 	{Name: "all", About: "run a command on many instances: FILTER -- COMMAND"},
-	{Name: "parallel", Arg: "count", About: "how many instances --all runs on at once"},
+	{Name: "parallel", Arg: "count", About: "how many instances --all runs on at once (default 10; with --via run-command N or N%, default 50)"},
+	{Name: "max-errors", Arg: "count", About: "--all --via run-command: errors (N or N%) after which no more instances get the command (default 100%: all do)"},
+	{Name: "output-s3", Arg: "bucket", About: "--all --via run-command: BUCKET[/PREFIX] the agents write whole outputs to, read past SSM's 24,000-character cut"},
 	{Name: "stdin", Arg: "mode", Choices: []string{"none", "broadcast"}, About: "what --all does with its input"},
 	{Name: "completion", Arg: "shell", Choices: []string{"bash", "zsh", "fish"}, About: "print a shell completion script"},
 	{Name: "complete-hosts", About: "print the host names completion offers"},
@@ -184,6 +191,9 @@ func ParseArgs(argv []string) (*Args, error) {
 	}
 	if a.All && len(a.Command) == 0 {
 		return nil, failure.Configf("use it as: ec2ssh --all FILTER -- COMMAND", "--all needs a command to run")
+	}
+	if err := a.checkRunCommand(); err != nil {
+		return nil, err
 	}
 	if a.Destination == "" && !a.Version && !a.Help && a.Query == "" && !a.List && a.Completion == "" && !a.CompleteHosts {
 		return nil, failure.Configf(usageHint, "no destination given")
@@ -272,10 +282,15 @@ func (a *Args) parseLong(args []string) ([]string, error) {
 		}
 		a.Fallback = m
 	case "via":
-		// --via names the one way in: direct (no fallback), ssm, or eice.
+		// --via names the one way in: direct (no fallback), ssm, or eice;
+		// run-command hands --all's command to SSM Run Command.
+		if val == "run-command" {
+			a.RunCommand = true
+			break
+		}
 		m, ok := map[string]Mode{"direct": ModeDirect, "ssm": ModeSSM, "eice": ModeEICE}[val]
 		if !ok {
-			return nil, failure.Configf("use --via=direct, --via=ssm or --via=eice", "bad --via value %q", val)
+			return nil, failure.Configf("use --via=direct, --via=ssm, --via=eice or --via=run-command", "bad --via value %q", val)
 		}
 		a.Fallback = m
 	case "address":
@@ -302,11 +317,16 @@ func (a *Args) parseLong(args []string) ([]string, error) {
 	case "all":
 		a.All = true
 	case "parallel":
-		n, err := strconv.Atoi(val)
-		if err != nil || n < 1 || n > 256 {
-			return nil, failure.Configf("give a number from 1 to 256", "bad --parallel value %q", val)
+		// Over ssh, ec2ssh runs a process per instance: 1 to 256. Run
+		// Command's MaxConcurrency (N or N%) is checked by fleet.ParseSpec.
+		a.ParallelSpec = val
+		if n, err := strconv.Atoi(val); err == nil && n >= 1 && n <= 256 {
+			a.Parallel = n
 		}
-		a.Parallel = n
+	case "max-errors":
+		a.MaxErrors = val
+	case "output-s3":
+		a.OutputS3 = val
 	case "stdin":
 		if val != "none" && val != "broadcast" {
 			return nil, failure.Configf("use --stdin=none or --stdin=broadcast", "bad --stdin value %q", val)
@@ -610,6 +630,8 @@ func Usage() string {
        ec2ssh --serial INSTANCE
        ec2ssh --list [--json] [FILTER]
        ec2ssh --all [--parallel N] [--stdin=none|broadcast] FILTER -- COMMAND
+       ec2ssh --all FILTER --via run-command [--parallel N|N%] [--max-errors N|N%]
+              [--output-s3 BUCKET[/PREFIX]] [--json] -- COMMAND
        ec2ssh -V | --version | --help
 
 A drop-in ssh for Amazon EC2: finds the instance, checks what usually breaks
@@ -641,3 +663,29 @@ ec2ssh options:
 }
 
 func (s Setting) String() string { return fmt.Sprintf("%s=%s", s.Key, s.Value) }
+
+// checkRunCommand refuses what Run Command cannot honour (issue 22): it
+// runs --all's command through each instance's SSM agent, as root, with
+// no terminal, no input and no SSH connection, so the options that shape
+// one are refused by name rather than ignored.
+func (a *Args) checkRunCommand() error {
+	const use = "use it as: ec2ssh --all FILTER --via run-command [--parallel N|N%] [--max-errors N|N%] [--output-s3 BUCKET[/PREFIX]] -- COMMAND"
+	switch {
+	case a.RunCommand && !a.All:
+		return failure.Configf(use, "--via run-command runs a command on a fleet: it goes with --all")
+	case (a.MaxErrors != "" || a.OutputS3 != "") && !a.RunCommand:
+		return failure.Configf(use, "--max-errors and --output-s3 go with --all --via run-command")
+	case a.ParallelSpec != "" && a.Parallel == 0 && !a.RunCommand:
+		return failure.Configf("give a number from 1 to 256 (N% goes with --via run-command)", "bad --parallel value %q", a.ParallelSpec)
+	case !a.RunCommand:
+		return nil
+	case a.Stdin == "broadcast":
+		return failure.Configf("pass the input inside the command (a here-document), or copy a file first", "Run Command takes no input: --stdin=broadcast does not go with --via run-command")
+	case len(a.Settings) > 0:
+		return failure.Configf("drop it: Run Command reaches the instance through its SSM agent, as root (run as another user with: -- sudo -u USER COMMAND)",
+			"%s does not apply to --via run-command: there is no SSH connection", a.Settings[0].Key)
+	case a.TTY > 0 || a.NoCommand || a.Background || a.Subsystem || a.StdioFwd != "" || a.ControlCmd != "" || a.ConfigFile != "" || a.Proxy || a.Fallback != ModeAuto || a.Address != "" || a.SourceIP != "":
+		return failure.Configf(use, "ssh's -t -N -f -s -W -O -F and --fallback, --address, --source-ip do not apply to --via run-command: there is no SSH connection")
+	}
+	return nil
+}

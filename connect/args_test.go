@@ -114,6 +114,17 @@ func TestParseArgsErrors(t *testing.T) {
 		{[]string{"--proxy", "h"}, "exactly a host and a port"},
 		{[]string{"-J", "a", "-J", "b", "h"}, "only one -J"},
 		{[]string{}, "no destination"},
+		// Run Command (issue 22): with --all only, and nothing of ssh's.
+		{[]string{"--via", "run-command", "h", "uptime"}, "goes with --all"},
+		{[]string{"--all", "--max-errors", "1", "web-*", "--", "x"}, "go with --all --via run-command"},
+		{[]string{"--output-s3", "b", "h"}, "go with --all --via run-command"},
+		{[]string{"--all", "--parallel", "10%", "web-*", "--", "x"}, "bad --parallel"},
+		{[]string{"--all", "--parallel", "300", "web-*", "--", "x"}, "bad --parallel"},
+		{[]string{"--all", "--via=run-command", "--stdin=broadcast", "web-*", "--", "x"}, "takes no input"},
+		{[]string{"--all", "--via=run-command", "-l", "ec2-user", "web-*", "--", "x"}, "User does not apply"},
+		{[]string{"--all", "--via=run-command", "root@web-*", "--", "x"}, "User does not apply"},
+		{[]string{"--all", "--via=run-command", "-t", "web-*", "--", "x"}, "do not apply to --via run-command"},
+		{[]string{"--all", "--via=run-command", "-F", "/dev/null", "web-*", "--", "x"}, "do not apply to --via run-command"},
 	}
 	for _, tt := range tests {
 		_, err := ParseArgs(tt.argv)
@@ -208,7 +219,11 @@ func TestLongOptionTable(t *testing.T) {
 		}
 		if len(o.Choices) > 0 {
 			for _, c := range o.Choices {
-				if _, err := ParseArgs([]string{"--" + o.Name + "=" + c, "host"}); err != nil {
+				rest := []string{"host"}
+				if c == "run-command" {
+					rest = []string{"--all", "web-*", "--", "uptime"}
+				}
+				if _, err := ParseArgs(append([]string{"--" + o.Name + "=" + c}, rest...)); err != nil {
 					t.Errorf("--%s=%s, offered by completion, is refused: %v", o.Name, c, err)
 				}
 			}
@@ -218,7 +233,8 @@ func TestLongOptionTable(t *testing.T) {
 			}
 			continue
 		}
-		rest := map[string][]string{"proxy": {"host", "22"}, "all": {"web-*", "--", "uptime"}}[o.Name]
+		runCommand := []string{"--all", "--via", "run-command", "web-*", "--", "uptime"}
+		rest := map[string][]string{"proxy": {"host", "22"}, "all": {"web-*", "--", "uptime"}, "max-errors": runCommand, "output-s3": runCommand}[o.Name]
 		if rest == nil {
 			rest = []string{"host"}
 		}

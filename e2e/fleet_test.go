@@ -239,7 +239,7 @@ func TestCompletionScripts(t *testing.T) {
 	}{
 		{[]string{"ec2ssh", "we"}, "ec2ssh we", []string{"web-1"}},
 		{[]string{"ec2ssh", "--vi"}, "ec2ssh --vi", []string{"--via"}},
-		{[]string{"ec2ssh", "--via", "''"}, "ec2ssh --via ", []string{"direct", "ssm", "eice"}},
+		{[]string{"ec2ssh", "--via", "''"}, "ec2ssh --via ", []string{"direct", "ssm", "eice", "run-command"}},
 		{[]string{"ec2ssh", "--completion", "f"}, "ec2ssh --completion f", []string{"fish"}},
 	} {
 		slices.Sort(tt.want) // fish sorts what it offers

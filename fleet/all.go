@@ -43,6 +43,9 @@ const DefaultParallel = 10
 // is the worst of theirs.
 func All(ctx context.Context, r *reach.Run) (int, error) {
 	args := r.Args
+	if args.RunCommand {
+		return runCommandAll(ctx, r)
+	}
 	ins, _, err := instances(ctx, r)
 	if err != nil {
 		return 255, err
@@ -302,4 +305,36 @@ func lastLine(s string) string {
 		}
 	}
 	return last
+}
+
+// runCommandAll is --all FILTER --via run-command -- COMMAND: the command
+// through SSM Run Command (Run).
+func runCommandAll(ctx context.Context, r *reach.Run) (int, error) {
+	args := r.Args
+	req := Request{Command: args.RemoteCommand(), Parallel: args.ParallelSpec, MaxErrors: args.MaxErrors,
+		OutputS3: args.OutputS3, JSON: args.JSON, Quiet: args.Quiet}
+	if err := req.Check(); err != nil {
+		return 255, err
+	}
+	if !args.NullStdin && stdinHasData(r.IO.Stdin) {
+		return 255, failure.Configf("pass -n, or put the input in the command (a here-document)",
+			"stdin would reach no instance: Run Command takes no input")
+	}
+	if args.Verbose > 0 {
+		req.Log = func(format string, a ...any) { fmt.Fprintf(r.IO.Stderr, format+"\n", a...) }
+	}
+	var err error
+	if req.Filter, err = preflight.ParseFilter(args.Destination); err != nil {
+		return 255, err
+	}
+	ins, _, err := instances(ctx, r)
+	if err != nil {
+		return 255, err
+	}
+	if len(ins) == 0 {
+		return 255, &failure.Error{Kind: failure.Config, Msg: fmt.Sprintf("no instance matches %q", args.Destination),
+			Hint: "see them with: ec2ssh --list"}
+	}
+	ctx = preflight.WithRole(ctx, preflight.RoleFleet)
+	return Run(ctx, req, ins, NewDeps(ctx, args.Profile), r.IO.Stdout, r.IO.Stderr)
 }

@@ -38,6 +38,7 @@ type ssmStandIn struct {
 	sockets    map[*websocket.Conn]bool
 	terminated int
 	started    int
+	rc         runCommands // Run Command (runcommand.go)
 }
 
 // SSMOptions configure the stand-in.
@@ -174,7 +175,10 @@ func (s *ssmStandIn) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	w.Header().Set("Content-Type", "application/x-amz-json-1.1")
 	body, _ := io.ReadAll(io.LimitReader(r.Body, 1<<20))
 	r.Body = io.NopCloser(bytes.NewReader(body))
+	s.rc.count(op)
 	switch op {
+	case "SendCommand", "ListCommands", "ListCommandInvocations", "GetCommandInvocation", "CancelCommand":
+		s.runCommand(w, r, op, body)
 	case "StartSession":
 		s.startSession(w, r, body)
 	case "ResumeSession":
@@ -211,6 +215,7 @@ func (s *ssmStandIn) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 
 func (s *ssmStandIn) stop() {
 	s.srv.Close()
+	s.rc.stop()
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	for _, sess := range s.sessions {
