@@ -165,7 +165,7 @@ func classifyCall(ctx context.Context, service, op string, role CallRole, budget
 		e.Weather = WeatherServer
 	case e.Code != "":
 		// The service's own answer (denied, not found, invalid): not weather.
-	case ctx.Err() != nil && errors.Is(ctx.Err(), context.DeadlineExceeded) || errors.Is(err, context.DeadlineExceeded) || errors.As(err, &ne) && ne.Timeout():
+	case errors.Is(context.Cause(ctx), errBudget) || errors.Is(err, context.DeadlineExceeded) || errors.As(err, &ne) && ne.Timeout():
 		e.Weather = WeatherSlow
 	case errors.Is(err, syscall.ECONNRESET) || errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, syscall.EPIPE) ||
 		strings.Contains(strings.ToLower(err.Error()), "connection reset"):
@@ -187,6 +187,9 @@ func isDNS(err error) bool {
 	return errors.As(err, &de)
 }
 
+// errBudget is why a call's context ends when its budget is spent.
+var errBudget = errors.New("the call's budget is spent")
+
 // budgetMiddleware applies each call's budget and classifies how it
 // ended; -v's debug function, when set, hears of every call.
 type budgetMiddleware struct {
@@ -200,11 +203,17 @@ func (m budgetMiddleware) HandleInitialize(ctx context.Context, in middleware.In
 	service, op := awsmiddleware.GetServiceID(ctx), awsmiddleware.GetOperationName(ctx)
 	role := RoleOf(ctx)
 	budget := Budgets[role]
-	cctx, cancel := context.WithTimeout(ctx, budget)
-	defer cancel()
+	// The budget ends the call, not what it returned: a streamed body (S3
+	// GetObject) is read after the call and must not be cut by it.
+	cctx, cancel := context.WithCancelCause(ctx)
+	timer := time.AfterFunc(budget, func() { cancel(errBudget) })
 	start := time.Now()
 	out, md, err := next.HandleInitialize(cctx, in)
 	took := time.Since(start)
+	timer.Stop()
+	if err != nil {
+		defer cancel(nil)
+	}
 	if err != nil && ctx.Err() == nil {
 		// The deadline may fall in a retry's backoff: what the last
 		// attempt got (a 5xx, a throttle) is then what to say.
