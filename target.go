@@ -268,11 +268,15 @@ func (e *ec2Side) gather(ctx context.Context, dest string, t *target, cfg *conne
 			t = rt
 		}
 	}
-	req := preflight.Request{Port: cfg.Port, SourceIP: e.args.SourceIP, NoProbe: !o.probe, Address: cfg.HostName, User: cfg.User}
+	req := preflight.Request{Port: cfg.Port, SourceIP: e.args.SourceIP, NoProbe: !o.probe, Address: cfg.HostName, User: cfg.User,
+		UserFrom: preflight.UserFromLocal}
+	if cfg.UserSet {
+		req.UserFrom = preflight.UserFromCommandLine
+	}
 	if t != nil {
 		req.Instance, req.Address = t.Instance, t.Address
 		if t.User != "" && !cfg.UserSet {
-			req.User = t.User
+			req.User, req.UserFrom = t.User, preflight.UserFromAMI
 		}
 	}
 	if o.inside {
@@ -350,7 +354,8 @@ func (l *limitedBuffer) Write(p []byte) (int, error) {
 }
 
 // runDiagnose is --diagnose: every check, as a table or JSON; exit 0 when
-// none failed, 1 when some did, 255 when it could not run.
+// the chosen way in should work, 1 when some check failed, 2 when none
+// failed but one that matters could not decide, 255 when it could not run.
 func runDiagnose(ctx context.Context, args *connect.Args, cfg *connect.Config, env *connect.Env, stdout, stderr *os.File) int {
 	side := newEC2Side(args, env)
 	side.cache = nil // a diagnosis looks afresh
@@ -376,6 +381,12 @@ func runDiagnose(ctx context.Context, args *connect.Args, cfg *connect.Config, e
 		addr = t.Address
 	}
 	rep := preflight.NewReport(facts, addr)
+	switch args.Fallback {
+	case "ssm":
+		rep.Choose(preflight.PathSSM)
+	case "eice":
+		rep.Choose(preflight.PathEICE)
+	}
 	if t == nil {
 		env.Log("ec2ssh: %s is not an EC2 instance in %s: the instance checks are skipped", preflight.Sanitize(cfg.HostName), rep.Target.Region)
 	}
@@ -386,10 +397,7 @@ func runDiagnose(ctx context.Context, args *connect.Args, cfg *connect.Config, e
 	} else {
 		rep.WriteTable(stdout, isTerminal(stdout) && os.Getenv("NO_COLOR") == "")
 	}
-	if len(rep.Failed()) > 0 {
-		return 1
-	}
-	return 0
+	return rep.ExitStatus()
 }
 
 // probeFromDial is what a failed dial learnt about the SSH port, so the
