@@ -196,6 +196,7 @@ func (r *Report) Result(id CheckID) (Result, bool) {
 func (r *Report) WriteJSON(w io.Writer) error {
 	enc := json.NewEncoder(w)
 	enc.SetIndent("", "  ")
+	enc.SetEscapeHTML(false) // "route 0.0.0.0/0 -> igw-1", not \u003e
 	return enc.Encode(r)
 }
 
