@@ -45,6 +45,10 @@ type World struct {
 	views                        map[string]*View // instance id -> its view
 	sshds                        []*SSHD
 	ec2                          *ec2.Client
+	// over holds what the fronts say where moto and the SSM stand-in
+	// cannot (front.go); ssmFront is the front before the stand-in.
+	over     *overrides
+	ssmFront *http.Server
 }
 
 // Instance is one lab instance.
@@ -59,7 +63,7 @@ type Instance struct {
 func (w *World) AWSEnv() []string {
 	return []string{
 		"AWS_ENDPOINT_URL=" + w.MotoURL,
-		fmt.Sprintf("AWS_ENDPOINT_URL_SSM=http://127.0.0.1:%d", SSMPort),
+		fmt.Sprintf("AWS_ENDPOINT_URL_SSM=http://127.0.0.1:%d", SSMFrontPort),
 		fmt.Sprintf("AWS_ENDPOINT_URL_EC2_INSTANCE_CONNECT=http://127.0.0.1:%d", SSMPort),
 		fmt.Sprintf("AWS_ENDPOINT_URL_EC2=http://127.0.0.1:%d", EC2FrontPort),
 		// The tunnel service's certificate, as a company's CA would be added.
@@ -131,6 +135,9 @@ func (w *World) Stop() {
 	if w.serial != nil {
 		w.serial.stop()
 	}
+	if w.ssmFront != nil {
+		w.ssmFront.Close()
+	}
 	if w.moto != nil && w.moto.Process != nil {
 		w.moto.Process.Kill()
 		w.moto.Wait()
@@ -191,6 +198,7 @@ func (w *World) build(ctx context.Context) error {
 	cfg := w.awsConfig()
 	e := ec2.NewFromConfig(cfg)
 	w.ec2 = e
+	w.over = newOverrides(e)
 	im := iam.NewFromConfig(cfg)
 
 	// Keys: two local (ED25519, RSA), one that is not.
@@ -407,6 +415,14 @@ func (w *World) build(ctx context.Context) error {
 	if err := w.buildFarRegion(ctx, pubs["lab-ed25519"], eic); err != nil {
 		return err
 	}
+	// The diagnosis world (issue 26): one instance per way a diagnosis
+	// could be wrong, each beside a healthy twin.
+	diagNft, err := w.buildDiagnosis(ctx, e, im, diagBase{vpc: *vpcID, subnets: subnets, sgs: sgs, ami: ami, pub: pubs["lab-ed25519"], eic: eic,
+		online: online, addrs: addrs, views: views})
+	if err != nil {
+		return fmt.Errorf("the diagnosis world: %w", err)
+	}
+	nft = append(nft, diagNft...)
 	var hosts []string
 	for _, sp := range specs {
 		hosts = append(hosts, sp.ip)
@@ -414,12 +430,15 @@ func (w *World) build(ctx context.Context) error {
 	w.eice, err = startEICE(w.Dir, w.MotoURL, "lab-secret-not-a-real-one", []LabEndpoint{
 		{ID: "eice-0lab0000000000001", VPCID: *vpcID, SubnetID: *subnets["d"], SecurityGroup: *sgs["eiceep"], Addr: "127.0.5.2", Hosts: hosts},
 		{ID: "eice-0lab0000000000002", VPCID: *vpcID, SubnetID: *subnets["e"], SecurityGroup: *sgs["eiceep2"], Addr: "127.0.6.2", Hosts: hosts},
-	})
+	}, w.over.ec2)
 	if err != nil {
 		return fmt.Errorf("start the EC2 Instance Connect Endpoint stand-in: %w", err)
 	}
 	w.views = views
 	if w.ssm, err = StartSSM(SSMOptions{Port: SSMPort, Online: online, Addrs: addrs, Views: views}); err != nil {
+		return err
+	}
+	if w.ssmFront, err = w.over.startSSMFront(); err != nil {
 		return err
 	}
 	if w.serial, err = startSerial(w.ssm, views); err != nil {
