@@ -19,6 +19,17 @@ import (
 // could say "all clear" while SSH cannot work, beside its healthy twin,
 // each judged by ec2ssh --diagnose --json.
 
+// needDiagnosisWorld builds the diagnosis world on the EC2 lab's.
+func needDiagnosisWorld(t *testing.T) {
+	t.Helper()
+	needWorld(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	defer cancel()
+	if err := world.Diagnosis(ctx); err != nil {
+		t.Fatalf("the diagnosis world: %v", err)
+	}
+}
+
 // diagCase is what --diagnose must say of one instance of the world, run
 // with args.
 type diagCase struct {
@@ -108,7 +119,7 @@ var diagCases = []diagCase{
 // all-clears (exit 0 where SSH the chosen way cannot work): there must be
 // none. Healthy twins must be all clear.
 func TestDiagnoseNoFalseAllClear(t *testing.T) {
-	needWorld(t)
+	needDiagnosisWorld(t)
 	var mu sync.Mutex
 	var falseClear, runs []string
 	t.Run("cases", func(t *testing.T) {
@@ -214,8 +225,8 @@ func checkDiagnosis(t *testing.T, tt diagCase, rep preflight.Report, code int, o
 // pending for a few seconds, as a connection to a booting instance would,
 // and gives up within its budget on one that stays pending.
 func TestWaitRunningInTheLab(t *testing.T) {
-	needWorld(t)
-	id := world.Instances["diag-booting"].ID
+	needDiagnosisWorld(t)
+	id := world.DiagInstance("diag-booting").ID
 	a := &preflight.AWS{Config: world.FrontConfig(), EC2: ec2.NewFromConfig(world.FrontConfig())}
 	world.SetState(id, "pending", time.Now().Add(3*time.Second))
 	var seen []preflight.State

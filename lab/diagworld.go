@@ -181,14 +181,11 @@ var diagProfiles = map[string]struct {
 // diagBase is what the lab's own build made that the diagnosis world uses.
 type diagBase struct {
 	vpc     string
-	subnets map[string]*string
-	sgs     map[string]*string
-	ami     *string
+	subnets map[string]string
+	sgs     map[string]string
+	ami     string
 	pub     string // the local ED25519 key's public line
 	eic     string // the AuthorizedKeysCommand
-	online  map[string]bool
-	addrs   map[string]string
-	views   map[string]*View
 }
 
 // diagVPC is one VPC of the diagnosis world: its subnets and groups.
@@ -198,12 +195,24 @@ type diagVPC struct {
 	sgs     map[string]string
 }
 
-// buildDiagnosis adds the diagnosis world; it returns the nftables rules
-// that make the network do what its groups and routes say.
-func (w *World) buildDiagnosis(ctx context.Context, e *ec2.Client, im *iam.Client, b diagBase) ([]string, error) {
-	d := &diagBuilder{w: w, e: e, im: im, b: b}
-	return d.build(ctx)
+// Diagnosis builds the diagnosis world, once, the first time a test asks
+// for it (it takes some 15 s that the lab's other tests need not wait):
+// its AWS resources in moto, its instances' sshd, an SSM stand-in of its
+// own for their agents (the SSM front sends their calls there), the
+// nftables rules for its groups and routes.
+func (w *World) Diagnosis(ctx context.Context) error {
+	w.diagOnce.Do(func() {
+		cfg := w.awsConfig()
+		d := &diagBuilder{w: w, e: ec2.NewFromConfig(cfg), im: iam.NewFromConfig(cfg), b: w.diagBase,
+			online: map[string]bool{}, addrs: map[string]string{}, views: map[string]*View{}, made: map[string]*Instance{}}
+		w.diagErr = d.build(ctx)
+	})
+	return w.diagErr
 }
+
+// DiagInstance is the diagnosis world's instance named name (Diagnosis
+// must have been called), or nil.
+func (w *World) DiagInstance(name string) *Instance { return w.diag[name] }
 
 type diagBuilder struct {
 	w    *World
@@ -212,17 +221,48 @@ type diagBuilder struct {
 	b    diagBase
 	vpcs map[string]*diagVPC
 	eni  map[string][]string // endpoint -> the lab's interfaces for it
+	// What the world's own SSM stand-in gets: its instances' agents.
+	online map[string]bool
+	addrs  map[string]string
+	views  map[string]*View
+	made   map[string]*Instance // by name
 }
 
-func (d *diagBuilder) build(ctx context.Context) ([]string, error) {
+func (d *diagBuilder) build(ctx context.Context) error {
+	nft, err := d.resources(ctx)
+	if err != nil {
+		return err
+	}
+	w := d.w
+	port, err := FreePort("127.0.0.1")
+	if err != nil {
+		return err
+	}
+	if w.diagSSM, err = StartSSM(SSMOptions{Port: port, Online: d.online, Addrs: d.addrs, Views: d.views}); err != nil {
+		return err
+	}
+	w.diag = d.made
+	w.over.mu.Lock()
+	for id := range d.addrs {
+		w.over.diagIDs[id] = true
+	}
+	w.over.diagPort = port
+	w.over.mu.Unlock()
+	if len(nft) == 0 {
+		return nil
+	}
+	return Nft(strings.Join(nft, "\n") + "\n")
+}
+
+func (d *diagBuilder) resources(ctx context.Context) ([]string, error) {
 	e := d.e
 	d.vpcs, d.eni = map[string]*diagVPC{}, map[string][]string{}
 	main := &diagVPC{id: d.b.vpc, subnets: map[string]string{}, sgs: map[string]string{}}
 	for k, v := range d.b.subnets {
-		main.subnets[k] = *v
+		main.subnets[k] = v
 	}
 	for k, v := range d.b.sgs {
-		main.sgs[k] = *v
+		main.sgs[k] = v
 	}
 	d.vpcs["main"] = main
 	if err := d.dnsHostnames(ctx, main.id); err != nil {
@@ -480,7 +520,7 @@ func (d *diagBuilder) endpointVPC(ctx context.Context, ev epVPC) error {
 }
 
 func (d *diagBuilder) images(ctx context.Context) (map[string]string, error) {
-	out := map[string]string{"": aws.ToString(d.b.ami)}
+	out := map[string]string{"": d.b.ami}
 	for key, im := range diagImages {
 		if im.find != "" {
 			found, err := d.e.DescribeImages(ctx, &ec2.DescribeImagesInput{Filters: []ec2types.Filter{{Name: aws.String("name"), Values: []string{im.find}}}})
@@ -616,8 +656,8 @@ func (d *diagBuilder) instances(ctx context.Context, images, profiles map[string
 			w.over.unconnected[id] = true
 		}
 		w.over.mu.Unlock()
-		d.b.online[id] = c.Agent != AgentOffline
-		d.b.addrs[id] = c.IP
+		d.online[id] = c.Agent != AgentOffline
+		d.addrs[id] = c.IP
 		if c.Closed {
 			// Not from the instance itself: the agent's own connection
 			// to its sshd is local, and no group or route applies to it.
@@ -642,7 +682,7 @@ func (d *diagBuilder) instances(ctx context.Context, images, profiles map[string
 			return nil, err
 		}
 		todo = append(todo, started{c, li, layout})
-		w.Instances[c.Name] = li
+		d.made[c.Name] = li
 	}
 	// sshd starts side by side: each makes a host key and waits for its
 	// banner.
@@ -668,8 +708,10 @@ func (d *diagBuilder) instances(ctx context.Context, images, profiles map[string
 			}
 			view := s.layout.View()
 			view.Binds["/etc/passwd"] = filepath.Join(s.layout.Root, "etc", "passwd")
-			d.b.views[s.li.ID] = view
+			d.views[s.li.ID] = view
+			w.sshdMu.Lock()
 			w.sshds = append(w.sshds, sd)
+			w.sshdMu.Unlock()
 			s.li.SSHD = sd
 		}()
 	}

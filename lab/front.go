@@ -59,11 +59,16 @@ type overrides struct {
 	impaired    map[string]bool          // instance id -> its status checks fail
 	endpointENI map[string][]string      // VPC endpoint id -> its interfaces
 	unconnected map[string]bool          // instance id -> Online, but no control channel
+	// The diagnosis world's instances have an SSM stand-in of their own
+	// (built after the lab's): their calls and sessions go there.
+	diagIDs      map[string]bool
+	diagPort     int
+	diagSessions map[string]bool
 }
 
 func newOverrides(moto *ec2.Client) *overrides {
 	return &overrides{moto: moto, states: map[string]instanceState{}, impaired: map[string]bool{},
-		endpointENI: map[string][]string{}, unconnected: map[string]bool{}}
+		endpointENI: map[string][]string{}, unconnected: map[string]bool{}, diagIDs: map[string]bool{}, diagSessions: map[string]bool{}}
 }
 
 // SetState makes the EC2 front show instance id in state (pending,
@@ -246,35 +251,68 @@ func (o *overrides) endpoints(doc *xmlNode) {
 }
 
 // SSMFrontPort is where the SSM front listens (AWS_ENDPOINT_URL_SSM): it
-// passes everything to the SSM stand-in but StartSession to an instance
-// whose agent has no control channel.
+// passes the calls to the lab's SSM stand-in, or to the diagnosis world's
+// for its instances and their sessions, but answers StartSession to an
+// instance whose agent has no control channel as Session Manager does.
 const SSMFrontPort = 5003
 
 func (o *overrides) startSSMFront() (*http.Server, error) {
-	backend, _ := url.Parse(fmt.Sprintf("http://127.0.0.1:%d", SSMPort))
-	proxy := httputil.NewSingleHostReverseProxy(backend)
+	base, _ := url.Parse(fmt.Sprintf("http://127.0.0.1:%d", SSMPort))
+	proxy := httputil.NewSingleHostReverseProxy(base)
 	ln, err := net.Listen("tcp", fmt.Sprintf("127.0.0.1:%d", SSMFrontPort))
 	if err != nil {
 		return nil, fmt.Errorf("ssm front: %w", err)
 	}
 	srv := &http.Server{ReadHeaderTimeout: 5 * time.Second, Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if r.Header.Get("X-Amz-Target") == "AmazonSSM.StartSession" {
-			body, _ := io.ReadAll(io.LimitReader(r.Body, 1<<20))
-			r.Body = io.NopCloser(bytes.NewReader(body))
-			r.ContentLength = int64(len(body))
-			var in struct{ Target string }
-			json.Unmarshal(body, &in)
-			o.mu.Lock()
-			dark := o.unconnected[in.Target]
-			o.mu.Unlock()
-			if dark {
-				w.Header().Set("Content-Type", "application/x-amz-json-1.1")
-				w.WriteHeader(http.StatusBadRequest)
-				json.NewEncoder(w).Encode(map[string]string{"__type": "TargetNotConnected", "message": in.Target + " is not connected."})
-				return
+		target := r.Header.Get("X-Amz-Target")
+		if !strings.HasPrefix(target, "AmazonSSM.") {
+			proxy.ServeHTTP(w, r)
+			return
+		}
+		body, _ := io.ReadAll(io.LimitReader(r.Body, 1<<20))
+		r.Body = io.NopCloser(bytes.NewReader(body))
+		r.ContentLength = int64(len(body))
+		var in struct {
+			Target, SessionId string
+			Filters           []struct {
+				Key    string
+				Values []string
 			}
 		}
-		proxy.ServeHTTP(w, r)
+		json.Unmarshal(body, &in)
+		o.mu.Lock()
+		dark := o.unconnected[in.Target]
+		diag := o.diagIDs[in.Target] || o.diagSessions[in.SessionId]
+		for _, f := range in.Filters {
+			for _, v := range f.Values {
+				diag = diag || o.diagIDs[v]
+			}
+		}
+		port := o.diagPort
+		o.mu.Unlock()
+		switch {
+		case target == "AmazonSSM.StartSession" && dark:
+			w.Header().Set("Content-Type", "application/x-amz-json-1.1")
+			w.WriteHeader(http.StatusBadRequest)
+			json.NewEncoder(w).Encode(map[string]string{"__type": "TargetNotConnected", "message": in.Target + " is not connected."})
+		case diag:
+			u, _ := url.Parse(fmt.Sprintf("http://127.0.0.1:%d", port))
+			rec := httptest.NewRecorder()
+			httputil.NewSingleHostReverseProxy(u).ServeHTTP(rec, r)
+			var out struct{ SessionId string }
+			if json.Unmarshal(rec.Body.Bytes(), &out) == nil && out.SessionId != "" {
+				o.mu.Lock()
+				o.diagSessions[out.SessionId] = true
+				o.mu.Unlock()
+			}
+			for k, v := range rec.Header() {
+				w.Header()[k] = v
+			}
+			w.WriteHeader(rec.Code)
+			w.Write(rec.Body.Bytes())
+		default:
+			proxy.ServeHTTP(w, r)
+		}
 	})}
 	go srv.Serve(ln)
 	return srv, nil
