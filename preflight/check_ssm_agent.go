@@ -33,7 +33,7 @@ func checkSSMAgent(f *Facts) Result {
 		return Result{Status: Skip, Summary: "the instance is not running"}
 	}
 	online := f.SSM != nil && f.SSM.Registered && f.SSM.PingStatus == "Online"
-	register, sessions, ev := agentPieces(f)
+	register, sessions, ev := agentPieces(f, online)
 	if online {
 		ev = append([]string{"ping Online, agent " + f.SSM.AgentVersion}, ev...)
 		if f.Inside != nil {
@@ -121,8 +121,10 @@ func summariseUnknown(pieces []piece, prefix string, ev []string) (Result, bool)
 }
 
 // agentPieces judges what the agent needs, to register and to open
-// sessions, and says what it found for ec2messages as evidence.
-func agentPieces(f *Facts) (register, sessions []piece, ev []string) {
+// sessions, and says what it found for ec2messages as evidence. For an
+// agent that is offline, one cause that keeps it from both ssm and
+// ssmmessages is one piece.
+func agentPieces(f *Facts, online bool) (register, sessions []piece, ev []string) {
 	in := f.Instance
 	if in.MetadataEndpoint == "disabled" {
 		register = append(register, failPiece("the instance metadata service is off (HttpEndpoint disabled), and the agent takes its credentials from it",
@@ -132,16 +134,23 @@ func agentPieces(f *Facts) (register, sessions []piece, ev []string) {
 	register = append(register, reg...)
 	sessions = append(sessions, ses...)
 	ev = append(ev, roleEv...)
-	if p := agentPath(f, "ssm"); p.status == Pass {
-		ev = append(ev, "ssm: "+p.what)
-		ev = append(ev, p.ev...)
-	} else {
-		register = append(register, p)
+	ssmP, msgP := agentPath(f, "ssm"), agentPath(f, "ssmmessages")
+	if !online && ssmP.status == Fail && msgP.status == Fail && ssmP.cause != "" && ssmP.cause == msgP.cause {
+		// One cause, both services (no endpoints, no way to the
+		// internet): named once.
+		ssmP.what = fmt.Sprintf("no way to %s or %s: %s", serviceHost(f, "ssm"), serviceHost(f, "ssmmessages"), ssmP.cause)
+		msgP = passPiece("(as ssm)")
 	}
-	if p := agentPath(f, "ssmmessages"); p.status == Pass {
-		ev = append(ev, "ssmmessages: "+p.what)
+	if ssmP.status == Pass {
+		ev = append(ev, "ssm: "+ssmP.what)
+		ev = append(ev, ssmP.ev...)
 	} else {
-		sessions = append(sessions, p)
+		register = append(register, ssmP)
+	}
+	if msgP.status == Pass {
+		ev = append(ev, "ssmmessages: "+msgP.what)
+	} else {
+		sessions = append(sessions, msgP)
 	}
 	switch p := agentPath(f, "ec2messages"); p.status {
 	case Pass:

@@ -24,6 +24,10 @@ type piece struct {
 	what   string // for Pass, how it is met
 	fix    string
 	ev     []string
+	// cause, for a service the instance cannot reach at all, is why, in
+	// words that do not name the service: two services failing for the
+	// same cause are named once.
+	cause string
 }
 
 func passPiece(what string, ev ...string) piece { return piece{status: Pass, what: what, ev: ev} }
@@ -114,7 +118,11 @@ func agentPath(f *Facts, svc string) piece {
 		// endpoint is the piece to add.
 		fix = createEndpointFix(f, svc)
 	}
-	return failPiece(fmt.Sprintf("no way to %s: no %s interface endpoint in %s, and %s", host, svc, in.VPCID, inet.what), fix, inet.ev...)
+	p := failPiece(fmt.Sprintf("no way to %s: no %s interface endpoint in %s, and %s", host, svc, in.VPCID, inet.what), fix, inet.ev...)
+	if len(f.VPCEndpoints) == 0 {
+		p.cause = fmt.Sprintf("no interface endpoints in %s, and %s", in.VPCID, inet.what)
+	}
+	return p
 }
 
 func createEndpointFix(f *Facts, svc string) string {
