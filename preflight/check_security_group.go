@@ -106,6 +106,9 @@ func ruleAdmits(r SGRule, port int, p peer, prefixLists map[string][]string, mem
 			note(cidrAdmits(c, p), what+" from "+c+" in prefix list "+pl, "a rule allows "+what+" from "+c+" (prefix list "+pl+"), and the client's address is not known")
 		}
 	}
+	for _, g := range r.ForeignGroups {
+		note(admitMaybe, "", "a rule allows "+what+" from members of "+g+", a group of another account or across a peering, whose members cannot be looked up from here")
+	}
 	if member != nil {
 		for _, g := range r.Groups {
 			v, w := member(g)

@@ -106,6 +106,8 @@ func TestSecurityGroupUnreadable(t *testing.T) {
 			func(f *Facts) { f.SourceInterfacesErr = denied }, Unknown},
 		{"referenced group, the source is not a member", []SGRule{{Protocol: "tcp", FromPort: 22, ToPort: 22, Groups: []string{"sg-bastion"}}}, nil, nil,
 			func(f *Facts) { f.SourceLookedUp = true }, Fail},
+		{"a group of another account", []SGRule{{Protocol: "tcp", FromPort: 22, ToPort: 22, ForeignGroups: []string{"sg-theirs"}}}, nil, nil,
+			func(f *Facts) { f.SourceLookedUp = true }, Unknown},
 	}
 	for _, tt := range tests {
 		f := base()

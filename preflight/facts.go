@@ -304,6 +304,9 @@ type SGRule struct {
 	IPv6CIDRs   []string `json:"ipv6_cidrs,omitempty"`
 	PrefixLists []string `json:"prefix_lists,omitempty"`
 	Groups      []string `json:"groups,omitempty"` // referenced security groups
+	// ForeignGroups are referenced groups of another account or across a
+	// VPC peering: who is in them cannot be looked up from here.
+	ForeignGroups []string `json:"foreign_groups,omitempty"`
 }
 
 // NetworkACL is the subnet's NACL.

@@ -447,7 +447,10 @@ func rulePrefixLists(groups []SecurityGroup) []string {
 	return dedupe(ids)
 }
 
-func sgRule(p ec2types.IpPermission) SGRule {
+// sgRule converts a permission. A group it names that belongs to another
+// account, or is reached across a peering, goes to ForeignGroups: its
+// members' interfaces cannot be looked up from this account.
+func sgRule(p ec2types.IpPermission, owner string) SGRule {
 	r := SGRule{Protocol: aws.ToString(p.IpProtocol), FromPort: int(aws.ToInt32(p.FromPort)), ToPort: int(aws.ToInt32(p.ToPort))}
 	for _, x := range p.IpRanges {
 		r.CIDRs = append(r.CIDRs, aws.ToString(x.CidrIp))
@@ -459,6 +462,10 @@ func sgRule(p ec2types.IpPermission) SGRule {
 		r.PrefixLists = append(r.PrefixLists, aws.ToString(x.PrefixListId))
 	}
 	for _, x := range p.UserIdGroupPairs {
+		if u := aws.ToString(x.UserId); u != "" && owner != "" && u != owner || aws.ToString(x.VpcPeeringConnectionId) != "" {
+			r.ForeignGroups = append(r.ForeignGroups, aws.ToString(x.GroupId))
+			continue
+		}
 		r.Groups = append(r.Groups, aws.ToString(x.GroupId))
 	}
 	return r
@@ -478,10 +485,10 @@ func (a *AWS) securityGroups(ctx context.Context, ids []string) ([]SecurityGroup
 	for _, g := range out.SecurityGroups {
 		sg := SecurityGroup{ID: aws.ToString(g.GroupId), Name: aws.ToString(g.GroupName)}
 		for _, p := range g.IpPermissions {
-			sg.Ingress = append(sg.Ingress, sgRule(p))
+			sg.Ingress = append(sg.Ingress, sgRule(p, aws.ToString(g.OwnerId)))
 		}
 		for _, p := range g.IpPermissionsEgress {
-			sg.Egress = append(sg.Egress, sgRule(p))
+			sg.Egress = append(sg.Egress, sgRule(p, aws.ToString(g.OwnerId)))
 		}
 		groups = append(groups, sg)
 	}

@@ -250,3 +250,18 @@ func TestConsoleTailWhenStatusChecksFail(t *testing.T) {
 		t.Errorf("a healthy instance's console was read: %q", f.ConsoleTail)
 	}
 }
+
+// TestSGRuleForeignGroups: a rule naming another account's group, or one
+// across a peering, cannot have its members looked up here.
+func TestSGRuleForeignGroups(t *testing.T) {
+	p := ec2types.IpPermission{IpProtocol: aws.String("tcp"), FromPort: aws.Int32(22), ToPort: aws.Int32(22), UserIdGroupPairs: []ec2types.UserIdGroupPair{
+		{GroupId: aws.String("sg-mine"), UserId: aws.String("111111111111")},
+		{GroupId: aws.String("sg-theirs"), UserId: aws.String("222222222222")},
+		{GroupId: aws.String("sg-peered"), UserId: aws.String("111111111111"), VpcPeeringConnectionId: aws.String("pcx-1")},
+		{GroupId: aws.String("sg-plain")},
+	}}
+	r := sgRule(p, "111111111111")
+	if strings.Join(r.Groups, ",") != "sg-mine,sg-plain" || strings.Join(r.ForeignGroups, ",") != "sg-theirs,sg-peered" {
+		t.Errorf("sgRule = groups %v, foreign %v", r.Groups, r.ForeignGroups)
+	}
+}
