@@ -262,6 +262,15 @@ func TestDeniedIsUnknownNeverPass(t *testing.T) {
 func FuzzChecks(f *testing.F) {
 	b, _ := json.Marshal(base())
 	f.Add(b)
+	for _, facts := range []*Facts{privateSSM(false), privateSSM(true), twoNICs()} {
+		b, _ := json.Marshal(facts)
+		f.Add(b)
+	}
+	f.Add([]byte(`{"address":"::1","instance":{"id":"i-1","state":"running","metadata_endpoint":"disabled","interfaces":[{"id":"e","security_groups":["sg-x"],"ipv6":["::1"]}]},` +
+		`"route_table":{"routes":[{"destination":"pl-1","target":"igw-1","state":"blackhole"},{"destination":"::/0","target":"eigw-1"}]},"gateways":{"igw-1":{"gone":true}},` +
+		`"vpc_endpoints":[{"service":"x.ssm","type":"Interface","private_dns":true,"state":"available","interfaces":[{"ip":"bad"}]}],` +
+		`"role":{"name":"r","documents":[{"name":"p","kind":"inline","document":"{\"Statement\":{\"Effect\":\"Allow\",\"NotAction\":[],\"Resource\":7}}"}]},` +
+		`"image":{"name":"","platform":"windows"},"ssm":{"registered":true,"ping_status":"Online"},"source":{"address":"bad"}}`))
 	f.Add([]byte(`{"instance":{"id":"i-1","state":"running","interfaces":[{"security_groups":null}]},"security_groups":[{"ingress":[{"protocol":"tcp","from_port":70000,"to_port":-5,"cidrs":["bad"]}]}],"network_acl":{"entries":[{"number":-1,"protocol":"6","cidr":"::/0"}]},"source":{"address":"::1","ephemeral_low":9,"ephemeral_high":2}}`))
 	f.Fuzz(func(t *testing.T, data []byte) {
 		var facts Facts
