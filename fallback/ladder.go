@@ -121,6 +121,11 @@ func Next(s Situation) Decision {
 		return s.first()
 	}
 	last := s.Tried[len(s.Tried)-1]
+	if last.Kind == failure.InstanceState && s.Waited && s.State.Running() {
+		// The dial was cut short because the instance was starting; it
+		// runs now: start again.
+		return s.first()
+	}
 	switch {
 	case s.Mode == connect.ModeDirect:
 		return stop("--fallback=never")

@@ -140,6 +140,10 @@ func TestLadderLimits(t *testing.T) {
 			Tried: []Attempt{{Step: Direct, Via: SSMPort, Kind: failure.Unknown}}}, SSMPort},
 		{"the handshake over SSM died twice: stop", Situation{Mode: connect.ModeAuto, Instance: true,
 			Tried: []Attempt{{Step: SSMPort, Kind: failure.Unknown}, {Step: SSMPort, Kind: failure.Unknown}}}, Stop},
+		{"a dial cut short by a starting instance, which runs now: again", Situation{Mode: connect.ModeAuto, Instance: true, Waited: true,
+			State: preflight.StateRunning, Tried: []Attempt{{Step: Direct, Kind: failure.InstanceState}}}, Direct},
+		{"found pending after the dial: waited for", Situation{Mode: connect.ModeAuto, Instance: true, State: preflight.StatePending,
+			Tried: []Attempt{{Step: Direct, Kind: failure.InstanceState}}}, WaitRunning},
 		{"no endpoint, nothing more", Situation{Mode: connect.ModeAuto, Instance: true, Agent: AgentOffline, Tried: []Attempt{{Step: Direct, Kind: failure.Unreachable}}}, Stop},
 	}
 	for _, tt := range tests {

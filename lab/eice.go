@@ -63,9 +63,13 @@ type eiceStandIn struct {
 	refused  []string
 }
 
+// frontOverride answers an EC2 call in place of moto (front.go), or
+// reports false to let moto answer it.
+type frontOverride func(w http.ResponseWriter, r *http.Request, form url.Values, moto http.Handler) bool
+
 // startEICE starts the tunnel service (TLS on 127.0.0.1) and the EC2 front
-// in front of moto.
-func startEICE(dir, motoURL, secret string, endpoints []LabEndpoint) (*eiceStandIn, error) {
+// in front of moto; override, when set, corrects moto's answers.
+func startEICE(dir, motoURL, secret string, endpoints []LabEndpoint, override frontOverride) (*eiceStandIn, error) {
 	s := &eiceStandIn{endpoints: endpoints, secret: secret, serial: map[string]bool{}, consoles: map[string]string{}}
 	cert, certPEM, err := selfSigned()
 	if err != nil {
@@ -105,6 +109,9 @@ func startEICE(dir, motoURL, secret string, endpoints []LabEndpoint) (*eiceStand
 		}
 		r.Body = io.NopCloser(strings.NewReader(string(body)))
 		r.ContentLength = int64(len(body))
+		if override != nil && override(w, r, form, proxy) {
+			return
+		}
 		proxy.ServeHTTP(w, r)
 	})}
 	go s.front.Serve(fl)

@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
@@ -45,6 +46,18 @@ type World struct {
 	views                        map[string]*View // instance id -> its view
 	sshds                        []*SSHD
 	ec2                          *ec2.Client
+	// over holds what the fronts say where moto and the SSM stand-in
+	// cannot (front.go); ssmFront is the front before the stand-in.
+	over     *overrides
+	ssmFront *http.Server
+	// The diagnosis world (diagworld.go), built by the first test that
+	// asks for it: what it needs of the lab's own build, and what it made.
+	diagBase diagBase
+	diagOnce sync.Once
+	diagErr  error
+	diag     map[string]*Instance
+	diagSSM  *ssmStandIn
+	sshdMu   sync.Mutex // guards sshds, which the diagnosis world adds to
 }
 
 // Instance is one lab instance.
@@ -59,7 +72,7 @@ type Instance struct {
 func (w *World) AWSEnv() []string {
 	return []string{
 		"AWS_ENDPOINT_URL=" + w.MotoURL,
-		fmt.Sprintf("AWS_ENDPOINT_URL_SSM=http://127.0.0.1:%d", SSMPort),
+		fmt.Sprintf("AWS_ENDPOINT_URL_SSM=http://127.0.0.1:%d", SSMFrontPort),
 		fmt.Sprintf("AWS_ENDPOINT_URL_EC2_INSTANCE_CONNECT=http://127.0.0.1:%d", SSMPort),
 		fmt.Sprintf("AWS_ENDPOINT_URL_EC2=http://127.0.0.1:%d", EC2FrontPort),
 		// The tunnel service's certificate, as a company's CA would be added.
@@ -119,8 +132,13 @@ func (w *World) startMoto() error {
 
 // Stop ends moto and every sshd.
 func (w *World) Stop() {
+	w.sshdMu.Lock()
 	for _, s := range w.sshds {
 		s.Stop()
+	}
+	w.sshdMu.Unlock()
+	if w.diagSSM != nil {
+		w.diagSSM.stop()
 	}
 	if w.ssm != nil {
 		w.ssm.stop()
@@ -130,6 +148,9 @@ func (w *World) Stop() {
 	}
 	if w.serial != nil {
 		w.serial.stop()
+	}
+	if w.ssmFront != nil {
+		w.ssmFront.Close()
 	}
 	if w.moto != nil && w.moto.Process != nil {
 		w.moto.Process.Kill()
@@ -191,6 +212,7 @@ func (w *World) build(ctx context.Context) error {
 	cfg := w.awsConfig()
 	e := ec2.NewFromConfig(cfg)
 	w.ec2 = e
+	w.over = newOverrides(e)
 	im := iam.NewFromConfig(cfg)
 
 	// Keys: two local (ED25519, RSA), one that is not.
@@ -407,6 +429,15 @@ func (w *World) build(ctx context.Context) error {
 	if err := w.buildFarRegion(ctx, pubs["lab-ed25519"], eic); err != nil {
 		return err
 	}
+	// The diagnosis world (issue 26) is built when a test first asks for
+	// it (Diagnosis), on what this build made.
+	w.diagBase = diagBase{vpc: *vpcID, subnets: map[string]string{}, sgs: map[string]string{}, ami: *ami, pub: pubs["lab-ed25519"], eic: eic}
+	for k, v := range subnets {
+		w.diagBase.subnets[k] = *v
+	}
+	for k, v := range sgs {
+		w.diagBase.sgs[k] = *v
+	}
 	var hosts []string
 	for _, sp := range specs {
 		hosts = append(hosts, sp.ip)
@@ -414,12 +445,15 @@ func (w *World) build(ctx context.Context) error {
 	w.eice, err = startEICE(w.Dir, w.MotoURL, "lab-secret-not-a-real-one", []LabEndpoint{
 		{ID: "eice-0lab0000000000001", VPCID: *vpcID, SubnetID: *subnets["d"], SecurityGroup: *sgs["eiceep"], Addr: "127.0.5.2", Hosts: hosts},
 		{ID: "eice-0lab0000000000002", VPCID: *vpcID, SubnetID: *subnets["e"], SecurityGroup: *sgs["eiceep2"], Addr: "127.0.6.2", Hosts: hosts},
-	})
+	}, w.over.ec2)
 	if err != nil {
 		return fmt.Errorf("start the EC2 Instance Connect Endpoint stand-in: %w", err)
 	}
 	w.views = views
 	if w.ssm, err = StartSSM(SSMOptions{Port: SSMPort, Online: online, Addrs: addrs, Views: views}); err != nil {
+		return err
+	}
+	if w.ssmFront, err = w.over.startSSMFront(); err != nil {
 		return err
 	}
 	if w.serial, err = startSerial(w.ssm, views); err != nil {
@@ -579,6 +613,15 @@ func (w *World) SSM() *SSMStandIn { return w.ssm }
 // ensureUser creates a local login user for the lab's sshd when missing.
 func ensureUser(name string) error {
 	if exec.Command("id", name).Run() == nil {
+		// Only when needed: usermod rewrites /etc/passwd by renaming a new
+		// file over it, which detaches every bind mount on it, such as the
+		// diagnosis world's per-instance accounts in another lab's look
+		// inside (mounts on a replaced file go, in every namespace).
+		if out, err := exec.Command("getent", "shadow", name).Output(); err == nil {
+			if f := strings.Split(string(out), ":"); len(f) > 1 && f[1] == "*" {
+				return nil
+			}
+		}
 		exec.Command("usermod", "-p", "*", name).Run()
 		return nil
 	}

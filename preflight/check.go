@@ -48,6 +48,7 @@ var Checks = []Check{
 	{CheckSecurityGroup, checkSecurityGroup},
 	{CheckNetworkACL, checkNetworkACL},
 	{CheckKeyPair, checkKeyPair},
+	{CheckLoginUser, checkLoginUser},
 	{CheckSSHD, checkSSHD},
 	{CheckInstanceOS, checkInstanceOS},
 	{CheckSSMAgent, checkSSMAgent},

@@ -2,7 +2,6 @@ package preflight
 
 import (
 	"fmt"
-	"net/netip"
 	"sort"
 )
 
@@ -11,8 +10,12 @@ type span struct{ lo, hi int }
 
 // aclVerdict walks entries in rule-number order for one direction and
 // returns, for each port of want, whether the first matching rule allows it:
-// the ports allowed, the ports denied, and the rules that decided.
-func aclVerdict(entries []ACLEntry, egress bool, peer netip.Addr, want span) (allowed, denied []span, deciding []ACLEntry) {
+// the ports allowed, the ports denied, and the rules that decided. A peer
+// whose address is not known is matched only by rules for its whole
+// family (0.0.0.0/0, ::/0); a narrower rule of its family that would be
+// reached first makes the verdict depend on the address: undecided names
+// that rule.
+func aclVerdict(entries []ACLEntry, egress bool, p peer, want span) (allowed, denied []span, deciding []ACLEntry, undecided *ACLEntry) {
 	rules := make([]ACLEntry, 0, len(entries))
 	for _, e := range entries {
 		if e.Egress == egress {
@@ -25,17 +28,22 @@ func aclVerdict(entries []ACLEntry, egress bool, peer netip.Addr, want span) (al
 		if len(remaining) == 0 {
 			break
 		}
-		p, err := netip.ParsePrefix(r.CIDR)
-		if err != nil || !p.Contains(peer) {
+		switch cidrAdmits(r.CIDR, p) {
+		case admitNo:
+			continue
+		case admitMaybe:
+			if rng, ok := aclPorts(r); ok {
+				for _, s := range remaining {
+					if in, _ := cut(s, rng); len(in) > 0 {
+						u := r
+						return allowed, denied, deciding, &u
+					}
+				}
+			}
 			continue
 		}
-		var rng span
-		switch r.Protocol {
-		case "-1", "all":
-			rng = span{0, 65535}
-		case "6", "tcp":
-			rng = span{r.FromPort, r.ToPort}
-		default:
+		rng, ok := aclPorts(r)
+		if !ok {
 			continue
 		}
 		var hit, rest []span
@@ -57,7 +65,19 @@ func aclVerdict(entries []ACLEntry, egress bool, peer netip.Addr, want span) (al
 	}
 	// What no rule matched falls to the implicit deny.
 	denied = append(denied, remaining...)
-	return allowed, denied, deciding
+	return allowed, denied, deciding, nil
+}
+
+// aclPorts is the TCP port range an entry covers; false for a rule of
+// another protocol.
+func aclPorts(r ACLEntry) (span, bool) {
+	switch r.Protocol {
+	case "-1", "all":
+		return span{0, 65535}, true
+	case "6", "tcp":
+		return span{r.FromPort, r.ToPort}, true
+	}
+	return span{}, false
 }
 
 // cut splits s into the part inside r and the parts outside.
@@ -123,11 +143,15 @@ func checkNetworkACL(f *Facts) Result {
 	if acl == nil {
 		return Result{Status: Unknown, Summary: "no network ACL was found for subnet " + f.Instance.SubnetID}
 	}
-	src, known := f.Source.Addr()
-	if !known {
-		return Result{Status: Unknown, Summary: "the source address is not known", Fix: "tell ec2ssh your public address with --source-ip ADDR"}
+	p := dialledPeer(f)
+	undecided := func(u *ACLEntry) Result {
+		return Result{Status: Unknown, Summary: fmt.Sprintf("%s's verdict depends on the client's address, which is not known (%s)", acl.ID, describeRule(*u)),
+			Evidence: []string{describeRule(*u)}, Fix: "tell ec2ssh your public address with --source-ip ADDR"}
 	}
-	_, inDenied, inRules := aclVerdict(acl.Entries, false, src, span{f.Port, f.Port})
+	_, inDenied, inRules, u := aclVerdict(acl.Entries, false, p, span{f.Port, f.Port})
+	if u != nil {
+		return undecided(u)
+	}
 	if len(inDenied) > 0 {
 		ev := []string{}
 		num := "(implicit deny)"
@@ -136,29 +160,43 @@ func checkNetworkACL(f *Facts) Result {
 			num = fmt.Sprint(r.Number)
 		}
 		if len(inRules) == 0 {
-			ev = append(ev, "no inbound rule matches "+src.String())
+			ev = append(ev, "no inbound rule matches "+p.String())
+		}
+		cidr := "YOUR_ADDRESS/32"
+		if p.known {
+			cidr = p.addr.String() + "/32"
+			if p.v6 {
+				cidr = p.addr.String() + "/128"
+			}
 		}
 		return Result{Status: Fail,
-			Summary:  fmt.Sprintf("%s denies tcp %d from %s (rule %s matches first)", acl.ID, f.Port, src, num),
+			Summary:  fmt.Sprintf("%s denies tcp %d from %s (rule %s matches first)", acl.ID, f.Port, p, num),
 			Evidence: ev,
-			Fix: fmt.Sprintf("add an allow numbered below it: aws ec2 create-network-acl-entry --network-acl-id %s --ingress --rule-number N --protocol tcp --port-range From=%d,To=%d --cidr-block %s/32 --rule-action allow --region %s",
-				acl.ID, f.Port, f.Port, src, f.Region)}
+			Fix: fmt.Sprintf("add an allow numbered below it: aws ec2 create-network-acl-entry --network-acl-id %s --ingress --rule-number N --protocol tcp --port-range From=%d,To=%d --cidr-block %s --rule-action allow --region %s",
+				acl.ID, f.Port, f.Port, cidr, f.Region)}
 	}
 	eph := span{f.Source.EphemeralLow, f.Source.EphemeralHigh}
 	if eph.lo <= 0 || eph.hi < eph.lo {
 		eph = span{1024, 65535}
 	}
-	_, outDenied, outRules := aclVerdict(acl.Entries, true, src, eph)
-	ev := []string{fmt.Sprintf("inbound tcp %d from %s allowed", f.Port, src)}
+	_, outDenied, outRules, u := aclVerdict(acl.Entries, true, p, eph)
+	if u != nil {
+		return undecided(u)
+	}
+	ev := []string{fmt.Sprintf("inbound tcp %d from %s allowed", f.Port, p)}
 	for _, r := range outRules {
 		ev = append(ev, describeRule(r))
 	}
 	if len(outDenied) > 0 {
+		cidr := "YOUR_ADDRESS/32"
+		if p.known {
+			cidr = p.addr.String() + "/32"
+		}
 		return Result{Status: Fail,
-			Summary:  fmt.Sprintf("%s drops the replies: outbound tcp to %s ports %s is denied (NACLs are stateless)", acl.ID, src, spans(outDenied)),
+			Summary:  fmt.Sprintf("%s drops the replies: outbound tcp to %s ports %s is denied (NACLs are stateless)", acl.ID, p, spans(outDenied)),
 			Evidence: ev,
-			Fix: fmt.Sprintf("allow the replies out: aws ec2 create-network-acl-entry --network-acl-id %s --egress --rule-number N --protocol tcp --port-range From=1024,To=65535 --cidr-block %s/32 --rule-action allow --region %s",
-				acl.ID, src, f.Region)}
+			Fix: fmt.Sprintf("allow the replies out: aws ec2 create-network-acl-entry --network-acl-id %s --egress --rule-number N --protocol tcp --port-range From=1024,To=65535 --cidr-block %s --rule-action allow --region %s",
+				acl.ID, cidr, f.Region)}
 	}
 	return Result{Status: Pass, Summary: fmt.Sprintf("%s allows tcp %d in and the replies out", acl.ID, f.Port), Evidence: ev}
 }

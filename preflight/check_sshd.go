@@ -35,6 +35,16 @@ func checkSSHD(f *Facts) Result {
 	if p != nil {
 		result = p.Result
 	}
+	if result != ProbeOpen && f.Instance != nil && f.Instance.State.Running() {
+		// An instance failing its status checks (or still booting) explains
+		// a silent or refusing port by itself: nothing else is blamed.
+		if impaired(f) {
+			return Result{Status: Unknown, Summary: target + " does not answer as it should, and the instance fails its status checks: that is the cause (see status-checks)", Evidence: ev}
+		}
+		if booting(f) && result != ProbeNoBanner {
+			return Result{Status: Unknown, Summary: target + ": " + string(result) + " while the instance is still booting (status checks initializing); try again when they pass", Evidence: ev}
+		}
+	}
 	switch {
 	case result == ProbeOpen:
 		return Result{Status: Pass, Summary: target + " answers: " + p.Banner, Evidence: ev}

@@ -29,3 +29,13 @@ func checkStatusChecks(f *Facts) Result {
 	}
 	return Result{Status: Unknown, Summary: "status checks are not conclusive", Evidence: ev}
 }
+
+// impaired reports whether EC2 says the instance fails its status checks.
+func impaired(f *Facts) bool {
+	return f.Status != nil && (f.Status.System == "impaired" || f.Status.Instance == "impaired")
+}
+
+// booting reports whether the status checks are still initializing.
+func booting(f *Facts) bool {
+	return f.Status != nil && !impaired(f) && (f.Status.System == "initializing" || f.Status.Instance == "initializing")
+}

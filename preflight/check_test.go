@@ -9,16 +9,18 @@ import (
 // base is a healthy instance seen from inside its VPC.
 func base() *Facts {
 	return &Facts{
-		Region: "eu-west-1", Port: 22,
+		Region: "eu-west-1", Port: 22, Address: "198.51.100.7",
 		Caller: &Caller{Account: "123456789012", ARN: "arn:aws:iam::123456789012:user/dev"},
 		Instance: &Instance{ID: "i-0abc", Name: "web-1", State: "running", PrivateIP: "10.0.1.5", PublicIP: "198.51.100.7",
 			SubnetID: "subnet-1", VPCID: "vpc-1", KeyName: "dev", InstanceProfile: "arn:aws:iam::123456789012:instance-profile/ssm",
-			Interfaces: []Interface{{ID: "eni-1", SecurityGroups: []string{"sg-1"}}}},
-		Status:           &InstanceStatus{System: "ok", Instance: "ok"},
-		VPCCIDRs:         []string{"10.0.0.0/16"},
-		RouteTable:       &RouteTable{ID: "rtb-main", Main: true, Routes: []Route{{"10.0.0.0/16", "local", "active"}, {"0.0.0.0/0", "igw-1", "active"}}},
-		InternetGateways: map[string][]string{"igw-1": {"vpc-1"}},
-		SecurityGroups:   []SecurityGroup{{ID: "sg-1", Name: "ssh", Ingress: []SGRule{{Protocol: "tcp", FromPort: 22, ToPort: 22, CIDRs: []string{"203.0.113.0/24"}}}}},
+			ImageID: "ami-1", MetadataEndpoint: "enabled",
+			Interfaces: []Interface{{ID: "eni-1", SecurityGroups: []string{"sg-1"}, PrivateIPs: []string{"10.0.1.5"}, PublicIPs: []string{"198.51.100.7"}}}},
+		Status:     &InstanceStatus{System: "ok", Instance: "ok"},
+		VPCCIDRs:   []string{"10.0.0.0/16"},
+		RouteTable: &RouteTable{ID: "rtb-main", Main: true, Routes: []Route{{"10.0.0.0/16", "local", "active"}, {"0.0.0.0/0", "igw-1", "active"}}},
+		Gateways:   map[string]Gateway{"igw-1": {ID: "igw-1", Kind: "internet", VPCs: []string{"vpc-1"}}},
+		SecurityGroups: []SecurityGroup{{ID: "sg-1", Name: "ssh", Ingress: []SGRule{{Protocol: "tcp", FromPort: 22, ToPort: 22, CIDRs: []string{"203.0.113.0/24"}}},
+			Egress: []SGRule{{Protocol: "-1", CIDRs: []string{"0.0.0.0/0"}}}}},
 		NetworkACL: &NetworkACL{ID: "acl-1", Entries: []ACLEntry{
 			{Number: 100, Protocol: "-1", Allow: true, CIDR: "0.0.0.0/0"},
 			{Number: 32767, Protocol: "-1", Allow: false, CIDR: "0.0.0.0/0"},
@@ -27,10 +29,14 @@ func base() *Facts {
 		}},
 		KeyPair:   &KeyPair{Name: "dev", Fingerprint: "SHA256:abcDEF123=", Type: "ed25519"},
 		LocalKeys: []LocalKey{{Source: "~/.ssh/dev", Type: "ssh-ed25519", Fingerprints: []string{"SHA256:abcDEF123"}}},
-		Role:      &Role{Profile: "ssm", Name: "ssm-role", Policies: []string{SSMCorePolicy}},
-		SSM:       &SSMAgent{Registered: true, PingStatus: "Online", AgentVersion: "3.3"},
-		Source:    Source{Address: "203.0.113.9", How: "--source-ip", EphemeralLow: 32768, EphemeralHigh: 60999},
-		SSHD:      &Probe{Address: "198.51.100.7", Port: 22, Result: "open", Banner: "SSH-2.0-OpenSSH_9.2"},
+		Role: &Role{Profile: "ssm", Name: "ssm-role", Policies: []string{SSMCorePolicy},
+			Documents: []PolicyDoc{{Name: SSMCorePolicy, Kind: PolicyAWSManaged, Document: knownPolicies[SSMCorePolicy]}}},
+		Image:    &Image{ID: "ami-1", Name: "al2023-ami-2023.4.20240401.1-kernel-6.1-x86_64", Owner: "137112412989", OwnerAlias: "amazon"},
+		User:     "ec2-user",
+		UserFrom: UserFromAMI,
+		SSM:      &SSMAgent{Registered: true, PingStatus: "Online", AgentVersion: "3.3"},
+		Source:   Source{Address: "203.0.113.9", How: "--source-ip", EphemeralLow: 32768, EphemeralHigh: 60999},
+		SSHD:     &Probe{Address: "198.51.100.7", Port: 22, Result: "open", Banner: "SSH-2.0-OpenSSH_9.2"},
 		Inside: &Inside{How: "test", User: "ec2-user", Port: 22, Address: "10.0.1.5", SSHDActive: "active", SSHDRunning: true,
 			Listening: []string{"0.0.0.0:22"}, StrictModes: true, UserExists: true, Home: "/home/ec2-user",
 			Files: []FileMode{{Path: "/home/ec2-user", Mode: 0o700, Owner: "ec2-user"}, {Path: "/home/ec2-user/.ssh", Mode: 0o700, Owner: "ec2-user"},
@@ -95,6 +101,14 @@ func TestSecurityGroupRules(t *testing.T) {
 	for _, tt := range tests {
 		f := base()
 		f.SecurityGroups, f.PrefixLists, f.Source.Address = tt.groups, tt.pls, tt.src
+		// The dialled interface is in the table's groups.
+		f.Instance.Interfaces[0].SecurityGroups = nil
+		for _, g := range tt.groups {
+			f.Instance.Interfaces[0].SecurityGroups = append(f.Instance.Interfaces[0].SecurityGroups, g.ID)
+		}
+		if tt.groups == nil {
+			f.Instance.Interfaces[0].SecurityGroups = []string{"sg-1"}
+		}
 		r := result(t, f, "security-group")
 		if r.Status != tt.want {
 			t.Errorf("%s: security-group = %s (%s), want %s", tt.name, r.Status, r.Summary, tt.want)
@@ -153,12 +167,12 @@ func TestNetworkPath(t *testing.T) {
 		t.Errorf("default route to a NAT: %s (%s), want fail", r.Status, r.Summary)
 	}
 	f = base()
-	f.InternetGateways = map[string][]string{"igw-1": {"vpc-other"}}
+	f.Gateways = map[string]Gateway{"igw-1": {ID: "igw-1", Kind: "internet", VPCs: []string{"vpc-other"}}}
 	if r := result(t, f, "network-path"); r.Status != Fail || !strings.Contains(r.Fix, "attach-internet-gateway") {
 		t.Errorf("detached igw: %s (%s), want fail with attach", r.Status, r.Summary)
 	}
 	f = base()
-	f.Instance.PublicIP = ""
+	f.Instance.PublicIP, f.Instance.Interfaces[0].PublicIPs, f.Address = "", nil, "10.0.1.5"
 	if r := result(t, f, "network-path"); r.Status != Fail {
 		t.Errorf("no public address from outside: %s, want fail", r.Status)
 	}
@@ -176,7 +190,7 @@ func TestOtherChecks(t *testing.T) {
 		want   Status
 	}{
 		{"stopped", func(f *Facts) { f.Instance.State = "stopped" }, "instance-state", Fail},
-		{"pending", func(f *Facts) { f.Instance.State = "pending" }, "instance-state", Warn},
+		{"pending", func(f *Facts) { f.Instance.State = "pending" }, "instance-state", Fail}, // issue 26: was warn, a false all-clear
 		{"terminated", func(f *Facts) { f.Instance.State = "terminated" }, "instance-state", Fail},
 		{"impaired", func(f *Facts) { f.Status.Instance = "impaired" }, "status-checks", Fail},
 		{"initializing", func(f *Facts) { f.Status.System = "initializing" }, "status-checks", Warn},
@@ -203,7 +217,7 @@ func TestOtherChecks(t *testing.T) {
 		{"authorized_keys writable by others", func(f *Facts) { f.Inside.Files[2].Mode = 0o666 }, "key-pair", Fail},
 		{"home writable, StrictModes off", func(f *Facts) { f.Inside.Files[0].Mode = 0o777; f.Inside.StrictModes = false }, "key-pair", Pass},
 		{"key not in authorized_keys", func(f *Facts) { f.Inside.Keys[0].Fingerprints = []string{"SHA256:someoneelse"} }, "key-pair", Fail},
-		{"no such user", func(f *Facts) { f.Inside.UserExists = false }, "instance-os", Fail},
+		{"no such user", func(f *Facts) { f.Inside.UserExists = false }, "login-user", Fail}, // instance-os's before login-user existed
 		{"disk full", func(f *Facts) { f.Inside.Disks = []Disk{{Mount: "/", UsedPct: 100}} }, "instance-os", Fail},
 		{"inodes full", func(f *Facts) { f.Inside.Disks = []Disk{{Mount: "/var", UsedPct: 99, Inodes: true}} }, "instance-os", Fail},
 		{"not looked into", func(f *Facts) { f.Inside = nil }, "instance-os", Skip},
@@ -248,6 +262,15 @@ func TestDeniedIsUnknownNeverPass(t *testing.T) {
 func FuzzChecks(f *testing.F) {
 	b, _ := json.Marshal(base())
 	f.Add(b)
+	for _, facts := range []*Facts{privateSSM(false), privateSSM(true), twoNICs()} {
+		b, _ := json.Marshal(facts)
+		f.Add(b)
+	}
+	f.Add([]byte(`{"address":"::1","instance":{"id":"i-1","state":"running","metadata_endpoint":"disabled","interfaces":[{"id":"e","security_groups":["sg-x"],"ipv6":["::1"]}]},` +
+		`"route_table":{"routes":[{"destination":"pl-1","target":"igw-1","state":"blackhole"},{"destination":"::/0","target":"eigw-1"}]},"gateways":{"igw-1":{"gone":true}},` +
+		`"vpc_endpoints":[{"service":"x.ssm","type":"Interface","private_dns":true,"state":"available","interfaces":[{"ip":"bad"}]}],` +
+		`"role":{"name":"r","documents":[{"name":"p","kind":"inline","document":"{\"Statement\":{\"Effect\":\"Allow\",\"NotAction\":[],\"Resource\":7}}"}]},` +
+		`"image":{"name":"","platform":"windows"},"ssm":{"registered":true,"ping_status":"Online"},"source":{"address":"bad"}}`))
 	f.Add([]byte(`{"instance":{"id":"i-1","state":"running","interfaces":[{"security_groups":null}]},"security_groups":[{"ingress":[{"protocol":"tcp","from_port":70000,"to_port":-5,"cidrs":["bad"]}]}],"network_acl":{"entries":[{"number":-1,"protocol":"6","cidr":"::/0"}]},"source":{"address":"::1","ephemeral_low":9,"ephemeral_high":2}}`))
 	f.Fuzz(func(t *testing.T, data []byte) {
 		var facts Facts

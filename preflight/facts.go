@@ -16,6 +16,13 @@ import (
 type Facts struct {
 	Region string `json:"region"`
 	Port   int    `json:"port"`
+	// Address is the address ec2ssh dials (public or private, IPv4 or
+	// IPv6): the interface holding it is the one whose groups admit SSH.
+	Address string `json:"address,omitempty"`
+	// User is the login user ec2ssh would log in as, UserFrom where that
+	// name came from ("-l or user@", "ssh_config", "the AMI's default", …).
+	User     string `json:"user,omitempty"`
+	UserFrom string `json:"user_from,omitempty"`
 
 	Caller    *Caller   `json:"caller,omitempty"`
 	CallerErr *APIError `json:"caller_error,omitempty"`
@@ -32,18 +39,39 @@ type Facts struct {
 
 	RouteTable    *RouteTable `json:"route_table,omitempty"`
 	RouteTableErr *APIError   `json:"route_table_error,omitempty"`
-	// InternetGateways maps igw id to the VPCs it is attached to.
-	InternetGateways    map[string][]string `json:"internet_gateways,omitempty"`
-	InternetGatewaysErr *APIError           `json:"internet_gateways_error,omitempty"`
+	// Gateways are the internet and NAT gateways the route table names,
+	// as EC2 describes them now: one it no longer describes is Gone.
+	Gateways    map[string]Gateway `json:"gateways,omitempty"`
+	GatewaysErr *APIError          `json:"gateways_error,omitempty"`
+	// VPCDNS is the VPC's DNS attributes: interface endpoints' private
+	// names resolve only when both are on.
+	VPCDNS    *VPCDNS   `json:"vpc_dns,omitempty"`
+	VPCDNSErr *APIError `json:"vpc_dns_error,omitempty"`
+	// VPCEndpoints are the VPC's endpoints for the services the SSM agent
+	// talks to (ssm, ssmmessages, ec2messages), with their interfaces'
+	// addresses; VPCEndpointGroups their security groups; VPCEndpointACLs
+	// the network ACLs of their subnets.
+	VPCEndpoints         []VPCEndpoint          `json:"vpc_endpoints,omitempty"`
+	VPCEndpointsErr      *APIError              `json:"vpc_endpoints_error,omitempty"`
+	VPCEndpointGroups    []SecurityGroup        `json:"vpc_endpoint_groups,omitempty"`
+	VPCEndpointGroupsErr *APIError              `json:"vpc_endpoint_groups_error,omitempty"`
+	VPCEndpointACLs      map[string]*NetworkACL `json:"vpc_endpoint_acls,omitempty"` // by subnet
+	VPCEndpointACLsErr   *APIError              `json:"vpc_endpoint_acls_error,omitempty"`
 
 	SecurityGroups    []SecurityGroup `json:"security_groups,omitempty"`
 	SecurityGroupsErr *APIError       `json:"security_groups_error,omitempty"`
-	// PrefixLists maps a prefix list id to its CIDRs.
+	// PrefixLists maps a prefix list id (named by a security group rule or
+	// a route) to its CIDRs; a list that could not be read is missing from
+	// it, and PrefixListsErr says why.
 	PrefixLists    map[string][]string `json:"prefix_lists,omitempty"`
 	PrefixListsErr *APIError           `json:"prefix_lists_error,omitempty"`
 
 	NetworkACL    *NetworkACL `json:"network_acl,omitempty"`
 	NetworkACLErr *APIError   `json:"network_acl_error,omitempty"`
+
+	// Image is the instance's AMI, for its default login user.
+	Image    *Image    `json:"image,omitempty"`
+	ImageErr *APIError `json:"image_error,omitempty"`
 
 	KeyPair    *KeyPair   `json:"key_pair,omitempty"`
 	KeyPairErr *APIError  `json:"key_pair_error,omitempty"`
@@ -136,6 +164,9 @@ type Instance struct {
 	Platform        string      `json:"platform,omitempty"` // PlatformDetails: "Linux/UNIX", "Windows", …
 	InstanceProfile string      `json:"instance_profile,omitempty"`
 	Interfaces      []Interface `json:"interfaces,omitempty"`
+	// MetadataEndpoint is the instance metadata service's state, "enabled"
+	// or "disabled" (HttpEndpoint); "" when EC2 did not say.
+	MetadataEndpoint string `json:"metadata_endpoint,omitempty"`
 	// Tags are all the instance's tags (Name among them); Region is set
 	// by a listing that spans regions.
 	Tags   map[string]string `json:"tags,omitempty"`
@@ -153,12 +184,18 @@ type InstanceConnectEndpoint struct {
 	PreserveClientIP bool     `json:"preserve_client_ip"`
 }
 
-// Interface is one network interface and its security groups.
+// Interface is one network interface, its addresses and its security
+// groups. AWS applies an interface's groups to the traffic of that
+// interface alone.
 type Interface struct {
 	ID             string   `json:"id"`
 	SubnetID       string   `json:"subnet_id,omitempty"`
 	VPCID          string   `json:"vpc_id,omitempty"`
 	SecurityGroups []string `json:"security_groups"`
+	DeviceIndex    int      `json:"device_index"`
+	PrivateIPs     []string `json:"private_ips,omitempty"`
+	PublicIPs      []string `json:"public_ips,omitempty"`
+	IPv6           []string `json:"ipv6,omitempty"`
 }
 
 // GroupIDs returns the security groups of all the instance's interfaces.
@@ -204,6 +241,58 @@ type Route struct {
 	State       string `json:"state"` // active, blackhole
 }
 
+// Gateway is an internet or NAT gateway a route names, as EC2 describes
+// it now.
+type Gateway struct {
+	ID   string `json:"id"`
+	Kind string `json:"kind"` // "internet", "nat"
+	// Gone: EC2 no longer describes it (deleted), though a route names it.
+	Gone bool `json:"gone,omitempty"`
+	// State is a NAT gateway's state (pending, available, deleting,
+	// deleted, failed).
+	State string `json:"state,omitempty"`
+	// VPCs are the VPCs an internet gateway is attached to.
+	VPCs     []string `json:"vpcs,omitempty"`
+	SubnetID string   `json:"subnet_id,omitempty"` // a NAT gateway's subnet
+}
+
+// VPCDNS is a VPC's DNS attributes.
+type VPCDNS struct {
+	Support   bool `json:"support"`   // enableDnsSupport
+	Hostnames bool `json:"hostnames"` // enableDnsHostnames
+}
+
+// VPCEndpoint is one VPC endpoint of a service the SSM agent uses.
+type VPCEndpoint struct {
+	ID         string              `json:"id"`
+	Service    string              `json:"service"` // com.amazonaws.REGION.ssm
+	Type       string              `json:"type"`    // Interface, Gateway
+	State      string              `json:"state"`   // available, pending, …
+	PrivateDNS bool                `json:"private_dns"`
+	SubnetIDs  []string            `json:"subnet_ids,omitempty"`
+	Groups     []string            `json:"groups,omitempty"`
+	Interfaces []EndpointInterface `json:"interfaces,omitempty"`
+	// InterfacesErr: its interfaces' addresses could not be read.
+	InterfacesErr *APIError `json:"interfaces_error,omitempty"`
+}
+
+// EndpointInterface is one network interface of an interface endpoint.
+type EndpointInterface struct {
+	ID       string `json:"id"`
+	SubnetID string `json:"subnet_id"`
+	IP       string `json:"ip"`
+}
+
+// Image is the instance's AMI as DescribeImages tells it.
+type Image struct {
+	ID          string `json:"id"`
+	Name        string `json:"name,omitempty"`
+	Description string `json:"description,omitempty"`
+	Owner       string `json:"owner,omitempty"`       // account id
+	OwnerAlias  string `json:"owner_alias,omitempty"` // "amazon", "aws-marketplace"
+	Platform    string `json:"platform,omitempty"`    // "windows", or "" for Linux/UNIX
+}
+
 // SecurityGroup is a group's inbound rules.
 type SecurityGroup struct {
 	ID      string   `json:"id"`
@@ -221,6 +310,9 @@ type SGRule struct {
 	IPv6CIDRs   []string `json:"ipv6_cidrs,omitempty"`
 	PrefixLists []string `json:"prefix_lists,omitempty"`
 	Groups      []string `json:"groups,omitempty"` // referenced security groups
+	// ForeignGroups are referenced groups of another account or across a
+	// VPC peering: who is in them cannot be looked up from here.
+	ForeignGroups []string `json:"foreign_groups,omitempty"`
 }
 
 // NetworkACL is the subnet's NACL.
@@ -255,15 +347,33 @@ type LocalKey struct {
 	Fingerprints []string `json:"fingerprints"`
 }
 
-// Role is the instance profile's role and what it grants for SSM.
+// Role is the instance profile's role and the policies in force for it:
+// what the SSM agent may do is judged from their documents.
 type Role struct {
 	Profile  string   `json:"profile"`
 	Name     string   `json:"name,omitempty"`
 	Policies []string `json:"policies,omitempty"` // attached managed policy ARNs
-	// InlineSSM is true when an inline policy grants what
-	// AmazonSSMManagedInstanceCore does for Session Manager.
-	InlineSSM bool `json:"inline_ssm,omitempty"`
+	// Documents are every policy of the role: its attached managed
+	// policies, its inline policies and its permissions boundary.
+	Documents []PolicyDoc `json:"documents,omitempty"`
 }
+
+// PolicyDoc is one policy of the role and its document (JSON), or why it
+// could not be read.
+type PolicyDoc struct {
+	Name     string    `json:"name"` // the ARN, or an inline policy's name
+	Kind     string    `json:"kind"` // PolicyAWSManaged, PolicyCustomerManaged, PolicyInline, PolicyBoundary
+	Document string    `json:"document,omitempty"`
+	Err      *APIError `json:"error,omitempty"`
+}
+
+// The kinds of PolicyDoc.
+const (
+	PolicyAWSManaged      = "aws-managed"
+	PolicyCustomerManaged = "customer-managed"
+	PolicyInline          = "inline"
+	PolicyBoundary        = "boundary"
+)
 
 // SSMAgent is DescribeInstanceInformation's answer for the instance.
 type SSMAgent struct {

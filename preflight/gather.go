@@ -4,12 +4,12 @@ import (
 	"bufio"
 	"context"
 	"encoding/base64"
-	"encoding/json"
 	"errors"
 	"net"
 	"net/netip"
 	"net/url"
 	"os"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -40,6 +40,9 @@ type Request struct {
 	// online (InsideScript), as User.
 	Inside InsideRunner
 	User   string
+	// UserFrom says where User came from: UserFromCommandLine,
+	// UserFromConfig, UserFromAMI, UserFromLocal (or "" when not known).
+	UserFrom string
 	// Progress, when set, is told of each part as it is gathered.
 	Progress func(part string)
 }
@@ -49,7 +52,7 @@ type Request struct {
 // what could not be learnt is recorded as an *APIError beside its part.
 func (a *AWS) Gather(ctx context.Context, req Request) *Facts {
 	ctx = WithRole(ctx, RoleCheck)
-	f := &Facts{Region: a.Region(), Port: req.Port, Instance: req.Instance}
+	f := &Facts{Region: a.Region(), Port: req.Port, Instance: req.Instance, Address: req.Address, User: req.User, UserFrom: req.UserFrom}
 	f.LocalKeys = Fingerprints(req.Keys)
 	in := req.Instance
 
@@ -96,17 +99,28 @@ func (a *AWS) Gather(ctx context.Context, req Request) *Facts {
 		}
 	})
 	do("subnet and VPC", func() { f.Subnet, f.VPCCIDRs, f.SubnetErr = a.subnet(ctx, in) })
+	// Each part is looked up whatever another part found: a lookup that
+	// fails leaves its own part unknown and nothing else.
+	var routePLs map[string][]string
+	var routePLErr *APIError
 	do("route table and gateways", func() {
 		f.RouteTable, f.RouteTableErr = a.routeTable(ctx, in)
 		if f.RouteTable != nil {
-			f.InternetGateways, f.InternetGatewaysErr = a.gateways(ctx, f.RouteTable)
+			f.Gateways, f.GatewaysErr = a.gateways(ctx, f.RouteTable)
+			routePLs, routePLErr = a.prefixLists(ctx, routePrefixLists(f.RouteTable))
 		}
 	})
 	do("security groups", func() {
 		f.SecurityGroups, f.SecurityGroupsErr = a.securityGroups(ctx, in.GroupIDs())
-		f.PrefixLists, f.PrefixListsErr = a.prefixLists(ctx, f.SecurityGroups)
+		f.PrefixLists, f.PrefixListsErr = a.prefixLists(ctx, rulePrefixLists(f.SecurityGroups))
 	})
 	do("network ACL", func() { f.NetworkACL, f.NetworkACLErr = a.networkACL(ctx, in) })
+	if in.ImageID != "" {
+		do("image", func() { f.Image, f.ImageErr = a.image(ctx, in.ImageID) })
+	}
+	if in.VPCID != "" {
+		do("VPC endpoints", func() { a.vpcEndpoints(ctx, in, f) })
+	}
 	if in.VPCID != "" {
 		do("instance connect endpoints", func() {
 			f.Endpoints, f.EndpointsErr = a.InstanceConnectEndpoints(ctx, in.VPCID)
@@ -136,6 +150,15 @@ func (a *AWS) Gather(ctx context.Context, req Request) *Facts {
 		}
 	})
 	wg.Wait()
+	for id, cidrs := range routePLs {
+		if f.PrefixLists == nil {
+			f.PrefixLists = map[string][]string{}
+		}
+		f.PrefixLists[id] = cidrs
+	}
+	if f.PrefixListsErr == nil {
+		f.PrefixListsErr = routePLErr
+	}
 	f.Source = source(req, f.VPCCIDRs)
 	if referencesGroups(f.SecurityGroups, f.Port) && f.Source.Address != "" {
 		f.SourceInterfaces, f.SourceInterfacesErr = a.interfacesHolding(ctx, f.Source.Address)
@@ -341,36 +364,94 @@ func (a *AWS) routeTable(ctx context.Context, in *Instance) (*RouteTable, *APIEr
 	return rt, nil
 }
 
-func (a *AWS) gateways(ctx context.Context, rt *RouteTable) (map[string][]string, *APIError) {
-	var ids []string
+// gateways describes the internet and NAT gateways the routes name. They
+// are asked for by filter, not by id: a deleted gateway is then missing
+// from the answer (Gone) rather than failing the whole call.
+func (a *AWS) gateways(ctx context.Context, rt *RouteTable) (map[string]Gateway, *APIError) {
+	var igws, nats []string
 	for _, r := range rt.Routes {
-		if strings.HasPrefix(r.Target, "igw-") {
-			ids = append(ids, r.Target)
+		switch {
+		case strings.HasPrefix(r.Target, "igw-"):
+			igws = append(igws, r.Target)
+		case strings.HasPrefix(r.Target, "nat-"):
+			nats = append(nats, r.Target)
 		}
 	}
-	if len(ids) == 0 {
+	if len(igws)+len(nats) == 0 {
 		return nil, nil
 	}
-	ctx, cancel := callCtx(ctx)
-	defer cancel()
-	out, err := a.EC2.DescribeInternetGateways(ctx, &ec2.DescribeInternetGatewaysInput{InternetGatewayIds: ids})
-	if err != nil {
-		return nil, apiError("ec2:DescribeInternetGateways", "ec2:DescribeInternetGateways", err)
-	}
-	m := map[string][]string{}
-	for _, g := range out.InternetGateways {
-		id := aws.ToString(g.InternetGatewayId)
-		m[id] = []string{}
-		for _, at := range g.Attachments {
-			if at.State == ec2types.AttachmentStatusAttached || string(at.State) == "available" {
-				m[id] = append(m[id], aws.ToString(at.VpcId))
+	m := map[string]Gateway{}
+	var firstErr *APIError
+	if len(igws) > 0 {
+		cctx, cancel := callCtx(ctx)
+		out, err := a.EC2.DescribeInternetGateways(cctx, &ec2.DescribeInternetGatewaysInput{Filters: []ec2types.Filter{
+			{Name: aws.String("internet-gateway-id"), Values: dedupe(igws)}}})
+		cancel()
+		if err != nil {
+			firstErr = apiError("ec2:DescribeInternetGateways", "ec2:DescribeInternetGateways", err)
+		} else {
+			for _, id := range igws {
+				m[id] = Gateway{ID: id, Kind: "internet", Gone: true}
+			}
+			for _, g := range out.InternetGateways {
+				gw := Gateway{ID: aws.ToString(g.InternetGatewayId), Kind: "internet"}
+				for _, at := range g.Attachments {
+					if at.State == ec2types.AttachmentStatusAttached || string(at.State) == "available" {
+						gw.VPCs = append(gw.VPCs, aws.ToString(at.VpcId))
+					}
+				}
+				m[gw.ID] = gw
 			}
 		}
 	}
-	return m, nil
+	if len(nats) > 0 {
+		cctx, cancel := callCtx(ctx)
+		out, err := a.EC2.DescribeNatGateways(cctx, &ec2.DescribeNatGatewaysInput{Filter: []ec2types.Filter{
+			{Name: aws.String("nat-gateway-id"), Values: dedupe(nats)}}})
+		cancel()
+		if err != nil {
+			if firstErr == nil {
+				firstErr = apiError("ec2:DescribeNatGateways", "ec2:DescribeNatGateways", err)
+			}
+		} else {
+			for _, id := range nats {
+				m[id] = Gateway{ID: id, Kind: "nat", Gone: true}
+			}
+			for _, g := range out.NatGateways {
+				gw := Gateway{ID: aws.ToString(g.NatGatewayId), Kind: "nat", State: string(g.State), SubnetID: aws.ToString(g.SubnetId)}
+				m[gw.ID] = gw
+			}
+		}
+	}
+	return m, firstErr
 }
 
-func sgRule(p ec2types.IpPermission) SGRule {
+// routePrefixLists are the prefix lists routes send traffic to.
+func routePrefixLists(rt *RouteTable) []string {
+	var ids []string
+	for _, r := range rt.Routes {
+		if strings.HasPrefix(r.Destination, "pl-") {
+			ids = append(ids, r.Destination)
+		}
+	}
+	return dedupe(ids)
+}
+
+// rulePrefixLists are the prefix lists the groups' rules (in and out) name.
+func rulePrefixLists(groups []SecurityGroup) []string {
+	var ids []string
+	for _, g := range groups {
+		for _, r := range append(append([]SGRule(nil), g.Ingress...), g.Egress...) {
+			ids = append(ids, r.PrefixLists...)
+		}
+	}
+	return dedupe(ids)
+}
+
+// sgRule converts a permission. A group it names that belongs to another
+// account, or is reached across a peering, goes to ForeignGroups: its
+// members' interfaces cannot be looked up from this account.
+func sgRule(p ec2types.IpPermission, owner string) SGRule {
 	r := SGRule{Protocol: aws.ToString(p.IpProtocol), FromPort: int(aws.ToInt32(p.FromPort)), ToPort: int(aws.ToInt32(p.ToPort))}
 	for _, x := range p.IpRanges {
 		r.CIDRs = append(r.CIDRs, aws.ToString(x.CidrIp))
@@ -382,6 +463,10 @@ func sgRule(p ec2types.IpPermission) SGRule {
 		r.PrefixLists = append(r.PrefixLists, aws.ToString(x.PrefixListId))
 	}
 	for _, x := range p.UserIdGroupPairs {
+		if u := aws.ToString(x.UserId); u != "" && owner != "" && u != owner || aws.ToString(x.VpcPeeringConnectionId) != "" {
+			r.ForeignGroups = append(r.ForeignGroups, aws.ToString(x.GroupId))
+			continue
+		}
 		r.Groups = append(r.Groups, aws.ToString(x.GroupId))
 	}
 	return r
@@ -401,41 +486,49 @@ func (a *AWS) securityGroups(ctx context.Context, ids []string) ([]SecurityGroup
 	for _, g := range out.SecurityGroups {
 		sg := SecurityGroup{ID: aws.ToString(g.GroupId), Name: aws.ToString(g.GroupName)}
 		for _, p := range g.IpPermissions {
-			sg.Ingress = append(sg.Ingress, sgRule(p))
+			sg.Ingress = append(sg.Ingress, sgRule(p, aws.ToString(g.OwnerId)))
 		}
 		for _, p := range g.IpPermissionsEgress {
-			sg.Egress = append(sg.Egress, sgRule(p))
+			sg.Egress = append(sg.Egress, sgRule(p, aws.ToString(g.OwnerId)))
 		}
 		groups = append(groups, sg)
 	}
 	return groups, nil
 }
 
-func (a *AWS) prefixLists(ctx context.Context, groups []SecurityGroup) (map[string][]string, *APIError) {
-	m := map[string][]string{}
-	for _, g := range groups {
-		for _, r := range g.Ingress {
-			for _, pl := range r.PrefixLists {
-				if _, done := m[pl]; done {
-					continue
-				}
-				cctx, cancel := callCtx(ctx)
-				out, err := a.EC2.GetManagedPrefixListEntries(cctx, &ec2.GetManagedPrefixListEntriesInput{PrefixListId: aws.String(pl)})
-				cancel()
-				if err != nil {
-					return m, apiError("ec2:GetManagedPrefixListEntries", "ec2:GetManagedPrefixListEntries", err)
-				}
-				m[pl] = []string{}
-				for _, e := range out.Entries {
-					m[pl] = append(m[pl], aws.ToString(e.Cidr))
-				}
-			}
-		}
-	}
-	if len(m) == 0 {
+// prefixLists reads each list's CIDRs. A list that cannot be read is left
+// out of the map (a rule or route naming it cannot be judged) and the
+// first such error returned; the others are still read.
+func (a *AWS) prefixLists(ctx context.Context, ids []string) (map[string][]string, *APIError) {
+	if len(ids) == 0 {
 		return nil, nil
 	}
-	return m, nil
+	m := map[string][]string{}
+	var firstErr *APIError
+	for _, pl := range ids {
+		cctx, cancel := callCtx(ctx)
+		p := ec2.NewGetManagedPrefixListEntriesPaginator(a.EC2, &ec2.GetManagedPrefixListEntriesInput{PrefixListId: aws.String(pl)})
+		cidrs := []string{}
+		var err error
+		for p.HasMorePages() {
+			var out *ec2.GetManagedPrefixListEntriesOutput
+			if out, err = p.NextPage(cctx); err != nil {
+				break
+			}
+			for _, e := range out.Entries {
+				cidrs = append(cidrs, aws.ToString(e.Cidr))
+			}
+		}
+		cancel()
+		if err != nil {
+			if firstErr == nil {
+				firstErr = apiError("ec2:GetManagedPrefixListEntries", "ec2:GetManagedPrefixListEntries", err)
+			}
+			continue
+		}
+		m[pl] = cidrs
+	}
+	return m, firstErr
 }
 
 func (a *AWS) networkACL(ctx context.Context, in *Instance) (*NetworkACL, *APIError) {
@@ -452,7 +545,10 @@ func (a *AWS) networkACL(ctx context.Context, in *Instance) (*NetworkACL, *APIEr
 	if len(out.NetworkAcls) == 0 {
 		return nil, nil
 	}
-	n := out.NetworkAcls[0]
+	return convertACL(out.NetworkAcls[0]), nil
+}
+
+func convertACL(n ec2types.NetworkAcl) *NetworkACL {
 	acl := &NetworkACL{ID: aws.ToString(n.NetworkAclId)}
 	for _, e := range n.Entries {
 		cidr := aws.ToString(e.CidrBlock)
@@ -466,7 +562,156 @@ func (a *AWS) networkACL(ctx context.Context, in *Instance) (*NetworkACL, *APIEr
 		}
 		acl.Entries = append(acl.Entries, entry)
 	}
-	return acl, nil
+	return acl
+}
+
+// image describes the instance's AMI. An AMI EC2 no longer describes
+// (deregistered, or private to another account) is nil with no error.
+func (a *AWS) image(ctx context.Context, id string) (*Image, *APIError) {
+	ctx, cancel := callCtx(ctx)
+	defer cancel()
+	out, err := a.EC2.DescribeImages(ctx, &ec2.DescribeImagesInput{ImageIds: []string{id}})
+	if err != nil {
+		e := apiError("ec2:DescribeImages", "ec2:DescribeImages", err)
+		if e.Code == "InvalidAMIID.NotFound" || e.Code == "InvalidAMIID.Unavailable" {
+			return nil, nil
+		}
+		return nil, e
+	}
+	if len(out.Images) == 0 {
+		return nil, nil
+	}
+	im := out.Images[0]
+	return &Image{ID: aws.ToString(im.ImageId), Name: aws.ToString(im.Name), Description: aws.ToString(im.Description),
+		Owner: aws.ToString(im.OwnerId), OwnerAlias: aws.ToString(im.ImageOwnerAlias), Platform: string(im.Platform)}, nil
+}
+
+// agentServices are the services whose VPC endpoints the SSM agent uses.
+var agentServices = []string{"ssm", "ssmmessages", "ec2messages"}
+
+// serviceOf is the short name of an endpoint's service
+// (com.amazonaws.us-east-1.ssmmessages: ssmmessages).
+func serviceOf(name string) string { return name[strings.LastIndexByte(name, '.')+1:] }
+
+// vpcEndpoints gathers the instance's VPC's endpoints for the services the
+// SSM agent talks to, the addresses of their interfaces, their security
+// groups, the network ACLs of their subnets and the VPC's DNS attributes:
+// whether the agent can reach each service privately.
+func (a *AWS) vpcEndpoints(ctx context.Context, in *Instance, f *Facts) {
+	cctx, cancel := callCtx(ctx)
+	p := ec2.NewDescribeVpcEndpointsPaginator(a.EC2, &ec2.DescribeVpcEndpointsInput{Filters: []ec2types.Filter{
+		{Name: aws.String("vpc-id"), Values: []string{in.VPCID}}}})
+	var eps []VPCEndpoint
+	for p.HasMorePages() {
+		page, err := p.NextPage(cctx)
+		if err != nil {
+			cancel()
+			f.VPCEndpointsErr = apiError("ec2:DescribeVpcEndpoints", "ec2:DescribeVpcEndpoints", err)
+			return
+		}
+		for _, e := range page.VpcEndpoints {
+			if aws.ToString(e.VpcId) != in.VPCID || !slices.Contains(agentServices, serviceOf(aws.ToString(e.ServiceName))) {
+				continue
+			}
+			ep := VPCEndpoint{ID: aws.ToString(e.VpcEndpointId), Service: aws.ToString(e.ServiceName), Type: string(e.VpcEndpointType),
+				State: strings.ToLower(string(e.State)), PrivateDNS: aws.ToBool(e.PrivateDnsEnabled), SubnetIDs: e.SubnetIds}
+			for _, g := range e.Groups {
+				ep.Groups = append(ep.Groups, aws.ToString(g.GroupId))
+			}
+			for _, id := range e.NetworkInterfaceIds {
+				ep.Interfaces = append(ep.Interfaces, EndpointInterface{ID: id})
+			}
+			eps = append(eps, ep)
+		}
+	}
+	cancel()
+	f.VPCEndpoints = eps
+	if len(eps) == 0 {
+		return
+	}
+	var enis, groups, subnets []string
+	dns := false
+	for _, ep := range eps {
+		for _, ifc := range ep.Interfaces {
+			enis = append(enis, ifc.ID)
+		}
+		groups = append(groups, ep.Groups...)
+		subnets = append(subnets, ep.SubnetIDs...)
+		dns = dns || ep.PrivateDNS
+	}
+	if len(enis) > 0 {
+		cctx, cancel := callCtx(ctx)
+		out, err := a.EC2.DescribeNetworkInterfaces(cctx, &ec2.DescribeNetworkInterfacesInput{NetworkInterfaceIds: dedupe(enis)})
+		cancel()
+		found := map[string]EndpointInterface{}
+		if err == nil {
+			for _, n := range out.NetworkInterfaces {
+				id := aws.ToString(n.NetworkInterfaceId)
+				found[id] = EndpointInterface{ID: id, SubnetID: aws.ToString(n.SubnetId), IP: aws.ToString(n.PrivateIpAddress)}
+			}
+		}
+		for i := range f.VPCEndpoints {
+			ep := &f.VPCEndpoints[i]
+			if err != nil {
+				ep.InterfacesErr = apiError("ec2:DescribeNetworkInterfaces", "ec2:DescribeNetworkInterfaces", err)
+				continue
+			}
+			for k, ifc := range ep.Interfaces {
+				if got, ok := found[ifc.ID]; ok {
+					ep.Interfaces[k] = got
+				}
+			}
+		}
+	}
+	if len(groups) > 0 {
+		f.VPCEndpointGroups, f.VPCEndpointGroupsErr = a.securityGroups(ctx, dedupe(groups))
+	}
+	var others []string
+	for _, s := range dedupe(subnets) {
+		if s != in.SubnetID {
+			others = append(others, s)
+		}
+	}
+	if len(others) > 0 {
+		cctx, cancel := callCtx(ctx)
+		out, err := a.EC2.DescribeNetworkAcls(cctx, &ec2.DescribeNetworkAclsInput{Filters: []ec2types.Filter{
+			{Name: aws.String("association.subnet-id"), Values: others}}})
+		cancel()
+		if err != nil {
+			f.VPCEndpointACLsErr = apiError("ec2:DescribeNetworkAcls", "ec2:DescribeNetworkAcls", err)
+		} else {
+			f.VPCEndpointACLs = map[string]*NetworkACL{}
+			for _, n := range out.NetworkAcls {
+				for _, as := range n.Associations {
+					if s := aws.ToString(as.SubnetId); slices.Contains(others, s) {
+						f.VPCEndpointACLs[s] = convertACL(n)
+					}
+				}
+			}
+		}
+	}
+	if dns {
+		f.VPCDNS, f.VPCDNSErr = a.vpcDNS(ctx, in.VPCID)
+	}
+}
+
+func (a *AWS) vpcDNS(ctx context.Context, vpc string) (*VPCDNS, *APIError) {
+	d := &VPCDNS{}
+	for _, attr := range []ec2types.VpcAttributeName{ec2types.VpcAttributeNameEnableDnsSupport, ec2types.VpcAttributeNameEnableDnsHostnames} {
+		cctx, cancel := callCtx(ctx)
+		out, err := a.EC2.DescribeVpcAttribute(cctx, &ec2.DescribeVpcAttributeInput{VpcId: aws.String(vpc), Attribute: attr})
+		cancel()
+		if err != nil {
+			return nil, apiError("ec2:DescribeVpcAttribute", "ec2:DescribeVpcAttribute", err)
+		}
+		if out.EnableDnsSupport != nil {
+			d.Support = aws.ToBool(out.EnableDnsSupport.Value)
+		}
+		if out.EnableDnsHostnames != nil {
+			d.Hostnames = aws.ToBool(out.EnableDnsHostnames.Value)
+		}
+	}
+	return d, nil
 }
 
 func (a *AWS) keyPair(ctx context.Context, name string) (*KeyPair, *APIError) {
@@ -483,13 +728,16 @@ func (a *AWS) keyPair(ctx context.Context, name string) (*KeyPair, *APIError) {
 	return &KeyPair{Name: aws.ToString(k.KeyName), Fingerprint: aws.ToString(k.KeyFingerprint), Type: string(k.KeyType)}, nil
 }
 
-// role follows the instance profile to its role and the policies that
-// matter for SSM.
+// role follows the instance profile to its role and reads every policy in
+// force for it: the attached managed policies (AWS's and the account's),
+// the inline policies and the permissions boundary. A policy that cannot
+// be read is recorded with its error, so the judgement knows what it did
+// not see.
 func (a *AWS) role(ctx context.Context, profileARN string) (*Role, *APIError) {
 	name := profileARN[strings.LastIndex(profileARN, "/")+1:]
-	ctx, cancel := callCtx(ctx)
-	defer cancel()
-	out, err := a.IAM.GetInstanceProfile(ctx, &iam.GetInstanceProfileInput{InstanceProfileName: aws.String(name)})
+	cctx, cancel := callCtx(ctx)
+	out, err := a.IAM.GetInstanceProfile(cctx, &iam.GetInstanceProfileInput{InstanceProfileName: aws.String(name)})
+	cancel()
 	if err != nil {
 		return nil, apiError("iam:GetInstanceProfile", "iam:GetInstanceProfile", err)
 	}
@@ -498,82 +746,118 @@ func (a *AWS) role(ctx context.Context, profileARN string) (*Role, *APIError) {
 		return r, nil
 	}
 	r.Name = aws.ToString(out.InstanceProfile.Roles[0].RoleName)
-	att, err := a.IAM.ListAttachedRolePolicies(ctx, &iam.ListAttachedRolePoliciesInput{RoleName: aws.String(r.Name)})
-	if err != nil {
-		return nil, apiError("iam:ListAttachedRolePolicies", "iam:ListAttachedRolePolicies", err)
+	var docs []func() PolicyDoc
+	cctx, cancel = callCtx(ctx)
+	role, err := a.IAM.GetRole(cctx, &iam.GetRoleInput{RoleName: aws.String(r.Name)})
+	cancel()
+	switch {
+	case err != nil:
+		r.Documents = append(r.Documents, PolicyDoc{Name: "the role's permissions boundary", Kind: PolicyBoundary,
+			Err: apiError("iam:GetRole", "iam:GetRole", err)})
+	case role.Role != nil && role.Role.PermissionsBoundary != nil:
+		arn := aws.ToString(role.Role.PermissionsBoundary.PermissionsBoundaryArn)
+		docs = append(docs, func() PolicyDoc { return a.managedPolicy(ctx, arn, PolicyBoundary) })
 	}
-	for _, p := range att.AttachedPolicies {
-		r.Policies = append(r.Policies, aws.ToString(p.PolicyArn))
-	}
-	inl, err := a.IAM.ListRolePolicies(ctx, &iam.ListRolePoliciesInput{RoleName: aws.String(r.Name)})
-	if err == nil {
-		for _, pn := range inl.PolicyNames {
-			doc, err := a.IAM.GetRolePolicy(ctx, &iam.GetRolePolicyInput{RoleName: aws.String(r.Name), PolicyName: aws.String(pn)})
-			if err == nil && grantsSessionManager(aws.ToString(doc.PolicyDocument)) {
-				r.InlineSSM = true
+	att := iam.NewListAttachedRolePoliciesPaginator(a.IAM, &iam.ListAttachedRolePoliciesInput{RoleName: aws.String(r.Name)})
+	for att.HasMorePages() {
+		cctx, cancel := callCtx(ctx)
+		page, err := att.NextPage(cctx)
+		cancel()
+		if err != nil {
+			r.Documents = append(r.Documents, PolicyDoc{Name: "the role's attached policies", Kind: PolicyCustomerManaged,
+				Err: apiError("iam:ListAttachedRolePolicies", "iam:ListAttachedRolePolicies", err)})
+			break
+		}
+		for _, p := range page.AttachedPolicies {
+			arn := aws.ToString(p.PolicyArn)
+			r.Policies = append(r.Policies, arn)
+			kind := PolicyCustomerManaged
+			if strings.Contains(arn, ":iam::aws:policy/") {
+				kind = PolicyAWSManaged
 			}
+			docs = append(docs, func() PolicyDoc { return a.managedPolicy(ctx, arn, kind) })
 		}
 	}
+	inl := iam.NewListRolePoliciesPaginator(a.IAM, &iam.ListRolePoliciesInput{RoleName: aws.String(r.Name)})
+	for inl.HasMorePages() {
+		cctx, cancel := callCtx(ctx)
+		page, err := inl.NextPage(cctx)
+		cancel()
+		if err != nil {
+			r.Documents = append(r.Documents, PolicyDoc{Name: "the role's inline policies", Kind: PolicyInline,
+				Err: apiError("iam:ListRolePolicies", "iam:ListRolePolicies", err)})
+			break
+		}
+		for _, pn := range page.PolicyNames {
+			docs = append(docs, func() PolicyDoc {
+				d := PolicyDoc{Name: pn, Kind: PolicyInline}
+				cctx, cancel := callCtx(ctx)
+				defer cancel()
+				out, err := a.IAM.GetRolePolicy(cctx, &iam.GetRolePolicyInput{RoleName: aws.String(r.Name), PolicyName: aws.String(pn)})
+				if err != nil {
+					d.Err = apiError("iam:GetRolePolicy", "iam:GetRolePolicy", err)
+				} else {
+					d.Document = decodePolicy(aws.ToString(out.PolicyDocument))
+				}
+				return d
+			})
+		}
+	}
+	// The documents are read side by side, a few at a time.
+	got := make([]PolicyDoc, len(docs))
+	var wg sync.WaitGroup
+	sem := make(chan struct{}, 4)
+	for i, read := range docs {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			sem <- struct{}{}
+			defer func() { <-sem }()
+			got[i] = read()
+		}()
+	}
+	wg.Wait()
+	r.Documents = append(r.Documents, got...)
 	return r, nil
 }
 
-// grantsSessionManager reports whether a policy document allows what the
-// agent needs to register and carry sessions: ssm:UpdateInstanceInformation
-// and the ssmmessages channel actions (or wildcards covering them).
-func grantsSessionManager(doc string) bool {
+// managedPolicy reads a managed policy's default version. When it cannot
+// be read and AWS publishes it (knownPolicies), the published document
+// stands in, said so by its error being kept beside it.
+func (a *AWS) managedPolicy(ctx context.Context, arn, kind string) PolicyDoc {
+	d := PolicyDoc{Name: arn, Kind: kind}
+	cctx, cancel := callCtx(ctx)
+	defer cancel()
+	p, err := a.IAM.GetPolicy(cctx, &iam.GetPolicyInput{PolicyArn: aws.String(arn)})
+	if err == nil && p.Policy != nil {
+		var v *iam.GetPolicyVersionOutput
+		v, err = a.IAM.GetPolicyVersion(cctx, &iam.GetPolicyVersionInput{PolicyArn: aws.String(arn), VersionId: p.Policy.DefaultVersionId})
+		if err == nil && v.PolicyVersion != nil {
+			d.Document = decodePolicy(aws.ToString(v.PolicyVersion.Document))
+			return d
+		}
+		if err == nil {
+			err = errors.New("no policy version")
+		}
+		d.Err = apiError("iam:GetPolicyVersion", "iam:GetPolicyVersion", err)
+	} else {
+		if err == nil {
+			err = errors.New("no policy")
+		}
+		d.Err = apiError("iam:GetPolicy", "iam:GetPolicy", err)
+	}
+	if doc, ok := knownPolicies[arn]; ok {
+		d.Document, d.Err = doc, nil
+	}
+	return d
+}
+
+// decodePolicy undoes IAM's URL encoding of policy documents.
+func decodePolicy(doc string) string {
 	if d, err := url.QueryUnescape(doc); err == nil {
-		doc = d
+		return d
 	}
-	var p struct {
-		Statement json.RawMessage
-	}
-	if json.Unmarshal([]byte(doc), &p) != nil {
-		return false
-	}
-	type stmt struct {
-		Effect string
-		Action any
-	}
-	var stmts []stmt
-	if json.Unmarshal(p.Statement, &stmts) != nil {
-		var one stmt
-		if json.Unmarshal(p.Statement, &one) != nil {
-			return false
-		}
-		stmts = []stmt{one}
-	}
-	need := map[string]bool{"ssm:updateinstanceinformation": false, "ssmmessages:createcontrolchannel": false, "ssmmessages:opendatachannel": false}
-	for _, s := range stmts {
-		if s.Effect != "Allow" {
-			continue
-		}
-		var actions []string
-		switch v := s.Action.(type) {
-		case string:
-			actions = []string{v}
-		case []any:
-			for _, x := range v {
-				if str, ok := x.(string); ok {
-					actions = append(actions, str)
-				}
-			}
-		}
-		for _, act := range actions {
-			act = strings.ToLower(act)
-			for n := range need {
-				svc, _, _ := strings.Cut(n, ":")
-				if act == n || act == "*" || act == svc+":*" {
-					need[n] = true
-				}
-			}
-		}
-	}
-	for _, ok := range need {
-		if !ok {
-			return false
-		}
-	}
-	return true
+	return doc
 }
 
 // AgentOnline reports whether id's SSM agent is registered and Online;
@@ -666,15 +950,19 @@ func source(req Request, vpcCIDRs []string) Source {
 		}
 	}
 	s.Address = ip
+	// Packets to a public address come in through the internet gateway,
+	// whatever the client's own address: only toward a private address is
+	// a client inside the VPC seen as itself.
+	public := req.Instance != nil && req.Instance.IsPublic(req.Address)
 	if a, err := netip.ParseAddr(ip); err == nil {
 		for _, c := range vpcCIDRs {
-			if p, err := netip.ParsePrefix(c); err == nil && p.Contains(a) {
+			if p, err := netip.ParsePrefix(c); err == nil && p.Contains(a) && !public {
 				s.Private = true
 			}
 		}
 		// Toward a public target the kernel's address is a private one:
 		// the instance sees the NAT's public address, which is not known.
-		if !s.Private && s.How == "kernel route" && (a.IsPrivate() || a.IsLoopback()) && req.Instance != nil && req.Address == req.Instance.PublicIP {
+		if public && s.How == "kernel route" && (a.IsPrivate() || a.IsLoopback()) {
 			s.Address, s.How = "", "unknown (behind NAT; set --source-ip)"
 		}
 	}

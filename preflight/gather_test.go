@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/base64"
 	"errors"
+	"net/url"
 	"strings"
 	"testing"
 	"time"
@@ -114,7 +115,31 @@ func (f *fakeEC2) GetManagedPrefixListEntries(context.Context, *ec2.GetManagedPr
 	return &ec2.GetManagedPrefixListEntriesOutput{}, nil
 }
 
+func (f *fakeEC2) DescribeNatGateways(context.Context, *ec2.DescribeNatGatewaysInput, ...func(*ec2.Options)) (*ec2.DescribeNatGatewaysOutput, error) {
+	return &ec2.DescribeNatGatewaysOutput{}, nil
+}
+func (f *fakeEC2) DescribeVpcEndpoints(context.Context, *ec2.DescribeVpcEndpointsInput, ...func(*ec2.Options)) (*ec2.DescribeVpcEndpointsOutput, error) {
+	return &ec2.DescribeVpcEndpointsOutput{}, nil
+}
+func (f *fakeEC2) DescribeVpcAttribute(_ context.Context, in *ec2.DescribeVpcAttributeInput, _ ...func(*ec2.Options)) (*ec2.DescribeVpcAttributeOutput, error) {
+	t := &ec2types.AttributeBooleanValue{Value: aws.Bool(true)}
+	return &ec2.DescribeVpcAttributeOutput{EnableDnsSupport: t, EnableDnsHostnames: t}, nil
+}
+
 type fakeIAM struct{}
+
+func (fakeIAM) GetRole(context.Context, *iam.GetRoleInput, ...func(*iam.Options)) (*iam.GetRoleOutput, error) {
+	return &iam.GetRoleOutput{Role: &iamtypes.Role{RoleName: aws.String("ssm-role")}}, nil
+}
+func (fakeIAM) GetPolicy(_ context.Context, in *iam.GetPolicyInput, _ ...func(*iam.Options)) (*iam.GetPolicyOutput, error) {
+	return &iam.GetPolicyOutput{Policy: &iamtypes.Policy{Arn: in.PolicyArn, DefaultVersionId: aws.String("v7")}}, nil
+}
+func (fakeIAM) GetPolicyVersion(_ context.Context, in *iam.GetPolicyVersionInput, _ ...func(*iam.Options)) (*iam.GetPolicyVersionOutput, error) {
+	if aws.ToString(in.PolicyArn) != SSMCorePolicy || aws.ToString(in.VersionId) != "v7" {
+		return nil, &smithy.GenericAPIError{Code: "NoSuchEntity", Message: "no such policy version"}
+	}
+	return &iam.GetPolicyVersionOutput{PolicyVersion: &iamtypes.PolicyVersion{Document: aws.String(url.QueryEscape(knownPolicies[SSMCorePolicy]))}}, nil
+}
 
 func (fakeIAM) GetInstanceProfile(context.Context, *iam.GetInstanceProfileInput, ...func(*iam.Options)) (*iam.GetInstanceProfileOutput, error) {
 	return &iam.GetInstanceProfileOutput{InstanceProfile: &iamtypes.InstanceProfile{Roles: []iamtypes.Role{{RoleName: aws.String("ssm-role")}}}}, nil
@@ -223,5 +248,20 @@ func TestConsoleTailWhenStatusChecksFail(t *testing.T) {
 	f = a.Gather(ctx, Request{Instance: in, Address: in.PrivateIP, Port: 22, NoProbe: true, SourceIP: "10.0.2.7"})
 	if len(f.ConsoleTail) != 0 {
 		t.Errorf("a healthy instance's console was read: %q", f.ConsoleTail)
+	}
+}
+
+// TestSGRuleForeignGroups: a rule naming another account's group, or one
+// across a peering, cannot have its members looked up here.
+func TestSGRuleForeignGroups(t *testing.T) {
+	p := ec2types.IpPermission{IpProtocol: aws.String("tcp"), FromPort: aws.Int32(22), ToPort: aws.Int32(22), UserIdGroupPairs: []ec2types.UserIdGroupPair{
+		{GroupId: aws.String("sg-mine"), UserId: aws.String("111111111111")},
+		{GroupId: aws.String("sg-theirs"), UserId: aws.String("222222222222")},
+		{GroupId: aws.String("sg-peered"), UserId: aws.String("111111111111"), VpcPeeringConnectionId: aws.String("pcx-1")},
+		{GroupId: aws.String("sg-plain")},
+	}}
+	r := sgRule(p, "111111111111")
+	if strings.Join(r.Groups, ",") != "sg-mine,sg-plain" || strings.Join(r.ForeignGroups, ",") != "sg-theirs,sg-peered" {
+		t.Errorf("sgRule = groups %v, foreign %v", r.Groups, r.ForeignGroups)
 	}
 }

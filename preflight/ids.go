@@ -12,6 +12,7 @@ const (
 	CheckSecurityGroup CheckID = "security-group"
 	CheckNetworkACL    CheckID = "network-acl"
 	CheckKeyPair       CheckID = "key-pair"
+	CheckLoginUser     CheckID = "login-user"
 	CheckSSHD          CheckID = "sshd"
 	CheckInstanceOS    CheckID = "instance-os"
 	CheckSSMAgent      CheckID = "ssm-agent"

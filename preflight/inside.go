@@ -43,6 +43,7 @@ S iptables; R iptables-save 2>&1
 S ufw; R ufw status verbose 2>&1
 S firewalld; if command -v firewall-cmd >/dev/null 2>&1; then firewall-cmd --state 2>&1 && R firewall-cmd --list-all 2>&1; fi
 S user; getent passwd "$U"
+S accounts; getent passwd | awk -F: '$3 >= 1000 && $3 < 60000 && $7 !~ /(nologin|false)$/ { print $1 }' | head -n 50
 H=$(getent passwd "$U" | cut -d: -f6)
 S files; if [ -n "$H" ]; then for f in "$H" "$H/.ssh" "$H/.ssh/authorized_keys"; do R stat -c '%a %U %G %n' "$f" 2>&1; done; fi
 S authorized-keys; if [ -n "$H" ]; then R cat "$H/.ssh/authorized_keys" 2>/dev/null | head -n 200; fi
@@ -67,6 +68,7 @@ type Inside struct {
 	StrictModes  bool           `json:"strict_modes"`
 	Firewall     []FirewallRule `json:"firewall,omitempty"`
 	UserExists   bool           `json:"user_exists"`
+	Accounts     []string       `json:"accounts,omitempty"` // login accounts (uid 1000 up, a shell)
 	Home         string         `json:"home,omitempty"`
 	Files        []FileMode     `json:"files,omitempty"`
 	Keys         []LocalKey     `json:"authorized_keys,omitempty"` // fingerprints of authorized_keys lines
@@ -148,6 +150,11 @@ func ParseInside(out []byte, user string, port int, address string) *Inside {
 	if u := sections["user"]; len(u) > 0 {
 		if f := strings.Split(u[0], ":"); len(f) >= 6 {
 			in.UserExists, in.Home = true, f[5]
+		}
+	}
+	for _, l := range sections["accounts"] {
+		if name := strings.TrimSpace(l); name != "" && !strings.ContainsAny(name, " :") {
+			in.Accounts = append(in.Accounts, Sanitize(name))
 		}
 	}
 	for _, l := range sections["files"] {

@@ -136,8 +136,11 @@ func TestParseInsideBrokenSSHD(t *testing.T) {
 	if r.Status != Fail || !strings.Contains(r.Summary, "Bad configuration option: Frobnicate") {
 		t.Errorf("sshd = %s (%s)", r.Status, r.Summary)
 	}
-	if r := result(t, f, CheckInstanceOS); r.Status != Fail || !strings.Contains(r.Summary, "nobody-here") {
-		t.Errorf("instance-os = %s (%s)", r.Status, r.Summary)
+	// Whether the user exists is login-user's to say (it was instance-os's
+	// before that check existed).
+	f.User = "nobody-here"
+	if r := result(t, f, CheckLoginUser); r.Status != Fail || !strings.Contains(r.Summary, "nobody-here") || !strings.Contains(r.Fix, "-l ec2-user") {
+		t.Errorf("login-user = %s (%s / %s)", r.Status, r.Summary, r.Fix)
 	}
 }
 

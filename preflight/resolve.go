@@ -217,7 +217,11 @@ func convertInstance(in ec2types.Instance) *Instance {
 		for _, a := range ni.Ipv6Addresses {
 			i.IPv6 = append(i.IPv6, aws.ToString(a.Ipv6Address))
 		}
+		interfaceAddresses(&ifc, ni)
 		i.Interfaces = append(i.Interfaces, ifc)
+	}
+	if in.MetadataOptions != nil {
+		i.MetadataEndpoint = string(in.MetadataOptions.HttpEndpoint)
 	}
 	if len(i.Interfaces) == 0 && len(in.SecurityGroups) > 0 {
 		ifc := Interface{ID: "primary", SubnetID: i.SubnetID}
@@ -250,29 +254,11 @@ func (i *Instance) Address(mode string) (string, error) {
 	return i.PrivateIP, nil
 }
 
-// defaultUsers maps words in an AMI's name or description to its login
-// user (SPEC.md, "Destinations").
-var defaultUsers = []struct{ word, user string }{
-	{"bitnami", "bitnami"},
-	{"ubuntu", "ubuntu"},
-	{"debian", "admin"},
-	{"centos", "centos"},
-	{"fedora", "fedora"},
-	{"amzn", "ec2-user"}, {"al2023", "ec2-user"}, {"amazon linux", "ec2-user"},
-	{"rhel", "ec2-user"}, {"red hat", "ec2-user"},
-	{"suse", "ec2-user"}, {"sles", "ec2-user"},
-}
-
 // DefaultUser returns the login user of an AMI from its name and
-// description, or "" when it is not recognised.
+// description, or "" when it is not recognised (IdentifyImage).
 func DefaultUser(imageName, description string) string {
-	s := strings.ToLower(imageName + " " + description)
-	for _, d := range defaultUsers {
-		if strings.Contains(s, d.word) {
-			return d.user
-		}
-	}
-	return ""
+	fam, _ := IdentifyImage(Image{Name: imageName, Description: description})
+	return fam.User
 }
 
 // ImageUser looks up the instance's AMI and returns its default user, or
@@ -287,6 +273,8 @@ func (a *AWS) ImageUser(ctx context.Context, in *Instance) string {
 	if err != nil || len(out.Images) == 0 {
 		return ""
 	}
-	in.ImageName = aws.ToString(out.Images[0].Name)
-	return DefaultUser(in.ImageName, aws.ToString(out.Images[0].Description))
+	im := out.Images[0]
+	in.ImageName = aws.ToString(im.Name)
+	fam, _ := IdentifyImage(Image{Name: in.ImageName, Description: aws.ToString(im.Description), Owner: aws.ToString(im.OwnerId), Platform: string(im.Platform)})
+	return fam.User
 }

@@ -158,11 +158,15 @@ func (s *side) gather(ctx context.Context, dest string, t *Target, cfg *connect.
 			return nil, t, err
 		}
 	}
-	req := preflight.Request{Port: cfg.Port, SourceIP: s.run.Args.SourceIP, NoProbe: !o.probe, Address: cfg.HostName, User: cfg.User}
+	req := preflight.Request{Port: cfg.Port, SourceIP: s.run.Args.SourceIP, NoProbe: !o.probe, Address: cfg.HostName, User: cfg.User,
+		UserFrom: preflight.UserFromLocal}
+	if cfg.UserSet {
+		req.UserFrom = preflight.UserFromCommandLine
+	}
 	if t != nil {
 		req.Instance, req.Address = t.Instance, t.Address
 		if t.User != "" && !cfg.UserSet {
-			req.User = t.User
+			req.User, req.UserFrom = t.User, preflight.UserFromAMI
 		}
 	}
 	if o.inside {

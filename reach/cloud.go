@@ -33,6 +33,8 @@ type finder interface {
 	ResolveElsewhere(ctx context.Context, dest string) (*preflight.Instance, string, error)
 	// ImageUser is the login user of the instance's AMI, "" when unknown.
 	ImageUser(ctx context.Context, in *preflight.Instance) string
+	// WaitRunning waits for a pending instance to run (preflight's rules).
+	WaitRunning(ctx context.Context, id string, o preflight.WaitOptions) (*preflight.Instance, error)
 }
 
 // gatherer is what the checks ask (checks.go, diagnose.go).

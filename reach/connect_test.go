@@ -128,9 +128,15 @@ func TestConnectLadder(t *testing.T) {
 				s := w.sshd(nil)
 				w.instance("i-0123456789abcdef0", "web-1", s)
 				w.cloud.endpoints = []preflight.InstanceConnectEndpoint{{ID: "eice-1", VPCID: "vpc-1", SubnetID: "subnet-1", State: "create-complete", DNSName: "eice.test"}}
+				// The security group admits nobody on port 22: the silent
+				// dial is doomed, and the endpoint is what is left.
+				in := w.cloud.instances[0]
+				in.Interfaces = []preflight.Interface{{ID: "eni-1", SubnetID: "subnet-1", VPCID: "vpc-1", SecurityGroups: []string{"sg-1"},
+					PrivateIPs: []string{"127.0.0.1"}}}
 				w.cloud.facts = func(req preflight.Request) *preflight.Facts {
 					return &preflight.Facts{Region: "us-east-1", Port: req.Port, Instance: req.Instance, Endpoints: w.cloud.endpoints,
-						SSM: &preflight.SSMAgent{Registered: false}}
+						SSM: &preflight.SSMAgent{Registered: false}, SecurityGroups: []preflight.SecurityGroup{{ID: "sg-1"}},
+						Source: preflight.Source{Address: "127.0.0.1", How: "--source-ip"}}
 				}
 				w.cloud.tunnel = func(ctx context.Context, ep fallback.TunnelEndpoint, ip string, port int) (net.Conn, error) {
 					return toServer(s)(ctx)

@@ -12,8 +12,9 @@ import (
 )
 
 // Diagnose is --diagnose: every check, as a table or JSON. The status is 0
-// when no check failed, 1 when some did; an error (255) when it could not
-// run.
+// when the chosen way in should work, 1 when some check failed, 2 when none
+// failed but one that matters could not decide; an error (255) when it
+// could not run.
 func Diagnose(ctx context.Context, r *Run) (int, error) {
 	s := newSide(r)
 	s.cache = nil // a diagnosis looks afresh
@@ -40,6 +41,12 @@ func Diagnose(ctx context.Context, r *Run) (int, error) {
 		addr = t.Address
 	}
 	rep := preflight.NewReport(facts, addr)
+	switch r.Args.Fallback {
+	case connect.ModeSSM:
+		rep.Choose(preflight.PathSSM)
+	case connect.ModeEICE:
+		rep.Choose(preflight.PathEICE)
+	}
 	if t == nil {
 		r.Env.Log("ec2ssh: %s is not an EC2 instance in %s: the instance checks are skipped", preflight.Sanitize(cfg.HostName), rep.Target.Region)
 	}
@@ -50,10 +57,7 @@ func Diagnose(ctx context.Context, r *Run) (int, error) {
 	} else {
 		rep.WriteTable(r.IO.Stdout, term.IsTerminal(int(r.IO.Stdout.Fd())) && os.Getenv("NO_COLOR") == "")
 	}
-	if len(rep.Failed()) > 0 {
-		return 1, nil
-	}
-	return 0, nil
+	return rep.ExitStatus(), nil
 }
 
 // insideRunner runs the look inside (preflight.InsideScript) as a

@@ -95,6 +95,26 @@ func (f *fakeCloud) Resolve(ctx context.Context, dest string) (*preflight.Instan
 	return nil, failure.Configf("connect by instance id", "%d instances are named %q", len(hits), dest)
 }
 
+// WaitRunning polls Resolve as preflight's does, o.Interval apart, within
+// o.Budget.
+func (f *fakeCloud) WaitRunning(ctx context.Context, id string, o preflight.WaitOptions) (*preflight.Instance, error) {
+	deadline := time.Now().Add(o.Budget)
+	for time.Now().Before(deadline) {
+		time.Sleep(o.Interval)
+		in, err := f.Resolve(ctx, id)
+		if err != nil {
+			return nil, err
+		}
+		if in != nil && in.State.Running() {
+			return in, nil
+		}
+		if in != nil && in.State != preflight.StatePending {
+			return nil, &failure.Error{Kind: failure.InstanceState, Msg: id + " is " + string(in.State)}
+		}
+	}
+	return nil, &failure.Error{Kind: failure.InstanceState, Msg: id + " is still pending"}
+}
+
 func (f *fakeCloud) ResolveElsewhere(ctx context.Context, dest string) (*preflight.Instance, string, error) {
 	f.call("ResolveElsewhere")
 	return nil, "", nil

@@ -135,9 +135,8 @@ func TestDiagnoseNoInstance(t *testing.T) {
 // session runs once it runs; one that stays pending is given up on within
 // ConnectTimeout.
 func TestWaitRunning(t *testing.T) {
-	saved := waitPolls
-	waitPolls = []time.Duration{10 * time.Millisecond}
-	defer func() { waitPolls = saved }()
+	waitInterval = 10 * time.Millisecond
+	defer func() { waitInterval = 0 }()
 	for _, tt := range []struct {
 		name   string
 		states []preflight.State

@@ -220,10 +220,13 @@ func directTCPIP(nc ssh.NewChannel) {
 		return
 	}
 	go ssh.DiscardRequests(reqs)
-	go func() { io.Copy(ch, c); ch.CloseWrite() }()
+	back := make(chan struct{})
+	go func() { io.Copy(ch, c); ch.CloseWrite(); close(back) }()
 	io.Copy(c, ch)
 	if tc, ok := c.(*net.TCPConn); ok {
 		tc.CloseWrite()
 	}
+	<-back
 	ch.Close()
+	c.Close()
 }
