@@ -253,3 +253,29 @@ func TestWaitRunningInTheLab(t *testing.T) {
 		t.Errorf("WaitRunning past its budget = %v (kind %v) after %v, want InstanceState within 2 s", err, failure.KindOf(err), took)
 	}
 }
+
+// TestConnectWaitsForAStartingInstance: a connect to a pending instance
+// waits for it, saying so, and runs the command once it runs; one that
+// stays pending past ConnectTimeout ends with the state and the way to
+// wait longer, on time, never hanging.
+func TestConnectWaitsForAStartingInstance(t *testing.T) {
+	needDiagnosisWorld(t)
+	id := world.DiagInstance("diag-booting").ID
+	defer world.SetState(id, "pending", time.Now())
+	world.SetState(id, "pending", time.Now().Add(3*time.Second))
+	r, took := runEC2(t, time.Minute, "-o", "ConnectTimeout=30", "diag-booting", "echo up")
+	if r.code != 0 || string(r.stdout) != "up\n" || !strings.Contains(string(r.stderr), "is starting (pending); waiting up to 30s for it to run") {
+		t.Errorf("connect to a starting instance: exit %d after %v, stdout %q\n%s", r.code, took, r.stdout, r.stderr)
+	}
+	if took < 3*time.Second {
+		t.Errorf("the connection came in %v, before the instance ran", took)
+	}
+	world.SetState(id, "pending", time.Now().Add(time.Minute))
+	r, took = runEC2(t, time.Minute, "-o", "ConnectTimeout=3", "--fallback=never", "diag-booting", "echo up")
+	if r.code != 255 || !strings.Contains(string(r.stderr), "still pending") || !strings.Contains(string(r.stderr), "aws ec2 wait instance-running") {
+		t.Errorf("connect to an instance that stays pending: exit %d after %v\n%s", r.code, took, r.stderr)
+	}
+	if took > 10*time.Second {
+		t.Errorf("took %v, past ConnectTimeout=3", took)
+	}
+}
