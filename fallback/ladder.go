@@ -12,10 +12,15 @@ const (
 	InstanceConnect             // a one-time key from EC2 Instance Connect, then the same transport again
 	SSMShell                    // sshd itself is down: an SSM shell, or the command run through SSM
 	EICE                        // SSH through an EC2 Instance Connect Endpoint's tunnel to the private address
+	// LookInside is not a way in: it asks the instance over SSM
+	// (preflight.InsideScript) whether anything listens on the SSH port,
+	// when an SSM port session could not tell sshd down from another end.
+	// The caller records the answer in Situation.Inside and asks again.
+	LookInside
 )
 
 var stepNames = map[Step]string{Stop: "stop", Direct: "direct", SSMPort: "SSM port session", InstanceConnect: "EC2 Instance Connect",
-	SSMShell: "SSM shell", EICE: "EC2 Instance Connect Endpoint"}
+	SSMShell: "SSM shell", EICE: "EC2 Instance Connect Endpoint", LookInside: "look inside"}
 
 func (s Step) String() string { return stepNames[s] }
 
@@ -26,6 +31,16 @@ const (
 	AgentUnknown Agent = iota
 	AgentOnline
 	AgentOffline
+)
+
+// Inside is what a look inside the instance says of its SSH port.
+type Inside int
+
+const (
+	InsideNotLooked Inside = iota
+	InsideRefused          // nothing listens on the port there: sshd is down
+	InsideListening        // something listens: the session ended for another reason
+	InsideUnknown          // the look inside could not run, or could not tell
 )
 
 // Situation is what the ladder decides from.
@@ -46,7 +61,9 @@ type Situation struct {
 	// Endpoint: a ready EC2 Instance Connect Endpoint serves the
 	// instance's VPC.
 	Endpoint bool
-	Tried    []Attempt
+	// Inside is what the look inside found, once LookInside has run.
+	Inside Inside
+	Tried  []Attempt
 }
 
 // Attempt is a rung that was tried and how it failed.
@@ -103,6 +120,9 @@ func Next(s Situation) Decision {
 	case Direct:
 		switch last.Kind {
 		case failure.Unreachable, failure.Refused, failure.NoBanner, failure.DNS:
+			if k, ok := s.triedKind(SSMPort); ok && (k == failure.Refused || k == failure.SessionEnded) {
+				return s.silentPort() // SSM raced beside it and got nothing from the port
+			}
 			if !s.tried(SSMPort) && s.Agent != AgentOffline {
 				return Decision{Step: SSMPort, Why: "the SSH port cannot be reached"}
 			}
@@ -118,16 +138,15 @@ func Next(s Situation) Decision {
 		case failure.HostKeyChanged, failure.HostKeyUnknown, failure.Algorithms, failure.AWSAuth, failure.InstanceState,
 			failure.Config, failure.Canceled, failure.Unknown:
 			return Decision{Step: Stop, Why: last.Kind.String() + " is not a transport problem"}
+		case failure.SessionEnded:
+			// Only an SSM port session ends so (a race SSM won is recorded
+			// as SSMPort): not from a direct transport.
+			return Decision{Step: Stop, Why: "a direct connection cannot end so"}
 		}
 	case SSMPort:
 		switch last.Kind {
-		case failure.Refused:
-			// The agent could not connect to the port from inside: sshd
-			// itself is down.
-			if s.Proxy || s.NeedsSSH {
-				return Decision{Step: Stop, Why: "sshd is down and this needs SSH"}
-			}
-			return Decision{Step: SSMShell, Why: "sshd is down"}
+		case failure.Refused, failure.SessionEnded:
+			return s.silentPort()
 		case failure.AuthRejected:
 			return s.instanceConnect(SSMPort)
 		case failure.Unreachable, failure.NoBanner, failure.DNS, failure.AWSAuth, failure.Unknown:
@@ -148,7 +167,7 @@ func Next(s Situation) Decision {
 			}
 			return Decision{Step: Stop, Why: "through the endpoint: sshd is down"}
 		case failure.Unreachable, failure.NoBanner, failure.DNS, failure.HostKeyChanged, failure.HostKeyUnknown, failure.Algorithms,
-			failure.AWSAuth, failure.InstanceState, failure.Config, failure.Canceled, failure.Unknown:
+			failure.AWSAuth, failure.InstanceState, failure.Config, failure.Canceled, failure.Unknown, failure.SessionEnded:
 			return Decision{Step: Stop, Why: "through the endpoint: " + last.Kind.String()}
 		}
 	case InstanceConnect:
@@ -159,13 +178,37 @@ func Next(s Situation) Decision {
 			}
 			return Decision{Step: SSMShell, Why: "sshd is down"}
 		case failure.Unreachable, failure.NoBanner, failure.DNS, failure.AuthRejected, failure.HostKeyChanged, failure.HostKeyUnknown,
-			failure.Algorithms, failure.AWSAuth, failure.InstanceState, failure.Config, failure.Canceled, failure.Unknown:
+			failure.Algorithms, failure.AWSAuth, failure.InstanceState, failure.Config, failure.Canceled, failure.Unknown, failure.SessionEnded:
 			return Decision{Step: Stop, Why: "with EC2 Instance Connect: " + last.Kind.String()}
 		}
-	case SSMShell, Stop:
+	case SSMShell, Stop, LookInside:
 		return Decision{Step: Stop, Why: "nothing left"}
 	}
 	return Decision{Step: Stop, Why: "undecided"}
+}
+
+// silentPort decides after an SSM port session that got nothing from the
+// port: the agent said it could not connect (ConnectToPortError, which only
+// its multiplexed port session sends), or the session ended before the
+// port sent a byte (its basic port session, AWS-StartSSHSession's, when the
+// dial is refused; and a server that hangs up at once). A look inside tells
+// sshd down from the rest.
+func (s Situation) silentPort() Decision {
+	if s.Proxy || s.NeedsSSH {
+		return Decision{Step: Stop, Why: "sshd does not answer over SSM and this needs SSH"}
+	}
+	switch s.Inside {
+	case InsideNotLooked:
+		return Decision{Step: LookInside, Why: "the SSM port session got nothing from the port: is sshd down?"}
+	case InsideRefused:
+		return Decision{Step: SSMShell, Why: "sshd is down: nothing listens on the port inside the instance"}
+	case InsideListening:
+		if s.Endpoint && !s.tried(EICE) && s.Mode != "ssm" {
+			return Decision{Step: EICE, Why: "sshd listens inside, but the SSM port session ended"}
+		}
+		return Decision{Step: Stop, Why: "sshd listens inside the instance, but the SSM port session ended"}
+	}
+	return Decision{Step: Stop, Why: "could not look inside the instance to confirm that sshd is down"}
 }
 
 func (s Situation) instanceConnect(via Step) Decision {
@@ -173,6 +216,16 @@ func (s Situation) instanceConnect(via Step) Decision {
 		return Decision{Step: Stop, Why: "the keys were refused"}
 	}
 	return Decision{Step: InstanceConnect, Via: via, Why: "the keys were refused"}
+}
+
+// triedKind is how the last attempt at step failed.
+func (s Situation) triedKind(step Step) (failure.Kind, bool) {
+	for i := len(s.Tried) - 1; i >= 0; i-- {
+		if s.Tried[i].Step == step {
+			return s.Tried[i].Kind, true
+		}
+	}
+	return 0, false
 }
 
 func (s Situation) tried(step Step) bool {

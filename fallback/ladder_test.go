@@ -42,7 +42,7 @@ func TestLadderOverEveryKind(t *testing.T) {
 			failure.InstanceState: Stop, failure.Config: Stop, failure.Canceled: Stop, failure.Unknown: Stop,
 		},
 		SSMPort: {
-			failure.Refused: SSMShell, failure.AuthRejected: InstanceConnect,
+			failure.Refused: LookInside, failure.SessionEnded: LookInside, failure.AuthRejected: InstanceConnect,
 			failure.Unreachable: Stop, failure.NoBanner: Stop, failure.DNS: Stop, failure.HostKeyChanged: Stop, failure.HostKeyUnknown: Stop,
 			failure.Algorithms: Stop, failure.AWSAuth: Stop, failure.InstanceState: Stop, failure.Config: Stop, failure.Canceled: Stop, failure.Unknown: Stop,
 		},
@@ -78,6 +78,37 @@ func TestLadderOverEveryKind(t *testing.T) {
 	}
 }
 
+// TestLadderSilentPort: an SSM port session that got nothing from the port
+// (the real agent's basic port session ends so when sshd is down, with no
+// ConnectToPortError) leads to a look inside, and only what it finds leads
+// to the shell rung (issue 28).
+func TestLadderSilentPort(t *testing.T) {
+	ended := []Attempt{{Direct, failure.Refused}, {SSMPort, failure.SessionEnded}}
+	tests := []struct {
+		name string
+		s    Situation
+		want Step
+	}{
+		{"ended: look inside first", Situation{Mode: "auto", Instance: true, Tried: ended}, LookInside},
+		{"ConnectToPortError: look inside first", Situation{Mode: "auto", Instance: true, Tried: []Attempt{{SSMPort, failure.Refused}}}, LookInside},
+		{"nothing listens inside: the shell rung", Situation{Mode: "auto", Instance: true, Inside: InsideRefused, Tried: ended}, SSMShell},
+		{"sshd listens inside: not sshd down", Situation{Mode: "auto", Instance: true, Inside: InsideListening, Tried: ended}, Stop},
+		{"sshd listens inside, endpoint ready", Situation{Mode: "auto", Instance: true, Endpoint: true, Inside: InsideListening, Tried: ended}, EICE},
+		{"--fallback=ssm, sshd listens inside", Situation{Mode: "ssm", Instance: true, Endpoint: true, Inside: InsideListening, Tried: []Attempt{{SSMPort, failure.SessionEnded}}}, Stop},
+		{"could not look inside", Situation{Mode: "auto", Instance: true, Endpoint: true, Inside: InsideUnknown, Tried: ended}, Stop},
+		{"--proxy: no shell, no look", Situation{Mode: "auto", Instance: true, Proxy: true, Tried: ended}, Stop},
+		{"forwards: no shell, no look", Situation{Mode: "auto", Instance: true, NeedsSSH: true, Tried: ended}, Stop},
+		{"SSM raced beside a silent dial ended so", Situation{Mode: "auto", Instance: true, Tried: []Attempt{{SSMPort, failure.SessionEnded}, {Direct, failure.Unreachable}}}, LookInside},
+		{"SSM raced, then inside refused", Situation{Mode: "auto", Instance: true, Inside: InsideRefused, Tried: []Attempt{{SSMPort, failure.SessionEnded}, {Direct, failure.Unreachable}}}, SSMShell},
+		{"the shell rung once", Situation{Mode: "auto", Instance: true, Inside: InsideRefused, Tried: append(ended, Attempt{SSMShell, failure.Unknown})}, Stop},
+	}
+	for _, tt := range tests {
+		if got := Next(tt.s); got.Step != tt.want {
+			t.Errorf("%s: Next = %v (%s), want %v", tt.name, got.Step, got.Why, tt.want)
+		}
+	}
+}
+
 func TestLadderLimits(t *testing.T) {
 	tests := []struct {
 		name string
@@ -93,8 +124,8 @@ func TestLadderLimits(t *testing.T) {
 		{"--proxy has no shell rung", Situation{Mode: "auto", Instance: true, Proxy: true, Tried: []Attempt{{Direct, failure.Refused}, {SSMPort, failure.Refused}}}, Stop},
 		{"--proxy has no Instance Connect", Situation{Mode: "auto", Instance: true, Proxy: true, Tried: []Attempt{{Direct, failure.AuthRejected}}}, Stop},
 		{"forwards need SSH", Situation{Mode: "auto", Instance: true, NeedsSSH: true, Tried: []Attempt{{Direct, failure.Refused}, {SSMPort, failure.Refused}}}, Stop},
-		{"the shell rung", Situation{Mode: "auto", Instance: true, Tried: []Attempt{{Direct, failure.Refused}, {SSMPort, failure.Refused}}}, SSMShell},
-		{"--fallback=ssm, refused inside", Situation{Mode: "ssm", Instance: true, Tried: []Attempt{{SSMPort, failure.Refused}}}, SSMShell},
+		{"the shell rung", Situation{Mode: "auto", Instance: true, Inside: InsideRefused, Tried: []Attempt{{Direct, failure.Refused}, {SSMPort, failure.Refused}}}, SSMShell},
+		{"--fallback=ssm, refused inside", Situation{Mode: "ssm", Instance: true, Inside: InsideRefused, Tried: []Attempt{{SSMPort, failure.Refused}}}, SSMShell},
 		// The endpoint: after SSM cannot carry the connection.
 		{"agent offline, endpoint ready", Situation{Mode: "auto", Instance: true, Agent: AgentOffline, Endpoint: true, Tried: []Attempt{{Direct, failure.Unreachable}}}, EICE},
 		{"SSM raced and failed, endpoint ready", Situation{Mode: "auto", Instance: true, Endpoint: true, Tried: []Attempt{{SSMPort, failure.AWSAuth}, {Direct, failure.Unreachable}}}, EICE},
