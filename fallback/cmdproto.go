@@ -42,6 +42,9 @@ import (
 //     and busybox flush once), and Linux serialises whole writes to a tty,
 //     so the two output pumps and the acknowledgements never interleave
 //     inside a frame.
+//   - The terminal is read with dd, not cat: busybox's cat sends a tty
+//     to a pipe with sendfile(2), which on Linux 6 waits for a full
+//     buffer.
 //   - Flow control both ways, so memory stays bounded on both sides:
 //     input records are acknowledged (":A<n>;") only once the command's
 //     stdin has taken them, and the client keeps at most InputWindow bytes
@@ -70,7 +73,7 @@ const (
 	// terminal whatever the command does, so the agent's write to the pty
 	// (which, blocked, would stop its whole data channel) waits only while
 	// the wrapper forks; the pty (20 KiB on Linux 6) and the pipe behind
-	// the wrapper's cat (64 KiB) take the bursts. Upload runs at a window
+	// the wrapper's dd (64 KiB) take the bursts. Upload runs at a window
 	// per round trip.
 	InputWindow = 256 << 10
 	// InputRecords bounds the records in flight: the wrapper spools them
@@ -120,7 +123,7 @@ r() { i=0; while IFS= read -r n; do case $n in
   ''|*[!0-9]*) break ;;
   *) i=$((i+1)); dd bs="$n" count=1 iflag=fullblock of="$d/r$((i % ` + "SLOTS" + `))" 2>/dev/null; echo $i >&8 ;;
   esac; done; }
-cat <&3 | r &
+dd bs=65536 <&3 2>/dev/null | r &
 wait "$c"; s=$?
 wait "$po"; wait "$pe"
 [ -s "$d/w" ] && e W "$(base64 <"$d/w")"
