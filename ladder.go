@@ -59,6 +59,8 @@ type plan struct {
 	needsSSH bool
 
 	tried []fallback.Attempt
+	// inside is what the ladder's LookInside found of the SSH port.
+	inside fallback.Inside
 	// ep is the EC2 Instance Connect Endpoint chosen for the instance.
 	ep       *fallback.TunnelEndpoint
 	epTarget string  // the private address it tunnels to
@@ -103,7 +105,7 @@ func (p *plan) found(t *target) {
 
 func (p *plan) situation() fallback.Situation {
 	s := fallback.Situation{Mode: p.args.Fallback, Instance: p.t != nil, Proxy: p.proxy, NeedsSSH: p.needsSSH, Tried: p.tried,
-		Raceable: p.cfg.ProxyCommand == "" && p.cfg.ProxyJump == ""}
+		Raceable: p.cfg.ProxyCommand == "" && p.cfg.ProxyJump == "", Inside: p.inside}
 	if p.t != nil && p.t.Instance != nil {
 		s.State = string(p.t.Instance.State)
 	}
@@ -157,6 +159,10 @@ func (p *plan) run(ctx context.Context, do rung) (any, fallback.Step, error) {
 		p.env.Debug("debug1: ec2ssh: next: %v (%s)", d.Step, d.Why)
 		if d.Step == fallback.SSMShell {
 			return nil, d.Step, nil
+		}
+		if d.Step == fallback.LookInside {
+			p.inside = p.lookInside(ctx)
+			continue
 		}
 		if d.Step == fallback.Stop {
 			return nil, d.Step, p.fail(ctx)
@@ -419,6 +425,46 @@ func (p *plan) noticeRace(r *race) {
 			r.checks.stop()
 		}
 	}()
+}
+
+// lookInside runs the look inside (preflight.InsideScript, over SSM) to
+// learn whether the agent's connection to the SSH port is refused there,
+// and keeps what it found for the explanation. InsideTimeout bounds it.
+func (p *plan) lookInside(ctx context.Context) fallback.Inside {
+	user := p.cfg.User
+	if p.t.User != "" && !p.cfg.UserSet {
+		user = p.t.User
+	}
+	addr := ""
+	if p.t.Instance != nil {
+		addr = p.t.Instance.PrivateIP
+	}
+	p.env.Debug("debug1: ec2ssh: the SSM port session got nothing from port %d: looking inside %s", p.cfg.Port, p.t.ID)
+	ctx, cancel := context.WithTimeout(ctx, preflight.InsideTimeout)
+	defer cancel()
+	r := &insideRunner{side: p.side}
+	start := time.Now()
+	out, err := r.RunScript(ctx, p.t.ID, preflight.InsideScript, user, strconv.Itoa(p.cfg.Port))
+	if err != nil && len(out) == 0 {
+		p.env.Debug("debug1: ec2ssh: could not look inside: %v", err)
+		return fallback.InsideUnknown
+	}
+	in := preflight.ParseInside(out, user, p.cfg.Port, addr)
+	in.How, in.Took = r.How(), time.Since(start)
+	if p.facts != nil && p.facts.Inside == nil {
+		f := *p.facts
+		f.Inside = in
+		p.facts = &f
+	}
+	state := in.PortState(p.cfg.Port)
+	p.env.Debug("debug1: ec2ssh: inside, port %d is %v (looked in %v)", p.cfg.Port, state, in.Took.Round(time.Millisecond))
+	switch state {
+	case preflight.PortRefused:
+		return fallback.InsideRefused
+	case preflight.PortListening:
+		return fallback.InsideListening
+	}
+	return fallback.InsideUnknown
 }
 
 // ssmConn opens an SSM port session to t's SSH port.

@@ -194,7 +194,7 @@ func run(ctx context.Context, argv []string, stdin, stdout, stderr *os.File) int
 	v, step, err := p.run(ctx, p.connectRung)
 	if step == fallback.SSMShell {
 		wantTTY, _ := (&connect.Session{Command: command}).WantTTY(cfg, isTerminal(stdin))
-		return runSSMShell(ctx, p, command, wantTTY, stdin, stdout, stderr, notes, args.Quiet)
+		return runSSMShell(ctx, p, command, wantTTY, args.NullStdin, stdin, stdout, stderr, notes, args.Quiet)
 	}
 	if err != nil {
 		return report(stderr, err, args.Quiet)

@@ -407,7 +407,7 @@ func probeFromDial(addr string, port int, err error) *preflight.Probe {
 		p.Result = preflight.ProbeNoBanner
 	case failure.AuthRejected, failure.HostKeyChanged, failure.HostKeyUnknown, failure.Algorithms:
 		p.Result, p.Banner = preflight.ProbeOpen, "SSH-2.0 (the handshake began)"
-	case failure.DNS, failure.Canceled, failure.Config, failure.Unknown, failure.AWSAuth, failure.InstanceState:
+	case failure.DNS, failure.Canceled, failure.Config, failure.Unknown, failure.AWSAuth, failure.InstanceState, failure.SessionEnded:
 		return nil
 	}
 	return p
