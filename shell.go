@@ -100,14 +100,14 @@ func runSSMNonInteractive(ctx context.Context, api *fallback.SSM, p *plan, comma
 			return report(stderr, err, quiet)
 		}
 	}
-	cmd, err := api.StartCommand(ctx, p.t.ID, command, false)
+	cmd, err := api.StartCommand(ctx, p.t.ID, command)
 	if err != nil {
 		return report(stderr, err, quiet)
 	}
 	defer cmd.Close()
 	stop := context.AfterFunc(ctx, func() { cmd.Close() })
 	defer stop()
-	code, err := cmd.Run(nil, stdout, stderr)
+	code, err := cmd.Run(stdout, stderr)
 	if ctx.Err() != nil {
 		return connect.ExitSignal
 	}
