@@ -6,7 +6,6 @@ import (
 	"crypto/rand"
 	"crypto/sha256"
 	"encoding/hex"
-	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -254,4 +253,22 @@ func TestTerminalExitStatus(t *testing.T) {
 	}
 }
 
-var _ = errors.New
+
+// TestStreamWithKMS: with KMS encryption on, InteractiveCommands has its
+// handshake after all (sessionplugin.go: RequireHandshake or encryption),
+// and the command path works through it.
+func TestStreamWithKMS(t *testing.T) {
+	keys := newFakeKMS()
+	api, _ := standIn(t, lab.SSMOptions{KMSKeyID: "alias/session-key", KMS: keys})
+	api.KMS = keys
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	in := awkward()
+	code, out, _, err := runStream(t, api, ctx, "cat; exit 6", bytes.NewReader(in))
+	if err != nil || code != 6 || !bytes.Equal(out, in) {
+		t.Errorf("encrypted: exit %d (%v), stdout %q; want 6 and the input", code, err, out)
+	}
+	if len(keys.keys) == 0 {
+		t.Errorf("no data key was made: the session was not encrypted")
+	}
+}
