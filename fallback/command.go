@@ -11,6 +11,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
@@ -377,15 +378,31 @@ func (t *Terminal) Run(ctx context.Context, stdin io.Reader, stdout io.Writer) (
 	defer t.ch.abort()
 	stop := context.AfterFunc(ctx, func() { t.ch.abort() })
 	defer stop()
+	f := &markFilter{w: stdout, nonce: t.nonce, started: make(chan struct{})}
+	// The script's first sequence comes a second after the start; a
+	// terminal silent for ReadyTimeout is not coming (and the input held
+	// for it would wait for ever).
+	var late atomic.Bool
+	timer := time.AfterFunc(ReadyTimeout, func() {
+		select {
+		case <-f.started:
+		default:
+			late.Store(true)
+			t.ch.abort()
+		}
+	})
+	defer timer.Stop()
 	go io.Copy(t.ch, stdin)
-	f := &markFilter{w: stdout, nonce: t.nonce}
 	_, err := io.Copy(f, t.ch)
 	f.flush()
-	if ctx.Err() != nil {
+	switch {
+	case ctx.Err() != nil:
 		return 255, &failure.Error{Kind: failure.Canceled, Msg: "interrupted", Err: context.Cause(ctx)}
-	}
-	if f.found {
+	case f.found:
 		return f.code, nil
+	case late.Load():
+		return 255, &failure.Error{Kind: failure.Unreachable, Msg: fmt.Sprintf("the terminal did not start on the instance in %v", ReadyTimeout),
+			Hint: "the SSM agent may be overloaded; try again"}
 	}
 	return 255, sessionEnd(err)
 }
@@ -394,11 +411,12 @@ func (t *Terminal) Run(ctx context.Context, stdin io.Reader, stdout io.Writer) (
 // two private sequences (OSC 777 ec2ssh-ready and ec2ssh-exit with the
 // nonce) and reading the status from the second.
 type markFilter struct {
-	w     io.Writer
-	nonce string
-	held  []byte
-	found bool
-	code  int
+	w       io.Writer
+	nonce   string
+	held    []byte
+	found   bool
+	code    int
+	started chan struct{} // closed at the first output
 }
 
 const markPrefix = "\x1b]777;ec2ssh-"
@@ -407,6 +425,13 @@ const markPrefix = "\x1b]777;ec2ssh-"
 const maxMark = 96
 
 func (f *markFilter) Write(p []byte) (int, error) {
+	if f.started != nil && len(p) > 0 {
+		select {
+		case <-f.started:
+		default:
+			close(f.started)
+		}
+	}
 	buf := append(f.held, p...)
 	f.held = nil
 	var out []byte

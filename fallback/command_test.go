@@ -253,7 +253,6 @@ func TestTerminalExitStatus(t *testing.T) {
 	}
 }
 
-
 // TestStreamWithKMS: with KMS encryption on, InteractiveCommands has its
 // handshake after all (sessionplugin.go: RequireHandshake or encryption),
 // and the command path works through it.
