@@ -271,3 +271,49 @@ func TestStreamWithKMS(t *testing.T) {
 		t.Errorf("no data key was made: the session was not encrypted")
 	}
 }
+
+// TestStreamOutputBackpressure: a reader that stops stops the command on
+// the instance within a bounded amount of output (credit, not buffers
+// that grow): a 1 GiB stream costs no more memory than a small one.
+func TestStreamOutputBackpressure(t *testing.T) {
+	api, _ := standIn(t, lab.SSMOptions{})
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	counter := filepath.Join(t.TempDir(), "chunks")
+	// 64 KiB at a time, counting, for ever.
+	st, err := api.StartStream(ctx, testInstance, fmt.Sprintf(`i=0; while :; do head -c 65536 /dev/zero; i=$((i+1)); echo $i > %s; done`, counter))
+	if err != nil {
+		t.Fatal(err)
+	}
+	release := make(chan struct{})
+	var got int64
+	var mu sync.Mutex
+	w := writerFunc(func(p []byte) (int, error) {
+		<-release
+		mu.Lock()
+		got += int64(len(p))
+		mu.Unlock()
+		return len(p), nil
+	})
+	done := make(chan struct{})
+	go func() { st.Run(ctx, nil, w, io.Discard); close(done) }()
+	chunks := func() int {
+		b, _ := os.ReadFile(counter)
+		n, _ := strconv.Atoi(strings.TrimSpace(string(b)))
+		return n
+	}
+	time.Sleep(4 * time.Second)
+	stalled := chunks()
+	time.Sleep(2 * time.Second)
+	if later := chunks(); later != stalled || stalled > 24 {
+		t.Errorf("with stdout not taken, the command went from %d to %d chunks of 64 KiB: not held back", stalled, later)
+	}
+	close(release)
+	time.Sleep(3 * time.Second)
+	if after := chunks(); after <= stalled+4 {
+		t.Errorf("after stdout was taken again the command went from %d to only %d chunks", stalled, after)
+	}
+	cancel()
+	<-done
+	t.Logf("held at %d chunks (%d KiB) while stdout waited", stalled, stalled*64)
+}
