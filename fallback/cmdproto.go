@@ -37,6 +37,13 @@ import (
 //     Debian, minimal ones included; od would triple the bytes), and the
 //     agent's output path (1 KiB reads, a 1 ms pause) is the bottleneck
 //     anyway: 3/4 of it carries payload.
+//   - Each output pump keeps two writers queued on the pty, so that one
+//     is always ready when the agent has read the other's frame: the pty
+//     holds only 20 KiB, and a pump that forked its next writer only then
+//     left the agent's reads idle (three quarters of the time on a busy
+//     machine). Two writers may reach the pty in either order, so O and E
+//     frames carry their number in the stream, and the client puts them
+//     back in order.
 //   - Each frame reaches the pty in one write(2) (dd iflag=fullblock from a
 //     pipe; an acknowledgement's few bytes in one printf, which dash, bash
 //     and busybox flush once), and Linux serialises whole writes to a tty,
@@ -79,7 +86,7 @@ const (
 	// InputRecords bounds the records in flight: the wrapper spools them
 	// in that many slots.
 	InputRecords = 64
-	// OutputCredit is how many output frames (48 KiB each at most) per
+	// OutputCredit is how many output frames (64 KiB each at most) per
 	// stream may be unacknowledged by the client.
 	OutputCredit = 4
 )
@@ -105,9 +112,14 @@ unset TERM
 cd "${HOME:-/}" 2>/dev/null || cd /
 e R "$N"
 k=0; while [ $k -lt ` + "CREDIT" + ` ]; do echo >&6; echo >&7; k=$((k+1)); done
-p() { while read -r _ <&"$2" && c=$(dd bs=49152 count=1 2>/dev/null | base64) && [ -n "$c" ]; do e "$1" "$c"; done; }
-p O 6 <"$d/o" 3<&- & po=$!
-p E 7 <"$d/e" 3<&- & pe=$!
+p() { i=0; a=; b=
+  while read -r _ <&"$2"; do f="$3.$((i % 3))"
+    dd bs=65536 count=1 2>/dev/null | base64 >"$f"; [ -s "$f" ] || break
+    [ -z "$a" ] || wait "$a"
+    { printf ':%s%d ' "$1" "$i"; cat "$f"; printf ';'; } | dd bs=262144 iflag=fullblock 2>/dev/null >&4 &
+    a=$b; b=$!; i=$((i+1)); done; wait; }
+p O 6 "$d/po" <"$d/o" 3<&- & po=$!
+p E 7 "$d/pe" <"$d/e" 3<&- & pe=$!
 setsid "$S" -c "$C" <"$d/i" >"$d/o" 2>"$d/e" 3<&- 4>&- 6>&- 7>&- 8>&- & c=$!
 ( trap 'kill -s HUP -- "-$c" 2>/dev/null; rm -rf "$d"; exit 0' HUP
   while :; do sleep 3600 & wait $!; done ) </dev/null >/dev/null 2>&1 3<&- 4>&- 6>&- 7>&- 8>&- & g=$!
@@ -160,6 +172,10 @@ func creditRecord(stream byte) []byte { return []byte{'c', stream, '\n'} }
 
 // Output frames.
 
+// maxAheadFrames bounds the frames of one stream held for reordering: the
+// wrapper has two writers per stream.
+const maxAheadFrames = 4
+
 // event is one thing the wrapper said.
 type event struct {
 	kind byte   // 'R' ready, 'O'/'E' data, 'o'/'e' end of an O/E frame, 'A', 'X', 'W', 'M', 'F'
@@ -190,8 +206,20 @@ type frameParser struct {
 	quad     [4]byte
 	nq       int
 	padded   bool
-	text     []byte // A, X, W
-	consumed int64  // bytes fed, for errors
+	text     []byte // A, X, W; the number of an O or E frame
+	numbered bool   // an O or E frame's number has been read
+	seq      int64  // the frame's number
+	next     [2]int64
+	ahead    [2]map[int64][]byte // frames that came before their turn
+	aheadBuf []byte              // the frame in progress, when it is ahead
+	consumed int64               // bytes fed, for errors
+}
+
+func streamIndex(kind byte) int {
+	if kind == 'E' {
+		return 1
+	}
+	return 0
 }
 
 func newFrameParser(nonce string) *frameParser { return &frameParser{nonce: nonce} }
@@ -224,7 +252,7 @@ func (p *frameParser) feed(b []byte, emit func(event) error) error {
 		if !p.inFrame {
 			switch c {
 			case ':':
-				p.inFrame, p.kind, p.nq, p.padded, p.text = true, 0, 0, false, p.text[:0]
+				p.inFrame, p.kind, p.nq, p.padded, p.text, p.numbered, p.aheadBuf = true, 0, 0, false, p.text[:0], false, nil
 			case '\r', '\n':
 			default:
 				return p.garbled(c)
@@ -249,6 +277,25 @@ func (p *frameParser) feed(b []byte, emit func(event) error) error {
 		}
 		switch p.kind {
 		case 'O', 'E':
+			if !p.numbered {
+				switch {
+				case c >= '0' && c <= '9' && len(p.text) < 18:
+					p.text = append(p.text, c)
+					continue
+				case c == ' ' && len(p.text) > 0:
+					p.seq, _ = strconv.ParseInt(string(p.text), 10, 64)
+					p.numbered = true
+					st := streamIndex(p.kind)
+					if p.seq < p.next[st] || p.seq >= p.next[st]+maxAheadFrames || p.ahead[st][p.seq] != nil {
+						return fmt.Errorf("%w: %c frame %d when %d is next", errGarbled, p.kind, p.seq, p.next[st])
+					}
+					if p.seq > p.next[st] {
+						p.aheadBuf = []byte{}
+					}
+					continue
+				}
+				return p.garbled(c)
+			}
 			// Decode what is complete, in one run up to the next byte that
 			// is not base64.
 			j := i
@@ -267,7 +314,9 @@ func (p *frameParser) feed(b []byte, emit func(event) error) error {
 			}
 			p.consumed += int64(j - i - 1)
 			i = j - 1
-			if len(out) > 0 {
+			if p.aheadBuf != nil {
+				p.aheadBuf = append(p.aheadBuf, out...)
+			} else if len(out) > 0 {
 				if err := emit(event{kind: p.kind, data: out}); err != nil {
 					return err
 				}
@@ -329,10 +378,38 @@ func (p *frameParser) end(emit func(event) error) error {
 	case 0:
 		return p.garbled(';')
 	case 'O', 'E':
-		if p.nq != 0 {
-			return fmt.Errorf("%w: a frame ends inside a base64 quad at %d", errGarbled, p.consumed)
+		if p.nq != 0 || !p.numbered {
+			return fmt.Errorf("%w: a frame ends inside a base64 quad, or before its number, at %d", errGarbled, p.consumed)
 		}
-		return emit(event{kind: p.kind + ('a' - 'A')})
+		st := streamIndex(p.kind)
+		if p.aheadBuf != nil {
+			if p.ahead[st] == nil {
+				p.ahead[st] = map[int64][]byte{}
+			}
+			p.ahead[st][p.seq] = p.aheadBuf
+			p.aheadBuf = nil
+			return nil
+		}
+		end := p.kind + ('a' - 'A')
+		if err := emit(event{kind: end}); err != nil {
+			return err
+		}
+		// Its successors that came first go now, in order.
+		for p.next[st]++; ; p.next[st]++ {
+			b, ok := p.ahead[st][p.next[st]]
+			if !ok {
+				return nil
+			}
+			delete(p.ahead[st], p.next[st])
+			if len(b) > 0 {
+				if err := emit(event{kind: p.kind, data: b}); err != nil {
+					return err
+				}
+			}
+			if err := emit(event{kind: end}); err != nil {
+				return err
+			}
+		}
 	case 'W':
 		b, err := base64.StdEncoding.DecodeString(string(p.text))
 		if err != nil {

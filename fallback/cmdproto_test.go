@@ -11,12 +11,16 @@ import (
 	"testing"
 )
 
-// wrapperFrame is an O, E or W frame as the wrapper writes it: base64(1)
-// wraps its lines at 76 characters.
-func wrapperFrame(kind byte, p []byte) string {
+// wrapperFrame is an O or E frame (numbered seq in its stream) or a W
+// frame (seq < 0) as the wrapper writes it: base64(1) wraps its lines at
+// 76 characters.
+func wrapperFrame(kind byte, seq int, p []byte) string {
 	enc := base64.StdEncoding.EncodeToString(p)
 	var b strings.Builder
 	b.WriteString(":" + string(kind))
+	if seq >= 0 {
+		b.WriteString(fmt.Sprintf("%d ", seq))
+	}
 	for len(enc) > 76 {
 		b.WriteString(enc[:76] + "\n")
 		enc = enc[76:]
@@ -95,8 +99,8 @@ func TestFrameParserEveryByte(t *testing.T) {
 	// Shifted twice, so that each value lands on each of a quad's bytes.
 	all = append(all, all[1:]...)
 	all = append(all, all[2:258]...)
-	stream := "junk before :R" + "n0nce;" + wrapperFrame('O', all) + "\r\n" + wrapperFrame('E', all[:7]) + wrapperFrame('O', []byte("\xef\xbf\xbd")) +
-		wrapperFrame('O', nil) + ":A1;:A2;" + wrapperFrame('W', []byte("dd: oops\n")) + ":X5;"
+	stream := "junk before :R" + "n0nce;" + wrapperFrame('O', 0, all) + "\r\n" + wrapperFrame('E', 0, all[:7]) + wrapperFrame('O', 1, []byte("\xef\xbf\xbd")) +
+		wrapperFrame('O', 2, nil) + ":A1;:A2;" + wrapperFrame('W', -1, []byte("dd: oops\n")) + ":X5;"
 	for _, n := range []int{1, 2, 3, 4, 5, 7, 76, 77, 1023, 1024, len(stream)} {
 		c, err := parseAll(t, "n0nce", splits(stream, n))
 		if err != nil {
@@ -107,6 +111,20 @@ func TestFrameParserEveryByte(t *testing.T) {
 			fmt.Sprint(c.acks) != "[1 2]" || fmt.Sprint(c.exit) != "[5]" || c.warn != "dd: oops\n" {
 			t.Errorf("chunks of %d: ready %v, %d bytes of stdout (want %d), stderr %q, ends %d/%d, acks %v, exit %v, warn %q",
 				n, c.ready, len(c.stdout), len(wantOut), c.stderr, c.oEnds, c.eEnds, c.acks, c.exit, c.warn)
+		}
+	}
+}
+
+// TestFrameParserReorders: a stream's frames may reach the terminal in
+// either order (two writers per stream); they leave in order, each with
+// its end, and the other stream is not held up.
+func TestFrameParserReorders(t *testing.T) {
+	stream := ":Rn;" + wrapperFrame('O', 1, []byte("second ")) + wrapperFrame('E', 0, []byte("err")) + wrapperFrame('O', 0, []byte("first ")) +
+		wrapperFrame('O', 3, []byte("fourth")) + wrapperFrame('O', 2, []byte("third ")) + ":X0;"
+	for _, n := range []int{1, 5, len(stream)} {
+		c, err := parseAll(t, "n", splits(stream, n))
+		if err != nil || string(c.stdout) != "first second third fourth" || string(c.stderr) != "err" || c.oEnds != 4 || c.eEnds != 1 {
+			t.Errorf("chunks of %d: stdout %q, stderr %q, ends %d/%d, %v", n, c.stdout, c.stderr, c.oEnds, c.eEnds, err)
 		}
 	}
 }
@@ -142,7 +160,7 @@ func TestFrameParserPreamble(t *testing.T) {
 // TestFrameParserEarlyEnd: a stream cut anywhere stops short of the exit
 // status without inventing one, and what was whole is delivered.
 func TestFrameParserEarlyEnd(t *testing.T) {
-	stream := ":Rn;" + wrapperFrame('O', []byte("hello, world")) + ":X0;"
+	stream := ":Rn;" + wrapperFrame('O', 0, []byte("hello, world")) + ":X0;"
 	for cut := 0; cut < len(stream); cut++ {
 		c, err := parseAll(t, "n", [][]byte{[]byte(stream[:cut])})
 		if err != nil {
@@ -160,8 +178,9 @@ func TestFrameParserEarlyEnd(t *testing.T) {
 // TestFrameParserGarbled: anything but frames after the ready frame is an
 // error, never output.
 func TestFrameParserGarbled(t *testing.T) {
-	for _, tail := range []string{"x", ":Q;", ":O@@@@;", ":Oab;", ":OYQ==YQ==;", ":A1x;", ":X;", ";", ":O" + "\xef\xbf\xbd" + ";",
-		":A" + strings.Repeat("9", 30) + ";"} {
+	for _, tail := range []string{"x", ":Q;", ":O0 @@@@;", ":O0 ab;", ":O0 YQ==YQ==;", ":A1x;", ":X;", ";", ":O0 " + "\xef\xbf\xbd" + ";",
+		":A" + strings.Repeat("9", 30) + ";", ":OYQ==;", ":O0YQ==;", ":O;", ":O1 YQ==;:O1 YQ==;", ":O9 YQ==;",
+		":O0 YQ==;:O0 YQ==;"} {
 		_, err := parseAll(t, "n", [][]byte{[]byte(":Rn;" + tail)})
 		if !errors.Is(err, errGarbled) {
 			t.Errorf("%q: err = %v, want errGarbled", tail, err)
@@ -175,7 +194,7 @@ func TestFrameParserCancel(t *testing.T) {
 	p := newFrameParser("n")
 	stop := errors.New("stdout closed")
 	var got int
-	err := p.feed([]byte(":Rn;"+wrapperFrame('O', []byte("a"))+wrapperFrame('O', []byte("b"))+":X0;"), func(ev event) error {
+	err := p.feed([]byte(":Rn;"+wrapperFrame('O', 0, []byte("a"))+wrapperFrame('O', 1, []byte("b"))+":X0;"), func(ev event) error {
 		if ev.kind == 'O' {
 			got++
 			return stop
