@@ -191,10 +191,10 @@ func TestSSMShellOnATerminal(t *testing.T) {
 	envs := strings.Join(world.AWSEnv(), " ")
 	s.send(fmt.Sprintf("env %s XDG_CACHE_HOME=%s %s -F %s sshd-stopped", envs, t.TempDir(), bin, ec2Cfg))
 	s.enter()
-	s.waitFor("ssm$", 15*time.Second)
+	// The login shell's own prompt; what is typed before it waits for it.
 	s.send("echo shell-$((20+22)); tty")
 	s.enter()
-	s.waitFor("shell-42", 5*time.Second)
+	s.waitFor("shell-42", 20*time.Second)
 	s.waitFor("/dev/pts/", 5*time.Second)
 	s.run("resize-window", "-t", s.name, "-x", "111", "-y", "33")
 	time.Sleep(300 * time.Millisecond)

@@ -29,11 +29,17 @@ const (
 	InstanceState              // the instance is not running
 	Config                     // bad command line, ssh_config or destination
 	Canceled                   // the user or a deadline stopped it
+	// SessionEnded: an SSM port session ended before the port sent a byte.
+	// The agent's basic port session (AWS-StartSSHSession) ends so, with
+	// no ConnectToPortError, when its dial to the port is refused; a
+	// server that hangs up at once looks the same. Only a look inside the
+	// instance tells which (fallback.Next's LookInside).
+	SessionEnded
 )
 
 // Kinds lists every Kind, for tests that must cover them all.
 var Kinds = []Kind{Unknown, DNS, Refused, Unreachable, NoBanner, HostKeyUnknown,
-	HostKeyChanged, AuthRejected, Algorithms, AWSAuth, InstanceState, Config, Canceled}
+	HostKeyChanged, AuthRejected, Algorithms, AWSAuth, InstanceState, Config, Canceled, SessionEnded}
 
 var names = map[Kind]string{
 	Unknown:        "Unknown",
@@ -49,6 +55,7 @@ var names = map[Kind]string{
 	InstanceState:  "InstanceState",
 	Config:         "Config",
 	Canceled:       "Canceled",
+	SessionEnded:   "SessionEnded",
 }
 
 func (k Kind) String() string {

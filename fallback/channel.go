@@ -102,6 +102,14 @@ type Options struct {
 	Debug func(format string, a ...any)
 	// AckTimeout overrides the package's AckTimeout when set.
 	AckTimeout time.Duration
+	// HandshakeOptional is for the session types whose agent starts no
+	// handshake unless KMS encryption is on (InteractiveCommands,
+	// Standard_Stream: sessionplugin.go's RequireHandshake): OpenChannel
+	// returns once the data channel is open, and input waits until the
+	// agent's first frame shows which it is (a HandshakeRequest, or
+	// output), as the stock plugin's ProcessFirstMessage decides. Whoever
+	// waits for that first frame bounds the wait.
+	HandshakeOptional bool
 }
 
 // Channel is an SSM session's data channel as a byte stream: it satisfies
@@ -150,7 +158,9 @@ type Channel struct {
 	dlTimer     *time.Timer
 	crypto      *sessionKeys
 	exitCode    *int
-	resumes     int // resumes since the last progress
+	asked       bool // a HandshakeRequest came
+	typed       bool // HandshakeOptional: the first frame said whether a handshake comes
+	resumes     int  // resumes since the last progress
 	stats       Stats
 
 	done chan struct{}
@@ -181,6 +191,9 @@ func OpenChannel(ctx context.Context, api Resumer, ep Endpoint, opts Options) (*
 	}
 	go c.readLoop(c.ws)
 	go c.retransmitLoop()
+	if opts.HandshakeOptional {
+		return c, nil
+	}
 	timer := time.NewTimer(HandshakeTimeout)
 	defer timer.Stop()
 	select {
@@ -313,6 +326,15 @@ func (c *Channel) handle(f *Frame) {
 		var cc ChannelClosed
 		json.Unmarshal(f.Payload, &cc)
 		c.mu.Lock()
+		if c.readErr == nil && c.opts.HoldInput && !c.gotOutput && len(c.ahead) == 0 {
+			// The server speaks first (SSH), and the port sent nothing: the
+			// agent's basic port session ends so when it cannot connect
+			// to the port (it sends no ConnectToPortError), and so does a
+			// server that hangs up at once. Which one, only a look inside
+			// can tell.
+			c.readErr = &failure.Error{Kind: failure.SessionEnded, Msg: "the SSM port session ended before the port on the instance sent anything",
+				Hint: "sshd may be down on the instance; ec2ssh --diagnose looks inside"}
+		}
 		if c.readErr == nil {
 			c.readErr = io.EOF
 			if out := strings.TrimSpace(cc.Output); out != "" && len(c.ahead) == 0 {
@@ -435,9 +457,21 @@ func (c *Channel) deliver(f *Frame, kmsResult *kmsOutcome) []func() {
 		default:
 			close(c.handshook)
 		}
+		if c.opts.HandshakeOptional && !c.typed {
+			// The agent marks its handshake done only after sending this
+			// (see SettleDelay).
+			c.typed = true
+			c.holdUntil = time.Now().Add(SettleDelay)
+			time.AfterFunc(SettleDelay, c.wake)
+			c.cond.Broadcast()
+		}
 	case EncChallengeRequest:
 		return c.challengeResponse(payload)
 	case Output:
+		if c.opts.HandshakeOptional && !c.asked && !c.typed {
+			c.typed = true // output first: no handshake in this session
+			c.cond.Broadcast()
+		}
 		if len(payload) > 0 {
 			c.readBuf = append(c.readBuf, payload...)
 			c.gotOutput = true
@@ -492,6 +526,7 @@ func (c *Channel) handshakeResponse(f *Frame, kmsResult *kmsOutcome) []func() {
 		return nil
 	}
 	c.AgentVer = req.AgentVersion
+	c.asked = true
 	var processed []ProcessedClientAction
 	for _, a := range req.RequestedClientActions {
 		pa := ProcessedClientAction{ActionType: a.ActionType, ActionStatus: ActionSuccess}
@@ -786,6 +821,9 @@ func (c *Channel) mustWait(ptype PayloadType) bool {
 		return false
 	}
 	if len(c.unacked) >= Window || c.paused {
+		return true
+	}
+	if c.opts.HandshakeOptional && !c.typed {
 		return true
 	}
 	if !time.Now().Before(c.holdUntil) {

@@ -191,14 +191,34 @@ func (s Situation) endpointOr(why string) Decision {
 func (s Situation) afterDirect(last Attempt) Decision {
 	switch last.Kind {
 	case failure.Unreachable, failure.Refused, failure.NoBanner, failure.DNS:
+		if a, ok := s.lastOver(SSMPort); ok && silentPort(a.Kind) {
+			// SSM raced beside it and got nothing from the port.
+			return s.afterSSM(a)
+		}
 		return s.portUnreachable("the SSH port cannot be reached")
 	case failure.AuthRejected:
 		return s.instanceConnect(last)
 	case failure.HostKeyChanged, failure.HostKeyUnknown, failure.Algorithms, failure.AWSAuth, failure.InstanceState,
-		failure.Config, failure.Canceled, failure.Unknown:
+		failure.Config, failure.Canceled, failure.Unknown, failure.SessionEnded:
 		return stop(last.Kind.String() + " is not a transport problem")
 	}
 	return stop("undecided")
+}
+
+// silentPort: an SSM port session that got nothing from the port — the
+// agent's basic port session (AWS-StartSSHSession's) ends without a word
+// when its dial to the port is refused (SessionEnded); a server that hangs
+// up at once (NoBanner).
+func silentPort(k failure.Kind) bool { return k == failure.SessionEnded || k == failure.NoBanner }
+
+// lastOver is the last attempt that ran over step.
+func (s Situation) lastOver(step Step) (Attempt, bool) {
+	for i := len(s.Tried) - 1; i >= 0; i-- {
+		if s.Tried[i].Carrier() == step {
+			return s.Tried[i], true
+		}
+	}
+	return Attempt{}, false
 }
 
 // sshdDown is the last rung, when sshd refuses on the instance itself.
@@ -218,7 +238,7 @@ func (s Situation) afterSSM(last Attempt) Decision {
 		// The agent could not connect to the port from inside (the
 		// multiplexed port plugin says so with ConnectToPortError).
 		return s.sshdDown()
-	case failure.NoBanner:
+	case failure.NoBanner, failure.SessionEnded:
 		// The agent's basic port session (AWS-StartSSHSession) ends
 		// without a word when its dial to the port is refused: only the
 		// instance itself can say whether sshd is down.
@@ -260,7 +280,7 @@ func (s Situation) afterEICE(last Attempt) Decision {
 		}
 		return stop("through the endpoint: sshd is down")
 	case failure.Unreachable, failure.DNS, failure.HostKeyChanged, failure.HostKeyUnknown, failure.Algorithms,
-		failure.AWSAuth, failure.InstanceState, failure.Config, failure.Canceled, failure.Unknown:
+		failure.AWSAuth, failure.InstanceState, failure.Config, failure.Canceled, failure.Unknown, failure.SessionEnded:
 		return stop("through the endpoint: " + last.Kind.String())
 	}
 	return stop("undecided")

@@ -47,21 +47,21 @@ func TestLadderOverEveryKind(t *testing.T) {
 			failure.Unreachable: SSMPort, failure.Refused: SSMPort, failure.NoBanner: SSMPort, failure.DNS: SSMPort,
 			failure.AuthRejected:   InstanceConnect,
 			failure.HostKeyChanged: Stop, failure.HostKeyUnknown: Stop, failure.Algorithms: Stop, failure.AWSAuth: Stop,
-			failure.InstanceState: Stop, failure.Config: Stop, failure.Canceled: Stop, failure.Unknown: Stop,
+			failure.InstanceState: Stop, failure.Config: Stop, failure.Canceled: Stop, failure.Unknown: Stop, failure.SessionEnded: Stop,
 		},
 		SSMPort: {
 			failure.Refused: SSMShell, failure.AuthRejected: InstanceConnect,
 			// The real agent's basic port session ends without a word when
 			// sshd refuses: the instance is asked.
-			failure.NoBanner: LookInside,
+			failure.NoBanner: LookInside, failure.SessionEnded: LookInside,
 			// The agent's handshake race: one more session.
 			failure.Unknown:     SSMPort,
 			failure.Unreachable: Stop, failure.DNS: Stop, failure.HostKeyChanged: Stop, failure.HostKeyUnknown: Stop,
 			failure.Algorithms: Stop, failure.AWSAuth: Stop, failure.InstanceState: Stop, failure.Config: Stop, failure.Canceled: Stop,
 		},
 		InstanceConnect: { // over SSM, after its keys were refused
-			failure.Refused:     SSMShell,
-			failure.NoBanner:    LookInside,
+			failure.Refused:  SSMShell,
+			failure.NoBanner: LookInside, failure.SessionEnded: LookInside,
 			failure.Unreachable: Stop, failure.DNS: Stop, failure.AuthRejected: Stop, failure.HostKeyChanged: Stop,
 			failure.HostKeyUnknown: Stop, failure.Algorithms: Stop, failure.AWSAuth: Stop, failure.InstanceState: Stop, failure.Config: Stop,
 			failure.Canceled: Stop, failure.Unknown: InstanceConnect, // the handshake race again: the same key once more
@@ -144,6 +144,10 @@ func TestLadderLimits(t *testing.T) {
 			State: preflight.StateRunning, Tried: []Attempt{{Step: Direct, Kind: failure.InstanceState}}}, Direct},
 		{"found pending after the dial: waited for", Situation{Mode: connect.ModeAuto, Instance: true, State: preflight.StatePending,
 			Tried: []Attempt{{Step: Direct, Kind: failure.InstanceState}}}, WaitRunning},
+		{"SSM raced beside a silent dial, its session ended: look inside", Situation{Mode: connect.ModeAuto, Instance: true,
+			Tried: []Attempt{{Step: SSMPort, Kind: failure.SessionEnded}, {Step: Direct, Kind: failure.Unreachable}}}, LookInside},
+		{"... and sshd is down inside: the shell rung", Situation{Mode: connect.ModeAuto, Instance: true, Looked: true, Inside: InsideRefuses,
+			Tried: []Attempt{{Step: SSMPort, Kind: failure.SessionEnded}, {Step: Direct, Kind: failure.Unreachable}}}, SSMShell},
 		{"no endpoint, nothing more", Situation{Mode: connect.ModeAuto, Instance: true, Agent: AgentOffline, Tried: []Attempt{{Step: Direct, Kind: failure.Unreachable}}}, Stop},
 	}
 	for _, tt := range tests {

@@ -9,7 +9,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"strconv"
 	"strings"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
@@ -19,63 +18,43 @@ import (
 )
 
 // The AWS-managed session documents the last rung uses. What the agent
-// does with each (amazon-ssm-agent, agent/session/shell) decides how a
-// command is wrapped:
+// does with each (amazon-ssm-agent, agent/session/shell; SSM-DATA-CHANNEL.md)
+// decides how a command is wrapped:
 //   - NonInteractiveCommands (AWS-StartNonInteractiveCommand): the command
 //     is split like a shell word list and executed without a shell; stdout
 //     and stderr go to one file that is sent only after the command ends;
 //     there is no stdin and, without the separateOutputStream property
-//     (which the AWS document does not set), no exit status.
+//     (which the AWS document does not set), no exit status. The look
+//     inside uses it (read-only, no input), and so does a command on an
+//     image without the command wrapper's tools.
 //   - InteractiveCommands (AWS-StartInteractiveCommand): "sh -c COMMAND"
-//     on a terminal: output streams, input works, stdout and stderr are
-//     one, and there is no exit status either.
-//   - Standard_Stream (the account's default document): a shell on a
-//     terminal.
+//     on a terminal, with no handshake unless KMS is on: output streams,
+//     input works, and nothing else is kept; the command wrapper
+//     (cmdproto.go) and the terminal script (command.go) restore the rest.
 const (
 	CommandDocument     = "AWS-StartNonInteractiveCommand"
 	InteractiveDocument = "AWS-StartInteractiveCommand"
 )
 
-// StartShell starts an interactive shell session (the account's default
-// session document, a Standard_Stream on a terminal).
-func (s *SSM) StartShell(ctx context.Context, instanceID string) (*Channel, error) {
-	ep, err := s.start(ctx, &ssm.StartSessionInput{Target: aws.String(instanceID)})
-	if err != nil {
-		return nil, err
-	}
-	return OpenChannel(ctx, s, ep, s.options(instanceID, false))
-}
-
-// Command is a command run on an instance through SSM, with its stdout,
-// stderr and exit status kept as ssh(1) keeps them.
+// Command is a command run on an instance under
+// AWS-StartNonInteractiveCommand, with its stdout, stderr and exit status
+// kept apart by a small script: no stdin, its output when it ends.
 type Command struct {
 	*Channel
-	tty    bool
 	marker string
 }
 
-// StartCommand runs command on the instance. Without a terminal it runs
-// under AWS-StartNonInteractiveCommand inside a small sh script that keeps
+// StartCommand runs command on the instance under
+// AWS-StartNonInteractiveCommand inside a small sh script that keeps
 // stdout and stderr apart and reports the exit status (the agent gives
 // neither); the command reads no input, and its output arrives when it
-// ends. With a terminal it runs under AWS-StartInteractiveCommand, whose
-// output streams and whose input is the terminal's; the status comes back
-// in a private escape sequence that Run takes out of the output.
-func (s *SSM) StartCommand(ctx context.Context, instanceID, command string, tty bool) (*Command, error) {
+// ends.
+func (s *SSM) StartCommand(ctx context.Context, instanceID, command string) (*Command, error) {
 	nonce := make([]byte, 8)
 	rand.Read(nonce)
-	c := &Command{tty: tty}
-	var in *ssm.StartSessionInput
-	if tty {
-		c.marker = "\x1b]777;ec2ssh-exit;" + hex.EncodeToString(nonce) + ";"
-		wrapped := `"${SHELL:-/bin/sh}" -c ` + shQuote(command) + `; printf '\033]777;ec2ssh-exit;%s;%d\007' ` + hex.EncodeToString(nonce) + ` "$?"`
-		in = &ssm.StartSessionInput{Target: aws.String(instanceID), DocumentName: aws.String(InteractiveDocument),
-			Parameters: map[string][]string{"command": {wrapped}}}
-	} else {
-		c.marker = "EC2SSH-RESULT-" + hex.EncodeToString(nonce)
-		in = &ssm.StartSessionInput{Target: aws.String(instanceID), DocumentName: aws.String(CommandDocument),
-			Parameters: map[string][]string{"command": {NonInteractiveWrapper(c.marker, command)}}}
-	}
+	c := &Command{marker: "EC2SSH-RESULT-" + hex.EncodeToString(nonce)}
+	in := &ssm.StartSessionInput{Target: aws.String(instanceID), DocumentName: aws.String(CommandDocument),
+		Parameters: map[string][]string{"command": {NonInteractiveWrapper(c.marker, command)}}}
 	ep, err := s.start(ctx, in)
 	if err != nil {
 		return nil, err
@@ -113,20 +92,10 @@ func shQuote(s string) string {
 }
 
 // Run copies the command's output to stdout and stderr and returns its exit
-// status. With a terminal, stdin is copied to the command as it is typed.
-// A status that never came (the session ended first) is 255, as ssh(1)
-// reports a remote side that ended abnormally.
-func (c *Command) Run(stdin io.Reader, stdout, stderr io.Writer) (int, error) {
-	if c.tty {
-		go io.Copy(c.Channel, stdin)
-		f := &exitFilter{w: stdout, marker: []byte(c.marker)}
-		_, err := io.Copy(f, c.Channel)
-		f.flush()
-		if f.found {
-			return f.code, nil
-		}
-		return 255, sessionEnd(err)
-	}
+// status: 255 with an Unknown error when the result never came (the
+// session ended first), as ssh(1) reports a remote side that ended
+// abnormally.
+func (c *Command) Run(stdout, stderr io.Writer) (int, error) {
 	r := bufio.NewReaderSize(c.Channel, 64<<10)
 	for {
 		line, err := r.ReadBytes('\n')
@@ -162,59 +131,4 @@ func sessionEnd(err error) error {
 		return nil
 	}
 	return err
-}
-
-// exitFilter passes a terminal's output through, taking out the escape
-// sequence that reports the exit status.
-type exitFilter struct {
-	w      io.Writer
-	marker []byte
-	held   []byte
-	found  bool
-	code   int
-}
-
-func (f *exitFilter) Write(p []byte) (int, error) {
-	buf := append(f.held, p...)
-	f.held = nil
-	for {
-		i := bytes.Index(buf, f.marker)
-		if i < 0 {
-			break
-		}
-		end := bytes.IndexByte(buf[i+len(f.marker):], '\a')
-		if end < 0 {
-			break // the rest of the sequence is still to come
-		}
-		if n, err := strconv.Atoi(string(buf[i+len(f.marker) : i+len(f.marker)+end])); err == nil {
-			f.found, f.code = true, min(max(n, 0), 255)
-		}
-		if _, err := f.w.Write(buf[:i]); err != nil {
-			return len(p), err
-		}
-		buf = buf[i+len(f.marker)+end+1:]
-	}
-	// Hold back what could be the start of a marker.
-	keep := 0
-	for k := min(len(buf), len(f.marker)+4); k > 0; k-- {
-		if bytes.HasPrefix(f.marker, buf[len(buf)-k:]) || bytes.HasPrefix(buf[len(buf)-k:], f.marker) {
-			keep = k
-			break
-		}
-	}
-	if i := bytes.Index(buf, f.marker); i >= 0 {
-		keep = len(buf) - i
-	}
-	if _, err := f.w.Write(buf[:len(buf)-keep]); err != nil {
-		return len(p), err
-	}
-	f.held = append([]byte(nil), buf[len(buf)-keep:]...)
-	return len(p), nil
-}
-
-func (f *exitFilter) flush() {
-	if len(f.held) > 0 {
-		f.w.Write(f.held)
-		f.held = nil
-	}
 }

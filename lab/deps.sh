@@ -11,8 +11,9 @@ set -eu
 # real terminal), nftables and iproute2 (the lab's network), openssl (AWS's
 # fingerprint recipes), procps (pgrep: no process may outlive ec2ssh),
 # util-linux (unshare: a lab instance's own view of its files), ansible (it
-# drives ssh with connection sharing by default).
-packages="openssh-server openssh-client openssh-tests rsync git tmux nftables iproute2 openssl procps util-linux ansible bash zsh fish"
+# drives ssh with connection sharing by default), dash and busybox (the SSM
+# command wrapper runs under each sh an image may have).
+packages="openssh-server openssh-client openssh-tests rsync git tmux nftables iproute2 openssl procps util-linux ansible bash zsh fish dash busybox"
 if [ "${1:-}" = bench ]; then
   packages="$packages ansible sshpass"
 fi

@@ -258,6 +258,16 @@ func (s *ssmStandIn) dataChannel(w http.ResponseWriter, r *http.Request) {
 }
 
 func (a *agentSession) sendHandshakeRequest() {
+	if kind := sessionType(a.document); (kind == "InteractiveCommands" || kind == "Standard_Stream") && a.kmsKeyID == "" {
+		// The shell plugins' RequireHandshake is false: without KMS the
+		// agent skips the handshake and starts the plugin, whose output
+		// is the client's first frame (sessionplugin.go, SkipHandshake).
+		a.mu.Lock()
+		a.handshakeDone = true
+		a.mu.Unlock()
+		go a.runTerminal(kind)
+		return
+	}
 	props := json.RawMessage("{}")
 	if sessionType(a.document) == "Port" {
 		props, _ = json.Marshal(map[string]string{"portNumber": strconv.Itoa(a.port)})
@@ -599,17 +609,7 @@ func (a *agentSession) input(p []byte) {
 	case kind == "Port" && conn != nil:
 		conn.Write(p)
 	case kind == "NonInteractiveCommands":
-		// No stdin: the plugin only looks for control characters.
-		for _, c := range p {
-			if c == 3 { // ^C
-				a.mu.Lock()
-				proc := a.cmdProc
-				a.mu.Unlock()
-				if proc != nil {
-					proc.Signal(os.Interrupt)
-				}
-			}
-		}
+		a.controlSignals(p) // no stdin: the plugin only looks for control characters
 	case in != nil:
 		in.Write(p)
 	}
@@ -639,10 +639,12 @@ func (a *agentSession) bridge() {
 	d := net.Dialer{LocalAddr: &net.TCPAddr{IP: net.ParseIP(a.addr)}, Timeout: 5 * time.Second}
 	conn, err := d.Dial("tcp", net.JoinHostPort(a.addr, strconv.Itoa(a.port)))
 	if err != nil {
-		// As the agent does: a ConnectToPortError flag, then the close.
-		a.send(fallback.Flag, fallback.FlagPayload(fallback.ConnectToPortError))
+		// As the agent's basic port session does (port_basic.go,
+		// InitializeSession; AWS-StartSSHSession uses it): the session
+		// ends, Failed, with nothing sent. Only its multiplexed port
+		// session sends ConnectToPortError.
 		a.waitAcked(10 * time.Second)
-		a.closeChannel("Unable to start command: failed to connect to port " + strconv.Itoa(a.port) + ": " + err.Error())
+		a.closeChannel("Unable to connect to specified port: " + err.Error())
 		a.end(OutcomeFailed)
 		return
 	}

@@ -9,6 +9,7 @@ import (
 	"strconv"
 	"syscall"
 	"time"
+	"unicode/utf8"
 
 	"golang.org/x/sys/unix"
 
@@ -65,9 +66,12 @@ func (a *agentSession) instanceCommand(name string, args ...string) *exec.Cmd {
 }
 
 // runTerminal runs a shell (Standard_Stream) or "sh -c COMMAND"
-// (InteractiveCommands) on a terminal, as the agent's shell plugin does.
-// Input is rejected until the terminal has started; no exit status is
-// sent; the channel closes when the terminal's output ends.
+// (InteractiveCommands) on a terminal, as the agent's shell plugin does
+// (shell/shell_unix.go StartCommandExecutor, shell.go writePump): TERM and
+// LANG set, input rejected until the terminal has started, output read 1 KiB
+// at a time after a first wait of a second and rewritten by
+// processStdoutData (ProcessStdout), no exit status; the channel closes
+// when the terminal's output ends.
 func (a *agentSession) runTerminal(kind string) {
 	m, slave, err := openPTY()
 	if err != nil {
@@ -79,9 +83,13 @@ func (a *agentSession) runTerminal(kind string) {
 	if kind == "InteractiveCommands" {
 		cmd = a.instanceCommand("sh", "-c", a.command)
 	} else {
-		cmd = a.instanceCommand("/bin/bash", "--norc", "--noprofile", "-i")
+		// The agent runs plain sh; the lab's prompt says whose it is.
+		cmd = a.instanceCommand("sh")
 	}
 	cmd.Env = append(os.Environ(), "PS1=ssm$ ", "TERM=xterm-256color")
+	if os.Getenv("LANG") == "" {
+		cmd.Env = append(cmd.Env, "LANG=C.UTF-8")
+	}
 	cmd.Stdin, cmd.Stdout, cmd.Stderr = slave, slave, slave
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true, Setctty: true, Ctty: 0}
 	if err := cmd.Start(); err != nil {
@@ -97,7 +105,15 @@ func (a *agentSession) runTerminal(kind string) {
 	a.cond.Broadcast()
 	a.mu.Unlock()
 	done := make(chan struct{})
-	go func() { a.pump(m, fallback.Output); close(done) }()
+	go func() {
+		// "Wait for all input commands to run" (writePump's first wait).
+		select {
+		case <-time.After(terminalFirstWait):
+		case <-a.done:
+		}
+		a.pump(m, fallback.Output)
+		close(done)
+	}()
 	cmd.Wait()
 	<-done
 	m.Close()
@@ -166,19 +182,55 @@ func errString(err error) string {
 	return err.Error()
 }
 
-// pump sends what r gives, 1 KiB and a 1 ms pause at a time.
+// terminalFirstWait is the shell plugin's wait before it first reads a
+// terminal's output (executeCommandsWithPty: initialWaitSecond 1).
+const terminalFirstWait = time.Second
+
+// pump sends what r gives, 1 KiB and a 1 ms pause at a time, through
+// processStdoutData's rewriting (a frame for every read, empty or not, as
+// the agent sends them); what it holds back at the end is lost.
 func (a *agentSession) pump(r interface{ Read([]byte) (int, error) }, ptype fallback.PayloadType) {
 	buf := make([]byte, agentReadSize)
+	var rw ProcessStdout
 	for {
 		n, err := r.Read(buf)
-		if n > 0 {
-			a.send(ptype, append([]byte(nil), buf[:n]...))
-		}
 		if err != nil {
 			return
 		}
+		a.send(ptype, rw.Process(buf[:n]))
 		time.Sleep(agentReadPause)
 	}
+}
+
+// ProcessStdout does to output what the agent's processStdoutData does
+// (agent/session/shell/shell.go) to every shell-type session's output: it
+// reads the bytes as UTF-8, passes a valid rune on and an invalid byte on
+// alone, except that a rune error within the last three bytes is held back
+// for the next read (and lost at the end). The valid encoding of U+FFFD,
+// EF BF BD, decodes as the rune error too, so it leaves as its first byte,
+// EF. Raw binary does not survive a shell-type session.
+type ProcessStdout struct{ held []byte }
+
+// Process returns what the agent sends for the bytes p, read after those
+// given before.
+func (r *ProcessStdout) Process(p []byte) []byte {
+	buf := append(r.held, p...)
+	out := make([]byte, 0, len(buf))
+	i := 0
+	for i < len(buf) {
+		ru, size := utf8.DecodeRune(buf[i:])
+		if ru == utf8.RuneError {
+			if len(buf)-i < utf8.UTFMax {
+				break
+			}
+			out = append(out, buf[i])
+		} else {
+			out = utf8.AppendRune(out, ru)
+		}
+		i += size
+	}
+	r.held = append([]byte(nil), buf[i:]...)
+	return out
 }
 
 // resize applies a terminal size frame to the PTY.
@@ -192,5 +244,25 @@ func (a *agentSession) resize(payload []byte) {
 	a.mu.Unlock()
 	if pty != nil {
 		unix.IoctlSetWinsize(int(pty.Fd()), unix.TIOCSWINSZ, &unix.Winsize{Row: uint16(sz.Rows), Col: uint16(sz.Cols)})
+	}
+}
+
+// controlSignals is a NonInteractiveCommands session's input handling
+// (shell_unix.go InputStreamMessageHandler): every byte is dropped, except
+// that the first ^C or ^\ in a frame sends SIGINT or SIGQUIT to the
+// command's process, not its children.
+func (a *agentSession) controlSignals(p []byte) {
+	for _, c := range p {
+		sig := map[byte]os.Signal{3: syscall.SIGINT, 0x1c: syscall.SIGQUIT}[c]
+		if sig == nil {
+			continue
+		}
+		a.mu.Lock()
+		proc := a.cmdProc
+		a.mu.Unlock()
+		if proc != nil {
+			proc.Signal(sig)
+		}
+		return
 	}
 }

@@ -36,6 +36,7 @@ S() { printf '\n@@ec2ssh:%s\n' "$1"; }
 R() { if [ "$(id -u)" = 0 ]; then "$@"; else sudo -n "$@"; fi; }
 S sshd-active; { systemctl is-active sshd 2>/dev/null || systemctl is-active ssh 2>/dev/null; } | head -n 1
 S listen; { R ss -ltnpH 2>/dev/null || R netstat -ltnp 2>/dev/null; } | grep -i 'sshd'
+S ports; if ss -ltnH 2>/dev/null || netstat -ltn 2>/dev/null; then echo @listed; fi
 S sshd-t; R sshd -t 2>&1; echo "exit=$?"
 S sshd-T; R sshd -T 2>/dev/null | grep -iE '^(port|listenaddress|strictmodes|authorizedkeysfile|pubkeyauthentication|permitrootlogin|allowusers|denyusers|allowgroups|denygroups) '
 S nft; R nft -a list ruleset 2>&1
@@ -55,14 +56,18 @@ S end
 
 // Inside is what the instance said about itself.
 type Inside struct {
-	How          string         `json:"how"`
-	Took         time.Duration  `json:"took_ns"`
-	User         string         `json:"user"`
-	Port         int            `json:"port"`
-	Address      string         `json:"address"` // the instance's private address, for firewall rules
-	SSHDActive   string         `json:"sshd_active,omitempty"`
-	SSHDRunning  bool           `json:"sshd_running"`
-	Listening    []string       `json:"listening,omitempty"` // sshd's listening addresses, host:port
+	How         string        `json:"how"`
+	Took        time.Duration `json:"took_ns"`
+	User        string        `json:"user"`
+	Port        int           `json:"port"`
+	Address     string        `json:"address"` // the instance's private address, for firewall rules
+	SSHDActive  string        `json:"sshd_active,omitempty"`
+	SSHDRunning bool          `json:"sshd_running"`
+	Listening   []string      `json:"listening,omitempty"` // sshd's listening addresses, host:port
+	// Ports is every listening TCP socket's address, whoever owns it
+	// (ss -ltn needs no root); PortsListed says the list was made.
+	Ports        []string       `json:"ports,omitempty"`
+	PortsListed  bool           `json:"ports_listed,omitempty"`
 	ConfigErrors []string       `json:"config_errors,omitempty"`
 	ConfigPorts  []int          `json:"config_ports,omitempty"`
 	StrictModes  bool           `json:"strict_modes"`
@@ -75,6 +80,52 @@ type Inside struct {
 	Disks        []Disk         `json:"disks,omitempty"`
 	Log          []string       `json:"log,omitempty"`
 	Complete     bool           `json:"complete"` // the script ran to its end
+}
+
+// PortState is what a look inside says of the SSH port, as an SSM port
+// session's agent sees it: it connects to the port from the instance
+// itself (localhost for the real agent, the instance's own address for the
+// lab's).
+type PortState int
+
+const (
+	PortUnknown   PortState = iota // the look inside could not tell
+	PortRefused                    // nothing listens there: a connection is refused
+	PortListening                  // something listens there
+)
+
+func (s PortState) String() string {
+	return [...]string{"unknown", "refused", "listening"}[s]
+}
+
+// PortState says whether anything listens on port where the agent
+// connects: from the list of listening sockets when there is one, else from
+// sshd's own state (its service inactive and no sshd socket: refused). A
+// script that did not run to its end tells nothing.
+func (in *Inside) PortState(port int) PortState {
+	if in == nil || !in.Complete {
+		return PortUnknown
+	}
+	if in.PortsListed {
+		for _, a := range in.Ports {
+			if !strings.HasSuffix(a, ":"+strconv.Itoa(port)) {
+				continue
+			}
+			for _, to := range []string{"127.0.0.1", "::1", in.Address} {
+				if to != "" && listensFor(a, to) {
+					return PortListening
+				}
+			}
+		}
+		return PortRefused
+	}
+	switch {
+	case listensOn(in.Listening, port):
+		return PortListening
+	case in.SSHDActive != "" && in.SSHDActive != "active" && len(in.Listening) == 0:
+		return PortRefused
+	}
+	return PortUnknown
 }
 
 // FirewallRule is a host firewall rule that stops the SSH port.
@@ -124,6 +175,13 @@ func ParseInside(out []byte, user string, port int, address string) *Inside {
 	for _, l := range sections["listen"] {
 		if a := listenAddress(l); a != "" && listensFor(a, address) {
 			in.Listening = append(in.Listening, a)
+		}
+	}
+	for _, l := range sections["ports"] {
+		if l == "@listed" {
+			in.PortsListed = true
+		} else if a := listenAddress(l); a != "" {
+			in.Ports = append(in.Ports, a)
 		}
 	}
 	// sshd runs when the service says so or it listens: a process list

@@ -182,3 +182,37 @@ func TestSourceGroupMembership(t *testing.T) {
 		}
 	}
 }
+
+// TestPortState: whether the agent's connection to the SSH port from
+// inside the instance is refused, from what the look inside listed (issue
+// 28: the real agent's port session says nothing when it is).
+func TestPortState(t *testing.T) {
+	const end = "@@ec2ssh:end\n"
+	tests := []struct {
+		name string
+		out  string
+		want PortState
+	}{
+		{"nothing listens on 22", "@@ec2ssh:ports\nLISTEN 0 4096 127.0.0.53%lo:53 0.0.0.0:*\nLISTEN 0 128 0.0.0.0:2222 0.0.0.0:*\n@listed\n" + end, PortRefused},
+		{"no socket at all", "@@ec2ssh:ports\n@listed\n" + end, PortRefused},
+		{"sshd on every address", "@@ec2ssh:ports\nLISTEN 0 128 0.0.0.0:22 0.0.0.0:*\n@listed\n" + end, PortListening},
+		{"sshd on IPv6 any", "@@ec2ssh:ports\nLISTEN 0 128 [::]:22 [::]:*\n@listed\n" + end, PortListening},
+		{"on localhost only", "@@ec2ssh:ports\nLISTEN 0 128 127.0.0.1:22 0.0.0.0:*\n@listed\n" + end, PortListening},
+		{"on the instance's address", "@@ec2ssh:ports\nLISTEN 0 128 10.0.1.5:22 0.0.0.0:*\n@listed\n" + end, PortListening},
+		{"on another address only", "@@ec2ssh:ports\nLISTEN 0 128 10.0.1.99:22 0.0.0.0:*\n@listed\n" + end, PortRefused},
+		{"netstat's words", "@@ec2ssh:ports\ntcp 0 0 0.0.0.0:22 0.0.0.0:* LISTEN\n@listed\n" + end, PortListening},
+		{"no ss, no netstat, sshd inactive", "@@ec2ssh:sshd-active\ninactive\n@@ec2ssh:ports\n" + end, PortRefused},
+		{"no ss, no netstat, sshd active", "@@ec2ssh:sshd-active\nactive\n@@ec2ssh:ports\n" + end, PortUnknown},
+		{"no ss, no netstat, no systemd", "@@ec2ssh:ports\n" + end, PortUnknown},
+		{"the script did not finish", "@@ec2ssh:ports\n@listed\n", PortUnknown},
+	}
+	for _, tt := range tests {
+		in := ParseInside([]byte(tt.out), "ec2-user", 22, "10.0.1.5")
+		if got := in.PortState(22); got != tt.want {
+			t.Errorf("%s: PortState(22) = %v, want %v", tt.name, got, tt.want)
+		}
+	}
+	if got := (*Inside)(nil).PortState(22); got != PortUnknown {
+		t.Errorf("no look inside: PortState = %v", got)
+	}
+}

@@ -20,27 +20,3 @@ func (r Result) FailureKind() failure.Kind {
 
 // Online reports whether the agent is registered and Online.
 func (a *SSMAgent) Online() bool { return a != nil && a.Registered && a.PingStatus == "Online" }
-
-// SSHDInside is what the look inside says about sshd on the SSH port.
-type SSHDInside int
-
-const (
-	SSHDUnknown   SSHDInside = iota // the look did not run to its end
-	SSHDRefuses                     // sshd is not running, or not on the port
-	SSHDListening                   // sshd runs and listens on the port
-)
-
-// SSHDVerdict says whether sshd accepts on the port, seen from inside.
-func (in *Inside) SSHDVerdict() SSHDInside {
-	switch {
-	case in == nil || !in.Complete:
-		return SSHDUnknown
-	case !in.SSHDRunning:
-		return SSHDRefuses
-	case len(in.Listening) > 0 && !listensOn(in.Listening, in.Port):
-		return SSHDRefuses
-	case len(in.Listening) > 0:
-		return SSHDListening
-	}
-	return SSHDUnknown
-}

@@ -201,7 +201,7 @@ func probeFromDial(addr string, port int, err error) *preflight.Probe {
 		p.Result = preflight.ProbeNoBanner
 	case failure.AuthRejected, failure.HostKeyChanged, failure.HostKeyUnknown, failure.Algorithms:
 		p.Result, p.Banner = preflight.ProbeOpen, "SSH-2.0 (the handshake began)"
-	case failure.DNS, failure.Canceled, failure.Config, failure.Unknown, failure.AWSAuth, failure.InstanceState:
+	case failure.DNS, failure.Canceled, failure.Config, failure.Unknown, failure.AWSAuth, failure.InstanceState, failure.SessionEnded:
 		return nil
 	}
 	return p
@@ -227,11 +227,17 @@ func situationFacts(s *fallback.Situation, f *preflight.Facts) {
 		}
 	}
 	if f.Inside != nil {
-		switch f.Inside.SSHDVerdict() {
-		case preflight.SSHDRefuses:
-			s.Inside = fallback.InsideRefuses
-		case preflight.SSHDListening:
-			s.Inside = fallback.InsideListening
-		}
+		s.Inside = insideOf(f.Inside, f.Port)
 	}
+}
+
+// insideOf is what the look inside says of the SSH port, for the ladder.
+func insideOf(in *preflight.Inside, port int) fallback.SSHDInside {
+	switch in.PortState(port) {
+	case preflight.PortRefused:
+		return fallback.InsideRefuses
+	case preflight.PortListening:
+		return fallback.InsideListening
+	}
+	return fallback.InsideUnknown
 }

@@ -3,7 +3,9 @@ package reach
 import (
 	"context"
 	"net"
+	"strconv"
 	"sync"
+	"time"
 
 	"golang.org/x/crypto/ssh"
 
@@ -53,8 +55,11 @@ type doors interface {
 	Tunnel(ctx context.Context, ep fallback.TunnelEndpoint, privateIP string, port int) (net.Conn, error)
 	// OneTimeKey pushes a one-time key for user with EC2 Instance Connect.
 	OneTimeKey(ctx context.Context, instanceID, user string) (ssh.Signer, error)
-	// SSM is Session Manager, for shells, commands and the look inside.
+	// SSM is Session Manager, for shells and commands.
 	SSM() *fallback.SSM
+	// LookInside runs the read-only look inside (preflight.InsideScript)
+	// as user, for the port.
+	LookInside(ctx context.Context, instanceID, user string, port int, addr string) (*preflight.Inside, error)
 }
 
 // console is what --serial asks (serial.go).
@@ -98,6 +103,18 @@ func (c *liveCloud) SSM() *fallback.SSM {
 		c.ssm.AgentOnline = c.AgentOnline
 	})
 	return c.ssm
+}
+
+func (c *liveCloud) LookInside(ctx context.Context, instanceID, user string, port int, addr string) (*preflight.Inside, error) {
+	r := &insideRunner{ssm: c.SSM()}
+	start := time.Now()
+	out, err := r.RunScript(ctx, instanceID, preflight.InsideScript, user, strconv.Itoa(port))
+	if err != nil && len(out) == 0 {
+		return nil, err
+	}
+	in := preflight.ParseInside(out, user, port, addr)
+	in.How, in.Took = r.How(), time.Since(start)
+	return in, nil
 }
 
 func (c *liveCloud) PortSession(ctx context.Context, instanceID string, port int) (net.Conn, error) {

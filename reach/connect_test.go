@@ -157,13 +157,10 @@ func TestConnectLadder(t *testing.T) {
 				w.instance("i-0123456789abcdef0", "web-1", s)
 				w.cloud.port = closesAtOnce
 				w.cloud.facts = func(req preflight.Request) *preflight.Facts {
-					f := &preflight.Facts{Region: "us-east-1", Port: req.Port, Instance: req.Instance,
+					return &preflight.Facts{Region: "us-east-1", Port: req.Port, Instance: req.Instance,
 						SSM: &preflight.SSMAgent{Registered: true, PingStatus: "Online"}}
-					if req.Inside != nil {
-						f.Inside = &preflight.Inside{Complete: true, SSHDRunning: false, Port: 22}
-					}
-					return f
 				}
+				w.cloud.inside = &preflight.Inside{Complete: true, PortsListed: true, Ports: []string{"0.0.0.0:80"}}
 			},
 			// The shell rung's session is denied by the fake SSM.
 			code: 255, stderr: []string{"sshd refuses connections, also from inside the instance"}, err: true, kind: failure.Unknown},

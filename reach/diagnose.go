@@ -75,7 +75,7 @@ func (r *insideRunner) RunScript(ctx context.Context, instanceID, script string,
 	for _, a := range args {
 		command += " " + fallback.ShellQuote(a)
 	}
-	cmd, err := r.ssm.StartCommand(ctx, instanceID, command, false)
+	cmd, err := r.ssm.StartCommand(ctx, instanceID, command)
 	if err != nil {
 		return nil, err
 	}
@@ -84,7 +84,7 @@ func (r *insideRunner) RunScript(ctx context.Context, instanceID, script string,
 	defer stop()
 	var out, errb limitedBuffer
 	out.max, errb.max = 1<<20, 64<<10
-	_, err = cmd.Run(nil, &out, &errb)
+	_, err = cmd.Run(&out, &errb)
 	return out.b, err
 }
 

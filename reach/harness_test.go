@@ -43,6 +43,7 @@ type fakeCloud struct {
 	tunnel    func(ctx context.Context, ep fallback.TunnelEndpoint, ip string, port int) (net.Conn, error)
 	oneTime   ssh.Signer // what OneTimeKey pushes; nil: denied
 	imageUser string
+	inside    *preflight.Inside // what the look inside finds
 	calls     []string
 	// states, when set, are the states DescribeInstances gives an
 	// instance one call after another (the last one stays).
@@ -160,6 +161,17 @@ func (f *fakeCloud) OneTimeKey(ctx context.Context, id, user string) (ssh.Signer
 		return nil, &failure.Error{Kind: failure.AWSAuth, Msg: "ec2-instance-connect:SendSSHPublicKey denied"}
 	}
 	return f.oneTime, nil
+}
+
+// LookInside answers with what inside says (nil: the look fails).
+func (f *fakeCloud) LookInside(ctx context.Context, id, user string, port int, addr string) (*preflight.Inside, error) {
+	f.call("LookInside")
+	if f.inside == nil {
+		return nil, errors.New("the look inside is not in this test")
+	}
+	in := *f.inside
+	in.Port = port
+	return &in, nil
 }
 
 func (f *fakeCloud) SSM() *fallback.SSM {

@@ -178,21 +178,40 @@ func (p *plan) learn(ctx context.Context) {
 	}
 }
 
-// lookInside asks the instance itself, over SSM, what sshd does there:
-// the one way to tell sshd being down from a port session ending for
-// another reason.
+// lookInside asks the instance itself, over SSM (preflight.InsideScript,
+// read-only, within preflight.InsideTimeout), whether anything listens on
+// the SSH port there: the one way to tell sshd being down from a port
+// session ending for another reason. What it found joins the facts, for
+// the explanation.
 func (p *plan) lookInside(ctx context.Context) {
 	p.looked = true
-	creds, _ := connect.LoadCredentials(p.cfg, nil, p.run.Env.Debug)
-	ch := newChecks(p.side, p.dest, p.t, p.cfg, creds, true)
-	g := ch.wait(ctx)
-	if creds != nil {
-		creds.Close()
+	c, err := p.side.get(ctx)
+	if err != nil {
+		return
 	}
-	if g.facts != nil {
-		p.facts = g.facts
-		p.checks = ch
+	user := p.cfg.User
+	if p.t.User != "" && !p.cfg.UserSet {
+		user = p.t.User
 	}
+	addr := ""
+	if p.t.Instance != nil {
+		addr = p.t.Instance.PrivateIP
+	}
+	p.run.Env.Debug("debug1: ec2ssh: the SSM port session got nothing from port %d: looking inside %s", p.cfg.Port, p.t.ID)
+	ctx, cancel := context.WithTimeout(preflight.WithRole(ctx, preflight.RoleCheck), preflight.InsideTimeout)
+	defer cancel()
+	in, err := c.LookInside(ctx, p.t.ID, user, p.cfg.Port, addr)
+	if err != nil {
+		p.run.Env.Debug("debug1: ec2ssh: could not look inside: %v", err)
+		return
+	}
+	f := preflight.Facts{Region: c.Region(), Port: p.cfg.Port, Instance: p.t.Instance}
+	if p.facts != nil {
+		f = *p.facts
+	}
+	f.Inside = in
+	p.facts = &f
+	p.run.Env.Debug("debug1: ec2ssh: inside, port %d is %v (looked in %v)", p.cfg.Port, in.PortState(p.cfg.Port), in.Took.Round(time.Millisecond))
 }
 
 // reason is why the last rung failed, in one line: the check that proved

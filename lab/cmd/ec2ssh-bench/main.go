@@ -35,7 +35,7 @@ var (
 	bigMiB  = flag.Int("mib", 64, "MiB for the native throughput runs")
 	ssmMiB  = flag.Int("ssm-mib", 16, "MiB for the SSM throughput runs")
 	stockUp = flag.Int("stock-up-mib", 4, "MiB for the stock plugin's upload (about 0.7 MB/s)")
-	only    = flag.String("only", "", "run only these sections (comma-separated: connect,native,blocked,calls,ssm,kms,hostile,startup,sharing,fleet,runcommand,eice); the file is not written")
+	only    = flag.String("only", "", "run only these sections (comma-separated: connect,native,blocked,calls,ssm,ssmcmd,kms,hostile,startup,sharing,fleet,runcommand,eice); the file is not written")
 )
 
 // section reports whether a section runs.
@@ -233,6 +233,11 @@ func run() error {
 		say(row{what: "connect + true over SSM, 20 sessions: worst vs median", ours: ms(worst), theirs: ms(med) + " (median)",
 			ratio: fmt.Sprintf("%.2f×", float64(worst)/float64(med)), goal: "≤ 1.20×", met: yes(float64(worst)/float64(med) <= 1.2)})
 
+	}
+
+	if section("ssmcmd") {
+		// 6b. With sshd down, a command over SSM (issue 28).
+		e.ssmCommand(dir, say)
 	}
 
 	if section("kms") {
