@@ -7,6 +7,10 @@
 #                                 from this tree (or `go install` at VERSION)
 #   BINDIR=/usr/local/bin ./install.sh
 #   EC2SSH_FROM_SOURCE=1 ./install.sh   always build from source
+# It installs the manual page (ec2ssh(1)) and the bash, zsh and fish
+# completions too: under PREFIX (/usr/local) as root, else under
+# ${XDG_DATA_HOME:-~/.local/share} (MANDIR, BASHDIR, ZSHDIR, FISHDIR
+# choose otherwise).
 set -eu
 
 BINDIR=${BINDIR:-"$HOME/.local/bin"}
@@ -17,6 +21,22 @@ NEED_MAJOR=1
 NEED_MINOR=26
 
 die() { printf 'install.sh: error: %s\n' "$1" >&2; [ $# -gt 1 ] && printf 'install.sh: hint: %s\n' "$2" >&2; exit 1; }
+
+# progress shows a long build as it goes: one line a package, on a
+# terminal rewritten in place.
+progress() {
+  n=0
+  while IFS= read -r line; do
+    case "$line" in
+      *" "*|*:*) printf '%s\n' "$line" >&2 ;; # not a package name: an error, said whole
+      *) n=$((n+1))
+         if [ -t 2 ]; then printf '\r  %d packages built: %-60.60s' "$n" "$line" >&2
+         elif [ $((n % 25)) = 0 ]; then printf '  %d packages built\n' "$n" >&2; fi ;;
+    esac
+  done
+  [ -t 2 ] && printf '\n' >&2
+  true
+}
 
 here=$(cd "$(dirname "$0")" && pwd)
 tmp=$(mktemp -d)
@@ -56,11 +76,13 @@ install_release() {
 
 built=""
 if [ -z "${EC2SSH_FROM_SOURCE:-}" ]; then
-  for src in ${EC2SSH_RELEASE:-} "$here/dist"; do
-    if install_release "$src"; then built=1; break; fi
-  done
-  if [ -n "${EC2SSH_RELEASE:-}" ] && [ -z "$built" ]; then
-    die "no release build $asset at $EC2SSH_RELEASE" "unset EC2SSH_RELEASE to build from source"
+  if [ -n "${EC2SSH_RELEASE:-}" ]; then
+    # Named on purpose: that build or nothing, never another one instead.
+    install_release "$EC2SSH_RELEASE" && built=1 || \
+      die "no release build $asset (with its SHA256SUMS) at $EC2SSH_RELEASE" \
+        "point EC2SSH_RELEASE at the directory or URL that holds $asset and SHA256SUMS, or unset it to use ./dist or build from source"
+  elif install_release "$here/dist"; then
+    built=1
   fi
 fi
 
@@ -77,8 +99,12 @@ fi
 
 if [ -f "$here/go.mod" ] && grep -q "^module $MODULE\$" "$here/go.mod"; then
   version=$(git -C "$here" describe --tags --always --dirty 2>/dev/null || echo dev)
-  (cd "$here" && CGO_ENABLED=0 "$GO" build -trimpath -ldflags "-s -w -X main.Version=$version" -o "$tmp/ec2ssh" .) \
+  # A first build fetches and compiles the AWS SDK: minutes on a small
+  # machine. Say so, and show what it does.
+  printf 'install.sh: building ec2ssh %s from source with %s (the first build takes a few minutes)\n' "$version" "$("$GO" version)"
+  (cd "$here" && CGO_ENABLED=0 "$GO" build -v -trimpath -ldflags "-s -w -X main.Version=$version" -o "$tmp/ec2ssh" . 2>&1 | progress) \
     || die "the build failed" "see the Go errors above"
+  [ -x "$tmp/ec2ssh" ] || die "the build failed" "see the Go errors above"
 else
   GOBIN="$tmp" "$GO" install -trimpath "$MODULE@$VERSION" || die "go install $MODULE@$VERSION failed"
 fi
@@ -90,6 +116,42 @@ cp "$tmp/ec2ssh" "$BINDIR/.ec2ssh.new" && chmod 755 "$BINDIR/.ec2ssh.new" && mv 
   || die "cannot write $BINDIR/ec2ssh" "choose another directory with BINDIR=..."
 
 printf 'ec2ssh installed: %s\n' "$BINDIR/ec2ssh"
+
+# The manual page and the shell completions, where man and the shells look:
+# under PREFIX as root, under the user's own data directory otherwise.
+if [ "$(id -u)" = 0 ]; then
+  PREFIX=${PREFIX:-/usr/local}
+  MANDIR=${MANDIR:-$PREFIX/share/man/man1}
+  BASHDIR=${BASHDIR:-$PREFIX/share/bash-completion/completions}
+  ZSHDIR=${ZSHDIR:-$PREFIX/share/zsh/site-functions}
+  FISHDIR=${FISHDIR:-$PREFIX/share/fish/vendor_completions.d}
+else
+  data=${XDG_DATA_HOME:-$HOME/.local/share}
+  MANDIR=${MANDIR:-$data/man/man1}
+  BASHDIR=${BASHDIR:-$data/bash-completion/completions}
+  ZSHDIR=${ZSHDIR:-$data/zsh/site-functions}
+  FISHDIR=${FISHDIR:-${XDG_CONFIG_HOME:-$HOME/.config}/fish/completions}
+fi
+put() { # put DIR NAME: stdin to DIR/NAME, replaced in one step
+  mkdir -p "$1" && cat >"$1/.$2.new" && mv -f "$1/.$2.new" "$1/$2" || die "cannot write $1/$2" "choose another directory (MANDIR=, BASHDIR=, ZSHDIR=, FISHDIR=)"
+}
+manpage="$here/docs/ec2ssh.1"
+[ -f "$manpage" ] || { fetch "${EC2SSH_RELEASE:-$here/dist}" ec2ssh.1 "$tmp/ec2ssh.1" 2>/dev/null && manpage="$tmp/ec2ssh.1"; }
+if [ -f "$manpage" ]; then
+  put "$MANDIR" ec2ssh.1 <"$manpage"
+  printf 'manual page: %s\n' "$MANDIR/ec2ssh.1"
+  if [ "$(id -u)" != 0 ] && command -v manpath >/dev/null 2>&1; then
+    case ":$(manpath 2>/dev/null):" in *":${MANDIR%/man1}:"*) ;;
+      *) printf '  (man finds it once %s is on MANPATH: export MANPATH="%s:$(manpath)")\n' "${MANDIR%/man1}" "${MANDIR%/man1}";; esac
+  fi
+fi
+"$BINDIR/ec2ssh" --completion bash | put "$BASHDIR" ec2ssh
+"$BINDIR/ec2ssh" --completion zsh | put "$ZSHDIR" _ec2ssh
+"$BINDIR/ec2ssh" --completion fish | put "$FISHDIR" ec2ssh.fish
+printf 'completions: %s, %s, %s\n' "$BASHDIR/ec2ssh" "$ZSHDIR/_ec2ssh" "$FISHDIR/ec2ssh.fish"
+if [ "$(id -u)" != 0 ]; then
+  printf '  (zsh reads them once %s is on fpath: fpath=(%s $fpath) in ~/.zshrc, before compinit)\n' "$ZSHDIR" "$ZSHDIR"
+fi
 "$BINDIR/ec2ssh" -V 2>&1 || true
 case ":$PATH:" in *":$BINDIR:"*) ;; *) printf '\nAdd %s to your PATH:\n  export PATH="%s:$PATH"\n' "$BINDIR" "$BINDIR";; esac
 cat <<MSG

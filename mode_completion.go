@@ -24,6 +24,12 @@ func completionScript(shell string) string {
 		b.WriteString(`# ec2ssh completion for bash: eval "$(ec2ssh --completion bash)"
 _ec2ssh() {
 	local cur=${COMP_WORDS[COMP_CWORD]} prev=${COMP_WORDS[COMP_CWORD-1]}
+	# --option=value: bash splits the word at "=" (COMP_WORDBREAKS).
+	if [[ $cur == = ]]; then
+		cur=
+	elif [[ $prev == = ]]; then
+		prev=${COMP_WORDS[COMP_CWORD-2]}
+	fi
 	case $prev in
 	-i|-F|-E|-S) COMPREPLY=($(compgen -f -- "$cur")); return ;;
 `)
@@ -51,7 +57,9 @@ complete -o default -F _ec2ssh ec2ssh
 `, strings.Join(names, " "))
 	case "zsh":
 		b.WriteString(`#compdef ec2ssh
-# ec2ssh completion for zsh: ec2ssh --completion zsh > "${fpath[1]}/_ec2ssh"
+# ec2ssh completion for zsh, in a directory of your own on fpath:
+#   mkdir -p ~/.zfunc && ec2ssh --completion zsh > ~/.zfunc/_ec2ssh
+#   and in ~/.zshrc, before compinit: fpath=(~/.zfunc $fpath)
 _ec2ssh() {
 	local -a hosts
 	hosts=(${(f)"$(ec2ssh --complete-hosts 2>/dev/null)"})
@@ -59,6 +67,10 @@ _ec2ssh() {
 `)
 		for _, o := range connect.LongOptions {
 			spec := "--" + o.Name + "[" + zshQuote(o.About) + "]"
+			if o.Arg != "" {
+				// --name=value and --name value alike.
+				spec = "--" + o.Name + "=-[" + zshQuote(o.About) + "]"
+			}
 			switch {
 			case len(o.Choices) > 0:
 				spec += ":" + o.Arg + ":(" + strings.Join(o.Choices, " ") + ")"

@@ -250,6 +250,13 @@ func TestCompletionScripts(t *testing.T) {
 			t.Errorf("fish completes %q as %q, want %q", tt.fish, got, tt.want)
 		}
 	}
+	// --option=value, as typed with the "=" (bash splits the word there).
+	if got := bash("ec2ssh", "--fallback", "=", "''"); !slices.Equal(got, []string{"auto", "never", "ssm"}) {
+		t.Errorf("bash completes --fallback= as %q, want its values", got)
+	}
+	if got := fish("ec2ssh --fallback="); !slices.Equal(got, []string{"--fallback=auto", "--fallback=never", "--fallback=ssm"}) {
+		t.Errorf("fish completes --fallback= as %q, want its values", got)
+	}
 	if got := bash("ec2ssh", "root@ba"); !slices.Equal(got, []string{"root@bastion"}) {
 		t.Errorf("bash completes root@ba as %q", got)
 	}
