@@ -122,7 +122,7 @@ var LongOptions = []LongOption{
 	{Name: "no-cache", About: "resolve the destination afresh"},
 	{Name: "proxy", About: "be a ProxyCommand: ec2ssh --proxy %h %p"},
 	{Name: "serial", About: "open the instance's EC2 serial console"},
-	{Name: "list", About: "list instances: [FILTER]"},
+	{Name: "list", About: "list instances (FILTER, below) and how each would be reached"},
 	{Name: "all", About: "run a command on many instances: FILTER -- COMMAND"},
 	{Name: "parallel", Arg: "count", About: "how many instances --all runs on at once"},
 	{Name: "stdin", Arg: "mode", Choices: []string{"none", "broadcast"}, About: "what --all does with its input"},
@@ -637,7 +637,21 @@ ec2ssh options:
 		}
 		fmt.Fprintf(&b, "  %-30s %s\n", name, o.About)
 	}
+	b.WriteString(filterHelp)
 	return b.String()
 }
+
+// filterHelp says what a FILTER of --list and --all means: EC2's own
+// DescribeInstances filters, sent as typed (issue 24; docs/filters.md).
+const filterHelp = `
+FILTER (--list, --all) is EC2's own instance filter, sent to EC2 as typed and
+meaning what EC2 makes of it; terminated instances are left out:
+  'web-*'          the Name tag; * is any characters, / and spaces included
+  'db-?'           ? is exactly one character; values are case-sensitive
+  'team/*/api'     a Name with slashes
+  tag:Env=prod     any tag; its value may use * and ? too (tag:Env=* : any value)
+  'tag:Env=pr\*d'  a backslash makes *, ? or \ literal
+  i-0abc…          one instance; none (or '*'): every instance
+`
 
 func (s Setting) String() string { return fmt.Sprintf("%s=%s", s.Key, s.Value) }
