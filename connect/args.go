@@ -166,7 +166,11 @@ func ParseArgs(argv []string) (*Args, error) {
 	}
 	if len(args) > 0 {
 		a.DestIndex = len(argv) - len(args)
-		if err := a.setDestination(args[0]); err != nil {
+		if a.List || a.All {
+			// A FILTER, EC2's (issue 24: spaces, backslashes and all), not
+			// a host: taken as typed.
+			a.Destination = args[0]
+		} else if err := a.setDestination(args[0]); err != nil {
 			return nil, err
 		}
 		args = args[1:]

@@ -7,6 +7,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/ec2ssh/ec2ssh/connect"
 	"github.com/ec2ssh/ec2ssh/failure"
 	"github.com/ec2ssh/ec2ssh/preflight"
 	"github.com/ec2ssh/ec2ssh/reach"
@@ -266,5 +267,32 @@ func TestListReach(t *testing.T) {
 	}
 	if len(got) != 4 {
 		t.Errorf("listed %d", len(got))
+	}
+}
+
+// TestListTakesAnyFilter: a FILTER is EC2's, not a host name: spaces,
+// backslashes, brackets and "@" are EC2's to judge.
+func TestListTakesAnyFilter(t *testing.T) {
+	f := &fakeRegion{region: "us-east-1", instances: []*preflight.Instance{tagged(inst(1, "db server 1", preflight.StateRunning)),
+		tagged(inst(2, `back\slash`, preflight.StateRunning)), tagged(inst(3, "a@b", preflight.StateRunning), "Note", "50*off")}}
+	for _, tt := range []struct{ filter, want string }{
+		{"db server ?", "db server 1"},
+		{`back\\slash`, `back\slash`},
+		{"a@*", "a@b"},
+		{`tag:Note=50\*off`, "a@b"},
+	} {
+		r, stdout, stderr := fleetRun(t, f, "-F", "none", "--list", "--json", tt.filter)
+		if code, err := List(context.Background(), r); code != 0 || err != nil {
+			t.Fatalf("--list %q = %d, %v: %s", tt.filter, code, err, text(t, stderr))
+		}
+		var got []struct{ Name string }
+		json.Unmarshal([]byte(text(t, stdout)), &got)
+		if len(got) != 1 || got[0].Name != tt.want {
+			t.Errorf("--list %q lists %v, want %q", tt.filter, got, tt.want)
+		}
+	}
+	args, err := connect.ParseArgs([]string{"--all", "db server ?", "--", "uptime"})
+	if err != nil || args.Destination != "db server ?" {
+		t.Errorf("--all with a filter with spaces: %v, %v", args, err)
 	}
 }
