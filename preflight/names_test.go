@@ -146,3 +146,21 @@ func TestLookupAsksForTheNameItself(t *testing.T) {
 		t.Errorf("Lookup of an unknown id = %+v", ans)
 	}
 }
+
+// TestAdaptiveWeatherSaysWhatAWSAnswered: a region sweep's clients retry
+// adaptively; when the budget ends in their wait, what AWS last answered
+// (500) is said, not a silence ("did not answer"), which is what the
+// error for a region that could not be asked names.
+func TestAdaptiveWeatherSaysWhatAWSAnswered(t *testing.T) {
+	shortBudgets(t)
+	s, n := serveWeather(t, weather{"500", ec2Error(500, "InternalError")})
+	liveAWS(t, s.URL) // the environment
+	a, err := Load(context.Background(), Options{Region: "us-east-1", Adaptive: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ans := a.Lookup(context.Background(), "web-1")
+	if ans.Err == nil || ans.Err.Error() != "DescribeInstances: AWS answered 500" || n.Load() < 2 {
+		t.Errorf("Lookup with every answer a 500: %v after %d calls", ans.Err, n.Load())
+	}
+}
