@@ -1,6 +1,11 @@
 package lab
 
 import (
+	"bytes"
+	"encoding/xml"
+	"fmt"
+	"io"
+	"net/http"
 	"net/url"
 	"strings"
 )
@@ -22,6 +27,14 @@ import (
 // difference remains for a tag value that equals a rewritten pattern
 // (one with "[*]", "[?]", "[[]" or "[\]" in it): the generated worlds
 // have none.
+
+// moto also matches a filter with several values against a list-valued
+// attribute only when the attribute's values are a subset or a superset of
+// the filter's (moto/ec2/utils.py, is_filter_matching); EC2 matches when
+// any value is among them. ec2ssh asks DescribeNetworkAcls for the ACLs
+// of several subnets at once (association.subnet-id), and a VPC's default
+// ACL, associated with other subnets too, would be left out: the front
+// asks moto once per subnet and answers with the union (answeredAsEC2).
 
 // asEC2Filters rewrites a DescribeInstances request's tag filter values
 // (form, and the body it came from) for moto; other requests pass as
@@ -81,4 +94,72 @@ func MotoPattern(v string) string {
 		}
 	}
 	return b.String()
+}
+
+// answeredAsEC2 answers, in place of moto, a request moto would answer
+// unlike EC2: DescribeNetworkAcls with several association.subnet-id
+// values, asked of moto one value at a time (the request's own headers,
+// so its region), the ACLs merged. It reports whether it answered.
+func answeredAsEC2(w http.ResponseWriter, r *http.Request, form url.Values, motoURL string) bool {
+	if form.Get("Action") != "DescribeNetworkAcls" {
+		return false
+	}
+	n := ""
+	for i := 1; form.Get(fmt.Sprintf("Filter.%d.Name", i)) != ""; i++ {
+		if form.Get(fmt.Sprintf("Filter.%d.Name", i)) == "association.subnet-id" {
+			n = fmt.Sprint(i)
+		}
+	}
+	var values []string
+	for j := 1; n != "" && form.Get("Filter."+n+".Value."+fmt.Sprint(j)) != ""; j++ {
+		values = append(values, form.Get("Filter."+n+".Value."+fmt.Sprint(j)))
+	}
+	if len(values) < 2 {
+		return false
+	}
+	var items []string
+	seen := map[string]bool{}
+	for _, v := range values {
+		one := url.Values{}
+		for k, vs := range form {
+			if !strings.HasPrefix(k, "Filter."+n+".Value.") {
+				one[k] = vs
+			}
+		}
+		one.Set("Filter."+n+".Value.1", v)
+		req, _ := http.NewRequestWithContext(r.Context(), http.MethodPost, motoURL+"/", strings.NewReader(one.Encode()))
+		req.Header = r.Header.Clone()
+		req.Header.Del("Content-Length")
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			http.Error(w, err.Error(), http.StatusBadGateway)
+			return true
+		}
+		b, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusOK {
+			w.WriteHeader(resp.StatusCode)
+			w.Write(b)
+			return true
+		}
+		var acls struct {
+			Items []struct {
+				ID    string `xml:"networkAclId"`
+				Inner string `xml:",innerxml"`
+			} `xml:"networkAclSet>item"`
+		}
+		if err := xml.NewDecoder(bytes.NewReader(b)).Decode(&acls); err != nil {
+			http.Error(w, "lab: moto's DescribeNetworkAcls answer: "+err.Error(), http.StatusBadGateway)
+			return true
+		}
+		for _, it := range acls.Items {
+			if !seen[it.ID] {
+				seen[it.ID] = true
+				items = append(items, "<item>"+it.Inner+"</item>")
+			}
+		}
+	}
+	w.Header().Set("Content-Type", "text/xml")
+	fmt.Fprintf(w, `<DescribeNetworkAclsResponse xmlns="http://ec2.amazonaws.com/doc/2016-11-15/"><requestId>lab</requestId><networkAclSet>%s</networkAclSet></DescribeNetworkAclsResponse>`, strings.Join(items, ""))
+	return true
 }

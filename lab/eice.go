@@ -95,6 +95,9 @@ func startEICE(dir, motoURL, secret string, endpoints []LabEndpoint) (*eiceStand
 		body, _ := io.ReadAll(io.LimitReader(r.Body, 1<<20))
 		form, _ := url.ParseQuery(string(body))
 		body, form = asEC2Filters(body, form) // EC2's wildcards, not moto's (ec2filters.go)
+		if answeredAsEC2(w, r, form, motoURL) {
+			return
+		}
 		switch form.Get("Action") {
 		case "DescribeInstanceConnectEndpoints":
 			s.describeEndpoints(w, form)
