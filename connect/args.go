@@ -166,12 +166,19 @@ func ParseArgs(argv []string) (*Args, error) {
 	}
 	if len(args) > 0 {
 		a.DestIndex = len(argv) - len(args)
-		if a.List || a.All {
+		switch {
+		case a.List:
 			// A FILTER, EC2's (issue 24: spaces, backslashes and all), not
 			// a host: taken as typed.
 			a.Destination = args[0]
-		} else if err := a.setDestination(args[0]); err != nil {
-			return nil, err
+		case a.All:
+			if err := a.setFilter(args[0]); err != nil {
+				return nil, err
+			}
+		default:
+			if err := a.setDestination(args[0]); err != nil {
+				return nil, err
+			}
 		}
 		args = args[1:]
 		// ssh(1) parses options after the destination too, unless "--" came first.
@@ -526,6 +533,23 @@ func (a *Args) setLast(key, val string) {
 		}
 	}
 	a.Settings = append([]Setting{{key, val}}, a.Settings...)
+}
+
+// setFilter takes --all's [user@]FILTER: the user as ssh splits a
+// destination (at the last "@"), the FILTER as typed: it is EC2's to
+// judge, not a host name (issue 24).
+func (a *Args) setFilter(dest string) error {
+	filter := dest
+	if i := strings.LastIndexByte(dest, '@'); i >= 0 {
+		user := dest[:i]
+		filter = dest[i+1:]
+		if user == "" || !validRemoteUser(user) {
+			return errInvalidUser
+		}
+		a.add("User", user)
+	}
+	a.Destination = filter
+	return nil
 }
 
 // setDestination takes [user@]host or ssh://[user@]host[:port].

@@ -99,6 +99,7 @@ func (f *fakeRegion) ListFacts(ctx context.Context, ins []*preflight.Instance, r
 }
 
 func openFacts(in *preflight.Instance, port int) *preflight.Facts {
+	in.Interfaces = []preflight.Interface{{ID: "eni-1", SecurityGroups: []string{"sg-1"}}}
 	return &preflight.Facts{Region: in.Region, Port: port, Instance: in,
 		SecurityGroups: []preflight.SecurityGroup{{ID: "sg-1", Ingress: []preflight.SGRule{{Protocol: "tcp", FromPort: 22, ToPort: 22, CIDRs: []string{"0.0.0.0/0"}}}}},
 		NetworkACL: &preflight.NetworkACL{ID: "acl-1", Entries: []preflight.ACLEntry{{Number: 100, Protocol: "-1", Allow: true, CIDR: "0.0.0.0/0"},

@@ -295,4 +295,9 @@ func TestListTakesAnyFilter(t *testing.T) {
 	if err != nil || args.Destination != "db server ?" {
 		t.Errorf("--all with a filter with spaces: %v, %v", args, err)
 	}
+	// --all's user is split off as ssh splits a destination.
+	args, err = connect.ParseArgs([]string{"--all", `root@back\slash-?`, "--", "uptime"})
+	if err != nil || args.Destination != `back\slash-?` || len(args.Settings) == 0 || args.Settings[0].Key != "User" || args.Settings[0].Value != "root" {
+		t.Errorf("--all root@FILTER: %+v, %v", args, err)
+	}
 }

@@ -89,7 +89,7 @@ func (a *AWS) ListFacts(ctx context.Context, ins []*Instance, req ListRequest) m
 			groups[g.ID] = g
 		}
 		if groupsErr == nil {
-			prefixLists, prefixErr = a.prefixLists(ctx, list)
+			prefixLists, prefixErr = a.listPrefixLists(ctx, list)
 		}
 	}()
 	go func() {
@@ -102,7 +102,7 @@ func (a *AWS) ListFacts(ctx context.Context, ins []*Instance, req ListRequest) m
 	}()
 	go func() {
 		defer wg.Done()
-		endpoints, endpointErr = a.vpcEndpoints(ctx, dedupe(vpcs))
+		endpoints, endpointErr = a.connectEndpointsIn(ctx, dedupe(vpcs))
 		var gids []string
 		for _, ep := range endpoints {
 			gids = append(gids, ep.SecurityGroups...)
@@ -199,7 +199,7 @@ func (a *AWS) subnetACLs(ctx context.Context, subnets []string) (map[string]*Net
 				return out, apiError("ec2:DescribeNetworkAcls", "ec2:DescribeNetworkAcls", err)
 			}
 			for _, n := range page.NetworkAcls {
-				acl := convertACL(n)
+				acl := listedACL(n)
 				for _, as := range n.Associations {
 					out[aws.ToString(as.SubnetId)] = acl
 				}
@@ -209,8 +209,8 @@ func (a *AWS) subnetACLs(ctx context.Context, subnets []string) (map[string]*Net
 	return out, nil
 }
 
-// convertACL is a network ACL as the checks read it.
-func convertACL(n ec2types.NetworkAcl) *NetworkACL {
+// listedACL is a network ACL as the checks read it.
+func listedACL(n ec2types.NetworkAcl) *NetworkACL {
 	acl := &NetworkACL{ID: aws.ToString(n.NetworkAclId)}
 	for _, e := range n.Entries {
 		cidr := aws.ToString(e.CidrBlock)
@@ -250,8 +250,8 @@ func (a *AWS) agents(ctx context.Context, ids []string) (map[string]*SSMAgent, *
 	return out, nil
 }
 
-// vpcEndpoints are the EC2 Instance Connect Endpoints of vpcs.
-func (a *AWS) vpcEndpoints(ctx context.Context, vpcs []string) ([]InstanceConnectEndpoint, *APIError) {
+// connectEndpointsIn are the EC2 Instance Connect Endpoints of vpcs.
+func (a *AWS) connectEndpointsIn(ctx context.Context, vpcs []string) ([]InstanceConnectEndpoint, *APIError) {
 	var out []InstanceConnectEndpoint
 	for start := 0; start < len(vpcs); start += filterBatch {
 		batch := vpcs[start:min(start+filterBatch, len(vpcs))]
@@ -269,4 +269,33 @@ func (a *AWS) vpcEndpoints(ctx context.Context, vpcs []string) ([]InstanceConnec
 		}
 	}
 	return out, nil
+}
+
+// listPrefixLists are the CIDRs of the managed prefix lists the groups'
+// inbound rules name, by list.
+func (a *AWS) listPrefixLists(ctx context.Context, groups []SecurityGroup) (map[string][]string, *APIError) {
+	var m map[string][]string
+	for _, g := range groups {
+		for _, r := range g.Ingress {
+			for _, pl := range r.PrefixLists {
+				if _, done := m[pl]; done {
+					continue
+				}
+				cctx, cancel := callCtx(ctx)
+				out, err := a.EC2.GetManagedPrefixListEntries(cctx, &ec2.GetManagedPrefixListEntriesInput{PrefixListId: aws.String(pl)})
+				cancel()
+				if err != nil {
+					return m, apiError("ec2:GetManagedPrefixListEntries", "ec2:GetManagedPrefixListEntries", err)
+				}
+				if m == nil {
+					m = map[string][]string{}
+				}
+				m[pl] = []string{}
+				for _, e := range out.Entries {
+					m[pl] = append(m[pl], aws.ToString(e.Cidr))
+				}
+			}
+		}
+	}
+	return m, nil
 }
