@@ -127,7 +127,7 @@ var LongOptions = []LongOption{
 	{Name: "no-cache", About: "resolve the destination afresh"},
 	{Name: "proxy", About: "be a ProxyCommand: ec2ssh --proxy %h %p"},
 	{Name: "serial", About: "open the instance's EC2 serial console"},
-	{Name: "list", About: "list instances: [FILTER]"},
+	{Name: "list", About: "list instances (FILTER, below) and how each would be reached"},
 	{Name: "all", About: "run a command on many instances: FILTER -- COMMAND"},
 	{Name: "parallel", Arg: "count", About: "how many instances --all runs on at once (default 10; with --via run-command N or N%, default 50)"},
 	{Name: "max-errors", Arg: "count", About: "--all --via run-command: errors (N or N%) after which no more instances get the command (default 100%: all do)"},
@@ -173,8 +173,19 @@ func ParseArgs(argv []string) (*Args, error) {
 	}
 	if len(args) > 0 {
 		a.DestIndex = len(argv) - len(args)
-		if err := a.setDestination(args[0]); err != nil {
-			return nil, err
+		switch {
+		case a.List:
+			// A FILTER, EC2's (issue 24: spaces, backslashes and all), not
+			// a host: taken as typed.
+			a.Destination = args[0]
+		case a.All:
+			if err := a.setFilter(args[0]); err != nil {
+				return nil, err
+			}
+		default:
+			if err := a.setDestination(args[0]); err != nil {
+				return nil, err
+			}
 		}
 		args = args[1:]
 		// ssh(1) parses options after the destination too, unless "--" came first.
@@ -544,6 +555,23 @@ func (a *Args) setLast(key, val string) {
 	a.Settings = append([]Setting{{key, val}}, a.Settings...)
 }
 
+// setFilter takes --all's [user@]FILTER: the user as ssh splits a
+// destination (at the last "@"), the FILTER as typed: it is EC2's to
+// judge, not a host name (issue 24).
+func (a *Args) setFilter(dest string) error {
+	filter := dest
+	if i := strings.LastIndexByte(dest, '@'); i >= 0 {
+		user := dest[:i]
+		filter = dest[i+1:]
+		if user == "" || !validRemoteUser(user) {
+			return errInvalidUser
+		}
+		a.add("User", user)
+	}
+	a.Destination = filter
+	return nil
+}
+
 // setDestination takes [user@]host or ssh://[user@]host[:port].
 func (a *Args) setDestination(dest string) error {
 	user, host, port := "", dest, ""
@@ -659,8 +687,22 @@ ec2ssh options:
 		}
 		fmt.Fprintf(&b, "  %-30s %s\n", name, o.About)
 	}
+	b.WriteString(filterHelp)
 	return b.String()
 }
+
+// filterHelp says what a FILTER of --list and --all means: EC2's own
+// DescribeInstances filters, sent as typed (issue 24; docs/filters.md).
+const filterHelp = `
+FILTER (--list, --all) is EC2's own instance filter, sent to EC2 as typed and
+meaning what EC2 makes of it; terminated instances are left out:
+  'web-*'          the Name tag; * is any characters, / and spaces included
+  'db-?'           ? is exactly one character; values are case-sensitive
+  'team/*/api'     a Name with slashes
+  tag:Env=prod     any tag; its value may use * and ? too (tag:Env=* : any value)
+  'tag:Env=pr\*d'  a backslash makes *, ? or \ literal
+  i-0abc…          one instance; none (or '*'): every instance
+`
 
 func (s Setting) String() string { return fmt.Sprintf("%s=%s", s.Key, s.Value) }
 

@@ -65,9 +65,9 @@ func TestFleetList(t *testing.T) {
 	if err := json.Unmarshal(r.stdout, &got); err != nil {
 		t.Fatalf("--list --json: %v: %s", err, r.stdout)
 	}
-	via := map[string]string{}
+	via, why := map[string]string{}, map[string]string{}
 	for _, g := range got {
-		via[g.Name] = g.Reach.Via
+		via[g.Name], why[g.Name] = g.Reach.Via, g.Reach.Why
 		if g.Tags["Fleet"] != "lab" {
 			t.Errorf("%s: tags %v", g.Name, g.Tags)
 		}
@@ -77,7 +77,7 @@ func TestFleetList(t *testing.T) {
 	}
 	for name, want := range map[string]string{"healthy": "direct", "sg-no-22": "ssm", "stopped": "none", "no-profile": "direct"} {
 		if via[name] != want {
-			t.Errorf("%s is reached via %q, want %q", name, via[name], want)
+			t.Errorf("%s is reached via %q (%s), want %q", name, via[name], why[name], want)
 		}
 	}
 	// A Name glob, as a table.

@@ -8,6 +8,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"sync"
 	"testing"
 
 	"github.com/ec2ssh/ec2ssh/connect"
@@ -57,6 +58,13 @@ type fakeRegion struct {
 	instances   []*preflight.Instance
 	regions     []string
 	others      map[string]*fakeRegion
+	// err, when set, is how asking this region fails; lookups counts
+	// resolution's calls (names_test.go).
+	err     error
+	mu      sync.Mutex
+	lookups int
+	// facts, when set, are an instance's facts for ListFacts.
+	facts func(in *preflight.Instance, port int) *preflight.Facts
 }
 
 func (f *fakeRegion) Region() string { return f.region }
@@ -64,7 +72,8 @@ func (f *fakeRegion) Region() string { return f.region }
 func (f *fakeRegion) List(ctx context.Context, flt preflight.Filter) ([]*preflight.Instance, error) {
 	var out []*preflight.Instance
 	for _, in := range f.instances {
-		if flt.Matches(in) {
+		// As EC2 selects with the filter and the states a listing asks for.
+		if flt.Matches(in) && in.State != preflight.StateTerminated {
 			c := *in
 			c.Region = f.region
 			out = append(out, &c)
@@ -75,12 +84,27 @@ func (f *fakeRegion) List(ctx context.Context, flt preflight.Filter) ([]*preflig
 
 func (f *fakeRegion) Regions(ctx context.Context) ([]string, error) { return f.regions, nil }
 
-func (f *fakeRegion) Reachability(ctx context.Context, ins []*preflight.Instance, port int, mode, src string) map[string]preflight.Reach {
-	out := map[string]preflight.Reach{}
+// ListFacts: every instance's group admits port 22 from anywhere, its
+// subnet's ACL lets everything through, and no agent is registered.
+func (f *fakeRegion) ListFacts(ctx context.Context, ins []*preflight.Instance, req preflight.ListRequest) map[string]*preflight.Facts {
+	out := map[string]*preflight.Facts{}
 	for _, in := range ins {
-		out[in.ID] = preflight.Reach{Via: "direct", Why: "sg-1 allows 0.0.0.0/0"}
+		if f.facts != nil {
+			out[in.ID] = f.facts(in, req.Port)
+			continue
+		}
+		out[in.ID] = openFacts(in, req.Port)
 	}
 	return out
+}
+
+func openFacts(in *preflight.Instance, port int) *preflight.Facts {
+	in.Interfaces = []preflight.Interface{{ID: "eni-1", SecurityGroups: []string{"sg-1"}}}
+	return &preflight.Facts{Region: in.Region, Port: port, Instance: in,
+		SecurityGroups: []preflight.SecurityGroup{{ID: "sg-1", Ingress: []preflight.SGRule{{Protocol: "tcp", FromPort: 22, ToPort: 22, CIDRs: []string{"0.0.0.0/0"}}}}},
+		NetworkACL: &preflight.NetworkACL{ID: "acl-1", Entries: []preflight.ACLEntry{{Number: 100, Protocol: "-1", Allow: true, CIDR: "0.0.0.0/0"},
+			{Number: 100, Egress: true, Protocol: "-1", Allow: true, CIDR: "0.0.0.0/0"}}},
+		SSM: &preflight.SSMAgent{}, Source: preflight.Source{Address: "203.0.113.5", How: "--source-ip", EphemeralLow: 32768, EphemeralHigh: 60999}}
 }
 
 func inst(n int, name string, state preflight.State) *preflight.Instance {

@@ -18,24 +18,23 @@ type listed struct {
 	Reach preflight.Reach `json:"reach"`
 }
 
-// List is --list [FILTER]: the instances it selects and how each would be
-// reached now, as a table or JSON.
+// List is --list [FILTER]: the instances EC2 selects with the filter and
+// how each would be reached now (REACH: the ladder's own choice, judged
+// from a few calls for the whole list), as a table or JSON.
 func List(ctx context.Context, r *reach.Run) (int, error) {
 	args, stdout := r.Args, r.IO.Stdout
-	ins, a, err := instances(ctx, r)
+	got, err := find(ctx, r)
 	if err != nil {
 		return 255, err
 	}
+	ins, a := got.ins, got.home
 	reachOf := reachability(ctx, r, a, ins)
-	cache := preflight.DefaultCache()
 	var out []listed
 	for _, in := range ins {
 		out = append(out, listed{Instance: in, Reach: reachOf[in.ID]})
-		// What was listed is what will be connected to next: remember
-		// running instances by Name (and so complete them, too).
-		if addr, err := in.Address(args.Address); err == nil && in.State.Running() && in.Name != "" && !args.NoCache {
-			cache.Put(args.Profile, in.Region, in.Name, preflight.Cached{InstanceID: in.ID, Name: in.Name, Address: addr})
-		}
+	}
+	if !args.NoCache {
+		remember(preflight.DefaultCache(), args.Profile, got)
 	}
 	if args.JSON {
 		if out == nil {
@@ -52,14 +51,59 @@ func List(ctx context.Context, r *reach.Run) (int, error) {
 	return 0, nil
 }
 
+// remember warms the cache with what the listing means for resolving the
+// names it shows, and nothing else (issue 24). Only a listing by Name (a
+// Name pattern, or every instance) holds every instance of each name it
+// shows in each region it asked; for each such name with a live instance,
+// each region's instances of that name are remembered as that region's
+// answer (none, for a region that has none), and a listing of every
+// enabled region as a sweep. Resolution then decides from them by its own
+// rule: an ambiguous name stays ambiguous, the home region wins. (Gone
+// instances are not listed; they matter to resolution only when a name
+// has no live instance, and such names are not remembered.)
+func remember(c *preflight.Cache, profile string, got *found) {
+	if !got.filter.Named() {
+		return
+	}
+	byName := map[string]map[string][]*preflight.Instance{}
+	for _, in := range got.ins {
+		if in.Name == "" {
+			continue
+		}
+		if byName[in.Name] == nil {
+			byName[in.Name] = map[string][]*preflight.Instance{}
+		}
+		byName[in.Name][in.Region] = append(byName[in.Name][in.Region], in)
+	}
+	swept := got.every
+	for name, regions := range byName {
+		alive := false
+		for _, ins := range regions {
+			for _, in := range ins {
+				alive = alive || !in.State.Gone()
+			}
+		}
+		if !alive || preflight.ClassifyDest(name) != preflight.DestName {
+			continue
+		}
+		var answers []preflight.Answer
+		for _, region := range got.regions {
+			answers = append(answers, preflight.Answer{Region: region, Instances: regions[region]})
+		}
+		c.Remember(profile, name, answers, swept, preflight.LoginUser{})
+	}
+}
+
 // reachability judges how each instance would be reached, per region with
-// that region's clients.
+// that region's clients: the facts a listing can afford, judged by the
+// ladder (reach.Predict).
 func reachability(ctx context.Context, r *reach.Run, a lister, ins []*preflight.Instance) map[string]preflight.Reach {
 	ctx = preflight.WithRole(ctx, preflight.RoleFleet)
 	byRegion := map[string][]*preflight.Instance{}
 	for _, in := range ins {
 		byRegion[in.Region] = append(byRegion[in.Region], in)
 	}
+	req := preflight.ListRequest{Port: r.Config.Port, AddressMode: r.Args.Address, SourceIP: r.Args.SourceIP}
 	out := map[string]preflight.Reach{}
 	var mu sync.Mutex
 	var wg sync.WaitGroup
@@ -71,14 +115,23 @@ func reachability(ctx context.Context, r *reach.Run, a lister, ins []*preflight.
 			if region != a.Region() {
 				var err error
 				if ra, err = open(ctx, r, region); err != nil {
+					mu.Lock()
+					for _, in := range group {
+						out[in.ID] = preflight.Reach{Via: "unknown", Why: err.Error()}
+					}
+					mu.Unlock()
 					return
 				}
 			}
-			got := ra.Reachability(ctx, group, r.Config.Port, r.Args.Address, r.Args.SourceIP)
+			facts := ra.ListFacts(ctx, group, req)
 			mu.Lock()
 			defer mu.Unlock()
-			for k, v := range got {
-				out[k] = v
+			for _, in := range group {
+				if f := facts[in.ID]; f != nil && f.Instance != nil {
+					out[in.ID] = reach.Predict(r.Args.Fallback, f, r.Args.Address)
+				} else {
+					out[in.ID] = preflight.Reach{Via: "unknown", Why: "nothing was learnt about it"}
+				}
 			}
 		}()
 	}

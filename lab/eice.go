@@ -98,6 +98,10 @@ func startEICE(dir, motoURL, secret string, endpoints []LabEndpoint, override fr
 	s.front = &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		body, _ := io.ReadAll(io.LimitReader(r.Body, 1<<20))
 		form, _ := url.ParseQuery(string(body))
+		body, form = asEC2Filters(body, form) // EC2's wildcards, not moto's (ec2filters.go)
+		if answeredAsEC2(w, r, form, motoURL) {
+			return
+		}
 		switch form.Get("Action") {
 		case "DescribeInstanceConnectEndpoints":
 			s.describeEndpoints(w, form)

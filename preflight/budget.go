@@ -216,11 +216,16 @@ func (m budgetMiddleware) HandleInitialize(ctx context.Context, in middleware.In
 	}
 	if err != nil && ctx.Err() == nil {
 		// The deadline may fall in a retry's backoff: what the last
-		// attempt got (a 5xx, a throttle) is then what to say.
+		// attempt that reached AWS got (a 5xx, a throttle) is then what
+		// to say. (An attempt the deadline ended before it was sent, as
+		// the adaptive mode's rate limiter waits, got nothing from AWS.)
 		cause := err
-		if res, ok := retry.GetAttemptResults(md); ok && len(res.Results) > 0 {
-			if last := res.Results[len(res.Results)-1].Err; last != nil && cctx.Err() != nil {
-				cause = last
+		if res, ok := retry.GetAttemptResults(md); ok && cctx.Err() != nil {
+			for i := len(res.Results) - 1; i >= 0; i-- {
+				if e := res.Results[i].Err; e != nil && !errors.Is(e, context.DeadlineExceeded) && !errors.Is(e, context.Canceled) {
+					cause = e
+					break
+				}
 			}
 		}
 		ce := classifyCall(cctx, service, op, role, budget, took, cause)

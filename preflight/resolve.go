@@ -2,14 +2,9 @@ package preflight
 
 import (
 	"context"
-	"fmt"
 	"net/netip"
 	"regexp"
-	"slices"
-	"sort"
 	"strings"
-	"sync"
-	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/ec2"
@@ -49,136 +44,38 @@ func isAddr(s string) bool {
 	return err == nil
 }
 
-// Resolve finds the instance dest names. It returns (nil, nil) when no
-// instance matches; a failure.Config error listing the candidates when a
-// Name tag matches several; an AWS error (failure.AWSAuth) when asking
-// failed.
+// Resolve finds the instance dest names in a's region alone (Lookup, then
+// Decide as --region would). It returns (nil, nil) when no instance
+// matches; a failure.Config error listing the candidates when a Name tag
+// names several live instances; the call's failure when asking failed.
 func (a *AWS) Resolve(ctx context.Context, dest string) (*Instance, error) {
-	var filterSets [][]ec2types.Filter
-	var ids []string
-	switch ClassifyDest(dest) {
-	case DestID:
-		ids = []string{dest}
-	case DestAddress:
-		key := "private-ip-address"
-		if addr, _ := netip.ParseAddr(dest); addr.Is6() {
-			key = "network-interface.ipv6-addresses.ipv6-address"
-		}
-		// EC2 ANDs filters, so public and private are asked separately.
-		filterSets = [][]ec2types.Filter{{{Name: aws.String(key), Values: []string{dest}}}, {{Name: aws.String("ip-address"), Values: []string{dest}}}}
-	case DestEC2DNS:
-		filterSets = [][]ec2types.Filter{{{Name: aws.String("dns-name"), Values: []string{dest}}}, {{Name: aws.String("private-dns-name"), Values: []string{dest}}}}
-	default:
-		filterSets = [][]ec2types.Filter{{{Name: aws.String("tag:Name"), Values: []string{dest}}}}
-	}
-	if len(ids) > 0 {
-		filterSets = [][]ec2types.Filter{nil}
-	}
-	var mu sync.Mutex
-	found := map[string]*Instance{}
-	var firstErr *APIError
-	var wg sync.WaitGroup
-	for _, filters := range filterSets {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			ins, err := a.describeInstances(ctx, ids, filters)
-			mu.Lock()
-			defer mu.Unlock()
-			if err != nil {
-				if firstErr == nil {
-					firstErr = err
-				}
-				return
-			}
-			for _, in := range ins {
-				found[in.ID] = in
-			}
-		}()
-	}
-	wg.Wait()
-	if firstErr != nil {
-		if firstErr.Code == "InvalidInstanceID.NotFound" || firstErr.Code == "InvalidInstanceID.Malformed" {
-			return nil, nil
-		}
-		return nil, firstErr.AsFailure()
-	}
-	var live, all []*Instance
-	for _, in := range found {
-		all = append(all, in)
-		if !in.State.Gone() {
-			live = append(live, in)
-		}
-	}
-	cands := live
-	if len(cands) == 0 {
-		cands = all
-	}
-	switch len(cands) {
-	case 0:
-		return nil, nil
-	case 1:
-		return cands[0], nil
-	}
-	sort.Slice(cands, func(i, j int) bool { return cands[i].LaunchTime.Before(cands[j].LaunchTime) })
-	var lines []string
-	for _, in := range cands {
-		addr := in.PublicIP
-		if addr == "" {
-			addr = in.PrivateIP
-		}
-		lines = append(lines, fmt.Sprintf("%s  %-10s %-15s launched %s", in.ID, in.State, addr, in.LaunchTime.UTC().Format(time.RFC3339)))
-	}
-	return nil, &failure.Error{Kind: failure.Config,
-		Msg:  fmt.Sprintf("%d instances are named %q:\n  %s", len(cands), dest, strings.Join(lines, "\n  ")),
-		Hint: "connect by instance id instead, e.g. ec2ssh " + cands[0].ID}
+	in, _, _, err := Decide(dest, a.Lookup(ctx, dest), nil, true)
+	return in, err
 }
 
-// ResolveElsewhere looks dest up in the account's other enabled regions,
-// RegionParallelism at a time: the instance and its region, nil when no
-// region has it, an error when several do.
-func (a *AWS) ResolveElsewhere(ctx context.Context, dest string) (*Instance, string, error) {
-	regions, err := a.Regions(ctx)
-	if err != nil {
-		return nil, "", err
-	}
-	others := slices.DeleteFunc(regions, func(r string) bool { return r == a.Region() })
-	found, errs := InRegions(ctx, a.opts, others, func(ctx context.Context, ra *AWS) (*Instance, error) {
-		return ra.Resolve(ctx, dest)
-	})
-	var hits []string
-	var hit *Instance
-	region := ""
-	for i, in := range found {
-		if errs[i] == nil && in != nil {
-			hits = append(hits, others[i]+" ("+in.ID+")")
-			hit, region = in, others[i]
-		}
-	}
-	switch len(hits) {
-	case 0:
-		return nil, "", nil
-	case 1:
-		return hit, region, nil
-	}
-	return nil, "", &failure.Error{Kind: failure.Config, Msg: fmt.Sprintf("%q is in several regions: %s", dest, strings.Join(hits, ", ")),
-		Hint: "say which with --region"}
-}
-
+// describeInstances reads every page of DescribeInstances. Each page is
+// one call with its own budget (the middleware's, by ctx's role): a long
+// listing of slow pages is not bounded as a whole (issue 24).
 func (a *AWS) describeInstances(ctx context.Context, ids []string, filters []ec2types.Filter) ([]*Instance, *APIError) {
 	ctx, cancel := callCtx(ctx)
 	defer cancel()
 	p := ec2.NewDescribeInstancesPaginator(a.EC2, &ec2.DescribeInstancesInput{InstanceIds: ids, Filters: filters})
+	told := pagesOf(ctx)
 	var out []*Instance
 	for p.HasMorePages() {
 		page, err := p.NextPage(ctx)
 		if err != nil {
 			return nil, apiError("ec2:DescribeInstances", "ec2:DescribeInstances", err)
 		}
+		n := 0
 		for _, r := range page.Reservations {
 			for _, in := range r.Instances {
 				out = append(out, convertInstance(in))
+				n++
 			}
+		}
+		if told != nil {
+			told(a.Region(), n)
 		}
 	}
 	return out, nil

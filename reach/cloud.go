@@ -31,8 +31,12 @@ type finder interface {
 	// when none does; a failure.Config error listing the candidates when
 	// a Name tag names several.
 	Resolve(ctx context.Context, dest string) (*preflight.Instance, error)
-	// ResolveElsewhere looks in the account's other enabled regions.
-	ResolveElsewhere(ctx context.Context, dest string) (*preflight.Instance, string, error)
+	// Lookup is what this region says dest names (preflight.Decide judges
+	// it).
+	Lookup(ctx context.Context, dest string) preflight.Answer
+	// Elsewhere is what every other enabled region says dest names; an
+	// error when the regions could not be listed.
+	Elsewhere(ctx context.Context, dest string) ([]preflight.Answer, error)
 	// ImageUser is the login user of the instance's AMI, "" when unknown.
 	ImageUser(ctx context.Context, in *preflight.Instance) string
 	// WaitRunning waits for a pending instance to run (preflight's rules).

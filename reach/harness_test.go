@@ -48,6 +48,10 @@ type fakeCloud struct {
 	// states, when set, are the states DescribeInstances gives an
 	// instance one call after another (the last one stays).
 	states []preflight.State
+	// others are the account's other regions (names_test.go); err, when
+	// set, is how asking this region fails.
+	others []*fakeCloud
+	err    error
 }
 
 func (f *fakeCloud) call(name string) {
@@ -72,28 +76,8 @@ func (f *fakeCloud) Region() string { return f.region }
 
 func (f *fakeCloud) Resolve(ctx context.Context, dest string) (*preflight.Instance, error) {
 	f.call("Resolve")
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	var hits []*preflight.Instance
-	for _, in := range f.instances {
-		if in.ID == dest || in.Name == dest || in.PrivateIP == dest || in.PublicIP == dest {
-			hits = append(hits, in)
-		}
-	}
-	switch len(hits) {
-	case 0:
-		return nil, nil
-	case 1:
-		in := *hits[0]
-		if len(f.states) > 0 {
-			in.State, f.states = f.states[0], f.states[1:]
-			if len(f.states) == 0 {
-				f.states = []preflight.State{in.State}
-			}
-		}
-		return &in, nil
-	}
-	return nil, failure.Configf("connect by instance id", "%d instances are named %q", len(hits), dest)
+	in, _, _, err := preflight.Decide(dest, f.lookup(dest), nil, true)
+	return in, err
 }
 
 // WaitRunning polls Resolve as preflight's does, o.Interval apart, within
@@ -116,9 +100,46 @@ func (f *fakeCloud) WaitRunning(ctx context.Context, id string, o preflight.Wait
 	return nil, &failure.Error{Kind: failure.InstanceState, Msg: id + " is still pending"}
 }
 
-func (f *fakeCloud) ResolveElsewhere(ctx context.Context, dest string) (*preflight.Instance, string, error) {
-	f.call("ResolveElsewhere")
-	return nil, "", nil
+func (f *fakeCloud) Lookup(ctx context.Context, dest string) preflight.Answer {
+	f.call("Lookup")
+	return f.lookup(dest)
+}
+
+// lookup is what the fake region says dest names: every instance whose id,
+// Name or address it is; a scripted sequence of states, when set, is
+// what one lookup after another gives them.
+func (f *fakeCloud) lookup(dest string) preflight.Answer {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.err != nil {
+		return preflight.Answer{Region: f.region, Err: f.err}
+	}
+	ans := preflight.Answer{Region: f.region}
+	for _, in := range f.instances {
+		if in.ID == dest || in.Name == dest || in.PrivateIP == dest || in.PublicIP == dest {
+			c := *in
+			c.Region = f.region
+			if len(f.states) > 0 {
+				c.State, f.states = f.states[0], f.states[1:]
+				if len(f.states) == 0 {
+					f.states = []preflight.State{c.State}
+				}
+			}
+			ans.Instances = append(ans.Instances, &c)
+		}
+	}
+	return ans
+}
+
+func (f *fakeCloud) Elsewhere(ctx context.Context, dest string) ([]preflight.Answer, error) {
+	f.call("Elsewhere")
+	var out []preflight.Answer
+	for _, o := range f.others {
+		if o.region != f.region {
+			out = append(out, o.lookup(dest))
+		}
+	}
+	return out, nil
 }
 
 func (f *fakeCloud) ImageUser(ctx context.Context, in *preflight.Instance) string {

@@ -25,8 +25,8 @@ func TestConnectFromCache(t *testing.T) {
 			t.Fatalf("connect %d: %d, %v: %s", i, code, err, read(t, w.stderr))
 		}
 	}
-	if n := w.cloud.called("Resolve"); n != 1 {
-		t.Errorf("Resolve called %d times over two connections, want 1 (the second from the cache)", n)
+	if n := w.cloud.called("Lookup"); n != 1 {
+		t.Errorf("Lookup called %d times over two connections, want 1 (the second from the cache)", n)
 	}
 	// The instance goes away: the cached address refuses, and the entry
 	// is dropped.

@@ -62,7 +62,13 @@ type resolveOpts struct {
 	user bool
 }
 
-// cached is dest's resolution from the cache, or nil.
+// cached is dest's resolution from the cache, or nil. The cache holds
+// what regions answered for dest; the answer is preflight.Decide over
+// them, the rule a fresh resolution follows, and only when that rule can
+// decide from what is held (the home region's answer, and every other
+// region's when the home region has no live instance of the name) and
+// decides one running instance. Anything else (an ambiguous name, a
+// stopped instance, a region not remembered) is resolved afresh.
 func (s *side) cached(ctx context.Context, dest string, o resolveOpts) *Target {
 	profile := s.run.Args.Profile
 	if s.cache == nil || !s.configured() || !s.cache.Has(profile, dest) {
@@ -79,20 +85,43 @@ func (s *side) cached(ctx context.Context, dest string, o resolveOpts) *Target {
 		}
 		region = c.Region()
 	}
-	c := s.cache.Get(profile, region, dest)
-	if c == nil && s.run.Args.Region == "" {
-		// Found in another region before: go there again.
-		if c = s.cache.Get(profile, "", dest); c != nil {
-			if _, err := s.useRegion(ctx, c.Region); err != nil {
-				return nil
+	m := s.cache.Recall(profile, dest)
+	if m == nil {
+		return nil
+	}
+	home, ok := m.Answers[region]
+	if !ok {
+		return nil
+	}
+	var others []preflight.Answer
+	if m.Swept {
+		others = []preflight.Answer{}
+		for r, a := range m.Answers {
+			if r != region {
+				others = append(others, a)
 			}
 		}
 	}
-	if c == nil || o.user && !c.UserLooked {
+	in, where, _, err := preflight.Decide(dest, home, others, s.run.Args.Region != "")
+	if err != nil || in == nil || !in.State.Running() {
 		return nil
 	}
-	s.run.Env.Debug("debug1: ec2ssh: %s is %s at %s (cached)", dest, c.InstanceID, c.Address)
-	return &Target{Dest: dest, ID: c.InstanceID, Name: c.Name, Address: c.Address, User: c.User, APIRTT: c.APIRTT}
+	user := m.Users[in.ID]
+	if o.user && !user.Looked {
+		return nil
+	}
+	addr, err := in.Address(s.run.Args.Address)
+	if err != nil {
+		return nil
+	}
+	if where != region {
+		// Found in another region before: go there again.
+		if _, err := s.useRegion(ctx, where); err != nil {
+			return nil
+		}
+	}
+	s.run.Env.Debug("debug1: ec2ssh: %s is %s at %s (cached)", dest, in.ID, addr)
+	return &Target{Dest: dest, ID: in.ID, Name: in.Name, Address: addr, User: user.User, APIRTT: m.Answers[where].Took}
 }
 
 func (s *side) dropCache(dest string) {
@@ -101,7 +130,10 @@ func (s *side) dropCache(dest string) {
 	}
 }
 
-// resolve asks EC2 which instance dest is. (nil, nil): not an instance.
+// resolve asks EC2 which instance dest is (preflight.Decide over the
+// home region's answer and, when it has no live instance of the name and
+// no --region pins it, every other enabled region's). (nil, nil): not an
+// instance. What the regions answered is remembered, as they answered it.
 func (s *side) resolve(ctx context.Context, dest string, o resolveOpts) (*Target, error) {
 	c, err := s.get(ctx)
 	if err != nil {
@@ -111,31 +143,32 @@ func (s *side) resolve(ctx context.Context, dest string, o resolveOpts) (*Target
 		return nil, &failure.Error{Kind: failure.AWSAuth, Msg: "no AWS region is configured to look up " + preflight.Sanitize(dest),
 			Hint: "pass --region, set AWS_REGION, or run: aws configure set region REGION"}
 	}
-	start := time.Now()
-	in, err := c.Resolve(ctx, dest)
-	if err != nil {
-		return nil, err
-	}
-	rtt := time.Since(start)
-	kind := preflight.ClassifyDest(dest)
-	if in == nil && s.run.Args.Region == "" && (kind == preflight.DestID || kind == preflight.DestName) {
+	pinned := s.run.Args.Region != ""
+	home := c.Lookup(ctx, dest)
+	in, region, more, err := preflight.Decide(dest, home, nil, pinned)
+	var others []preflight.Answer
+	if more {
 		// Not here: the account's other regions, in parallel. A region
 		// given with --region is where to look, and only there.
-		elsewhere, region, err := c.ResolveElsewhere(ctx, dest)
-		if err != nil {
+		if others, err = c.Elsewhere(ctx, dest); err != nil {
 			return nil, err
 		}
-		if elsewhere == nil {
-			return nil, nil
-		}
+		in, region, _, err = preflight.Decide(dest, home, others, pinned)
+	}
+	if err != nil || in == nil {
+		return nil, err
+	}
+	rtt := home.Took
+	if region != c.Region() {
 		s.run.Env.Log("ec2ssh: %s is in %s, not %s (--region %s saves this lookup)", preflight.Sanitize(dest), region, c.Region(), region)
+		for _, a := range others {
+			if a.Region == region {
+				rtt = a.Took
+			}
+		}
 		if c, err = s.useRegion(ctx, region); err != nil {
 			return nil, err
 		}
-		in = elsewhere
-	}
-	if in == nil {
-		return nil, nil
 	}
 	addr, err := in.Address(s.run.Args.Address)
 	if err != nil {
@@ -154,8 +187,8 @@ func (s *side) resolve(ctx context.Context, dest string, o resolveOpts) (*Target
 	}
 	s.run.Env.Debug("debug1: ec2ssh: %s is %s (%s) at %s, resolved in %v", dest, in.ID, in.State, addr, rtt.Round(time.Millisecond))
 	if s.cache != nil && in.State.Running() {
-		s.cache.Put(s.run.Args.Profile, c.Region(), dest, preflight.Cached{InstanceID: in.ID, Name: in.Name, Address: addr,
-			User: t.User, UserLooked: o.user, APIRTT: rtt})
+		s.cache.Remember(s.run.Args.Profile, dest, append([]preflight.Answer{home}, others...), more,
+			preflight.LoginUser{ID: in.ID, User: t.User, Looked: o.user})
 	}
 	return t, nil
 }
@@ -206,4 +239,13 @@ func resolvable(ctx context.Context, name string) bool {
 	defer cancel()
 	addrs, err := net.DefaultResolver.LookupHost(ctx, name)
 	return err == nil && len(addrs) > 0
+}
+
+// Locate is what a connection to dest would resolve it to before anything
+// is dialled (the cache, then AWS), as an instance is asked for: an ssh
+// host that DNS knows is not tried as a Name. (nil, nil): not an instance.
+// Its errors are resolution's (preflight.Decide): a Name several live
+// instances carry, a region that could not be asked.
+func Locate(ctx context.Context, r *Run, dest string) (*Target, error) {
+	return newSide(r).locate(ctx, dest, true, resolveOpts{user: !r.Config.UserSet})
 }

@@ -35,7 +35,7 @@ var (
 	bigMiB  = flag.Int("mib", 64, "MiB for the native throughput runs")
 	ssmMiB  = flag.Int("ssm-mib", 16, "MiB for the SSM throughput runs")
 	stockUp = flag.Int("stock-up-mib", 4, "MiB for the stock plugin's upload (about 0.7 MB/s)")
-	only    = flag.String("only", "", "run only these sections (comma-separated: connect,native,blocked,calls,ssm,ssmcmd,kms,hostile,startup,sharing,fleet,runcommand,eice); the file is not written")
+	only    = flag.String("only", "", "run only these sections (comma-separated: connect,native,blocked,calls,ssm,ssmcmd,kms,hostile,startup,sharing,fleet,runcommand,eice,names); the file is not written")
 )
 
 // section reports whether a section runs.
@@ -344,6 +344,13 @@ func run() error {
 		}
 		for _, r := range rows {
 			say(r)
+		}
+	}
+
+	if section("names") {
+		// 12. --list at fleet size against the AWS CLI (names.go).
+		if err := e.names(say); err != nil {
+			return err
 		}
 	}
 
