@@ -65,7 +65,7 @@ type eiceStandIn struct {
 
 // startEICE starts the tunnel service (TLS on 127.0.0.1) and the EC2 front
 // in front of moto.
-func startEICE(dir, motoURL, secret string, endpoints []LabEndpoint) (*eiceStandIn, error) {
+func startEICE(dir, motoURL, secret string, ws *Weathers, endpoints []LabEndpoint) (*eiceStandIn, error) {
 	s := &eiceStandIn{endpoints: endpoints, secret: secret, serial: map[string]bool{}, consoles: map[string]string{}}
 	cert, certPEM, err := selfSigned()
 	if err != nil {
@@ -93,6 +93,9 @@ func startEICE(dir, motoURL, secret string, endpoints []LabEndpoint) (*eiceStand
 	}
 	s.front = &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		body, _ := io.ReadAll(io.LimitReader(r.Body, 1<<20))
+		if ws.meet(w, r, body) {
+			return
+		}
 		form, _ := url.ParseQuery(string(body))
 		switch form.Get("Action") {
 		case "DescribeInstanceConnectEndpoints":
