@@ -18,6 +18,8 @@ import (
 	"github.com/aws/smithy-go"
 	"github.com/aws/smithy-go/middleware"
 	smithyhttp "github.com/aws/smithy-go/transport/http"
+
+	"github.com/ec2ssh/ec2ssh/failure"
 )
 
 // AWS weather (SPEC.md, "Every wait has a budget"): each AWS call has a
@@ -119,6 +121,25 @@ func (e *CallError) Error() string {
 		return e.Op + ": " + ae.ErrorCode() + ": " + ae.ErrorMessage()
 	}
 	return e.Op + ": " + e.Err.Error()
+}
+
+// WeatherFailure is err as a failure when AWS's weather made it (a
+// CallError with its Weather set), said in words under op ("start an SSM
+// session on i-0abc") with the hint that blames the weather, not the
+// credentials; nil for any other error, which the caller classifies. The
+// kind is Unreachable (Config for an API absent here), so the ladder goes
+// on to the next way in rather than trying the same one again.
+func WeatherFailure(op string, err error) error {
+	var ce *CallError
+	if !errors.As(err, &ce) || ce.Weather == WeatherNone {
+		return nil
+	}
+	f := (&APIError{Op: ce.Service + ":" + ce.Op, Code: ce.Code, Message: ce.Error(), Weather: ce.Weather}).AsFailure()
+	var fe *failure.Error
+	if errors.As(f, &fe) {
+		fe.Msg, fe.Err = op+": "+ce.Error(), err
+	}
+	return f
 }
 
 func roundBudget(d time.Duration) time.Duration {
