@@ -63,10 +63,20 @@ func (c *checks) start(ctx context.Context) {
 		c.started = true
 		go func() {
 			defer close(c.done)
-			f, t, err := c.side.gather(ctx, c.dest, c.t, &c.cfg, c.creds, gatherOpts{inside: c.inside})
+			// An address found to be an instance is said at once, before
+			// the checks' own calls: SSM may race the dial without waiting
+			// for the slowest of them (issue 20).
+			sent := false
+			onFound := func(t *Target) {
+				if c.t == nil && !sent {
+					sent = true
+					c.found <- t
+				}
+			}
+			f, t, err := c.side.gather(ctx, c.dest, c.t, &c.cfg, c.creds, gatherOpts{inside: c.inside, found: onFound})
 			c.result = gathered{f, t, err}
-			if t != nil && c.t == nil {
-				c.found <- t
+			if t != nil {
+				onFound(t)
 			}
 			if f != nil && t != nil {
 				if bad := doomed(preflight.NewReport(f, t.Address)); bad != nil {
@@ -135,6 +145,9 @@ func (d *doomedError) asFailure() error {
 type gatherOpts struct {
 	probe  bool // probe the SSH port (else the dial answers for it)
 	inside bool // look inside the instance when its SSM agent is online
+	// found, when set, hears of the instance as soon as it is resolved,
+	// before the facts are gathered.
+	found func(*Target)
 }
 
 // gather collects the facts about t (resolving dest first when t is nil).
@@ -153,6 +166,9 @@ func (s *side) gather(ctx context.Context, dest string, t *Target, cfg *connect.
 				rt.User = t.User
 			}
 			t = rt
+			if o.found != nil {
+				o.found(t)
+			}
 		}
 		if c, err = s.get(ctx); err != nil { // the instance may be in another region
 			return nil, t, err
