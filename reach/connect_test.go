@@ -103,6 +103,7 @@ func TestConnectLadder(t *testing.T) {
 		err    bool
 		kind   failure.Kind
 		calls  map[string]int
+		within time.Duration // when set, the whole run takes no longer
 	}{
 		{name: "refused, SSM carries it",
 			setup: func(w *world) {
@@ -137,6 +138,21 @@ func TestConnectLadder(t *testing.T) {
 				}
 			},
 			stdout: "in\n", stderr: []string{"continuing through an EC2 Instance Connect Endpoint"}, calls: map[string]int{"Tunnel": 1}},
+		{name: "silent, no agent, an endpoint, and the checks never answer: the tunnel races the dial",
+			setup: func(w *world) {
+				w.direct = silentDial
+				s := w.sshd(nil)
+				w.instance("i-0123456789abcdef0", "web-1", s)
+				w.cloud.endpoints = []preflight.InstanceConnectEndpoint{{ID: "eice-1", VPCID: "vpc-1", SubnetID: "subnet-1", State: "create-complete", DNSName: "eice.test"}}
+				w.cloud.facts = func(req preflight.Request) *preflight.Facts {
+					time.Sleep(time.Minute) // a check's call in bad weather: nothing waits on it
+					return nil
+				}
+				w.cloud.tunnel = func(ctx context.Context, ep fallback.TunnelEndpoint, ip string, port int) (net.Conn, error) {
+					return toServer(s)(ctx)
+				}
+			},
+			stdout: "in\n", stderr: []string{"continuing through an EC2 Instance Connect Endpoint"}, calls: map[string]int{"Tunnel": 1, "Endpoints": 1}, within: 3 * time.Second},
 		{name: "stopped: said at once, nothing dialled",
 			setup: func(w *world) {
 				w.direct = func(ctx context.Context) (net.Conn, error) { panic("dialled a stopped instance") }
@@ -168,7 +184,11 @@ func TestConnectLadder(t *testing.T) {
 			tt.setup(w)
 			r := w.run("-l", "ec2-user", "-p", port(w.server), "web-1", "echo in")
 			spec, _ := SpecFor(r)
+			start := time.Now()
 			code, err := Connect(context.Background(), r, spec)
+			if took := time.Since(start); tt.within > 0 && took > tt.within {
+				t.Errorf("took %v, want at most %v", took, tt.within)
+			}
 			stderr := read(t, w.stderr)
 			if code != tt.code || tt.err != (err != nil) || err != nil && failure.KindOf(err) != tt.kind {
 				t.Fatalf("Connect = %d, %v (%v); want %d, kind %v\n%s", code, err, failure.KindOf(err), tt.code, tt.kind, stderr)

@@ -149,8 +149,10 @@ func (p *plan) climb(ctx context.Context, do rung) (outcome, fallback.Decision, 
 		}
 		p.lastErr = err
 		a := fallback.Attempt{Step: d.Step, Via: d.Via, Kind: failure.KindOf(err)}
-		if d.Step == fallback.Direct && len(p.races) > 0 && p.races[len(p.races)-1].won == fallback.SSMPort {
-			a.Via = fallback.SSMPort // the race was won over SSM: what failed after ran there
+		if d.Step == fallback.Direct && len(p.races) > 0 {
+			if won := p.races[len(p.races)-1].won; won == fallback.SSMPort || won == fallback.EICE {
+				a.Via = won // the race was won over SSM or a tunnel: what failed after ran there
+			}
 		}
 		p.tried = append(p.tried, a)
 		if a.Kind == failure.Canceled {

@@ -59,20 +59,28 @@ func raceGrace(t *Target, connectTimeout time.Duration) time.Duration {
 type race struct {
 	direct connect.Transport
 	// ssm opens an SSM port session to t's SSH port; nil: no racing.
-	ssm    func(ctx context.Context, t *Target) (net.Conn, error)
-	t      *Target
-	grace  time.Duration
-	checks *checks
-	wait   time.Duration // bound on waiting for the first bytes (the banner)
-	name   string        // host:port, for messages
+	ssm func(ctx context.Context, t *Target) (net.Conn, error)
+	// findEndpoint looks for a ready EC2 Instance Connect Endpoint for t,
+	// and tunnel opens its tunnel to the SSH port: they race the dial in
+	// SSM's place when SSM fails (fallback.Race). nil: no tunnel.
+	findEndpoint func(ctx context.Context, t *Target) (*endpointChoice, error)
+	tunnel       func(ctx context.Context, ep endpointChoice) (net.Conn, error)
+	t            *Target
+	grace        time.Duration
+	checks       *checks
+	wait         time.Duration // bound on waiting for the first bytes (the banner)
+	name         string        // host:port, for messages
 
 	// After the race.
-	won       fallback.Step // the transport that carried it; Stop if none
-	directErr error
-	ssmErr    error // set when SSM was tried and failed
-	ssmTried  bool
-	took      time.Duration // until the winner showed its banner
-	cut       *doomedError  // a check that cut the direct dial short
+	won         fallback.Step // the transport that carried it; Stop if none
+	directErr   error
+	ssmErr      error // set when SSM was tried and failed
+	ssmTried    bool
+	ep          *endpointChoice // the endpoint found while racing
+	tunnelErr   error           // set when the tunnel was tried and failed
+	tunnelTried bool
+	took        time.Duration // until the winner showed its banner
+	cut         *doomedError  // a check that cut the direct dial short
 
 	cleanup sync.WaitGroup // losers still being ended
 }
@@ -83,6 +91,17 @@ type raced struct {
 	err  error
 }
 
+// endpointChoice is an endpoint and the private address it tunnels to.
+type endpointChoice struct {
+	ep fallback.TunnelEndpoint
+	ip string
+}
+
+type endpointFound struct {
+	ep  *endpointChoice
+	err error
+}
+
 // raceRun is one race's moving parts while it runs.
 type raceRun struct {
 	r            *race
@@ -90,6 +109,7 @@ type raceRun struct {
 	cancelAll    context.CancelFunc
 	cancelDirect context.CancelCauseFunc
 	results      chan raced
+	endpoints    chan endpointFound
 	pending      int
 	state        fallback.RaceState
 	start        time.Time
@@ -97,8 +117,8 @@ type raceRun struct {
 
 // transport runs the race; it is a connect.Transport.
 func (r *race) transport(ctx context.Context) (net.Conn, error) {
-	rr := &raceRun{r: r, ctx: ctx, results: make(chan raced, 2), start: time.Now(),
-		state: fallback.RaceState{MayRace: r.ssm != nil, Target: r.t != nil}}
+	rr := &raceRun{r: r, ctx: ctx, results: make(chan raced, 3), endpoints: make(chan endpointFound, 1), start: time.Now(),
+		state: fallback.RaceState{MayRace: r.ssm != nil, Target: r.t != nil, MayTunnel: r.tunnel != nil && r.findEndpoint != nil}}
 	rr.rctx, rr.cancelAll = context.WithCancel(ctx)
 	dctx, cancelDirect := context.WithCancelCause(rr.rctx)
 	rr.cancelDirect = cancelDirect
@@ -142,6 +162,13 @@ func (r *race) transport(ctx context.Context) (net.Conn, error) {
 			doomedCh = nil
 			r.cut = d
 			rr.on(fallback.DialDoomed)
+		case e := <-rr.endpoints:
+			if e.ep == nil {
+				rr.on(fallback.EndpointNone)
+				continue
+			}
+			r.ep = e.ep
+			rr.on(fallback.EndpointReady)
 		case x := <-rr.results:
 			rr.pending--
 			if x.err == nil {
@@ -153,6 +180,9 @@ func (r *race) transport(ctx context.Context) (net.Conn, error) {
 					r.directErr = r.cut.asFailure()
 				}
 				rr.on(fallback.DirectFailed)
+			} else if x.step == fallback.EICE {
+				r.tunnelErr = x.err
+				rr.on(fallback.TunnelFailed)
 			} else {
 				r.ssmErr = x.err
 				rr.on(fallback.SSMFailed)
@@ -194,6 +224,25 @@ func (rr *raceRun) on(ev fallback.RaceEvent) {
 			rr.results <- raced{fallback.SSMPort, c, err}
 		}()
 	}
+	if a.FindEndpoint {
+		t := r.t
+		go func() {
+			ep, err := r.findEndpoint(rr.rctx, t)
+			rr.endpoints <- endpointFound{ep, err}
+		}()
+	}
+	if a.StartTunnel {
+		r.tunnelTried = true
+		rr.pending++
+		ep := *r.ep
+		go func() {
+			c, err := r.tunnel(rr.rctx, ep)
+			if err == nil {
+				c, err = awaitBanner(c, r.wait, r.name)
+			}
+			rr.results <- raced{fallback.EICE, c, err}
+		}()
+	}
 }
 
 // finish makes winner the connection and ends the loser in the
@@ -201,8 +250,8 @@ func (rr *raceRun) on(ev fallback.RaceEvent) {
 func (rr *raceRun) finish(winner raced) (net.Conn, error) {
 	r := rr.r
 	r.won, r.took = winner.step, time.Since(rr.start)
-	if winner.step == fallback.SSMPort {
-		rr.cancelDirect(errors.New("SSM won the race"))
+	if winner.step != fallback.Direct {
+		rr.cancelDirect(errors.New(winner.step.String() + " won the race"))
 	} else {
 		rr.cancelAll() // an SSM session still starting gives up
 	}

@@ -131,6 +131,62 @@ func TestRaceCutShort(t *testing.T) {
 	})
 }
 
+// TestRaceTunnelInSSMsPlace: SSM fails beside a silent dial; the endpoint
+// is looked up and its tunnel carries the connection, without waiting for
+// the checks to prove the dial doomed (issue 20). With no endpoint, the
+// race waits for the dial as before.
+func TestRaceTunnelInSSMsPlace(t *testing.T) {
+	inst := &Target{ID: "i-1", Address: "10.0.0.1", Instance: &preflight.Instance{ID: "i-1", VPCID: "vpc-1", PrivateIP: "10.0.0.1"}}
+	notConnected := func(ctx context.Context, _ *Target) (net.Conn, error) {
+		time.Sleep(10 * time.Millisecond)
+		return nil, &failure.Error{Kind: failure.Unreachable, Msg: "TargetNotConnected"}
+	}
+	for _, tt := range []struct {
+		name     string
+		endpoint bool
+		won      fallback.Step
+		took     time.Duration
+	}{
+		{"an endpoint: its tunnel wins", true, fallback.EICE, 300*time.Millisecond + 10*time.Millisecond + 20*time.Millisecond + 30*time.Millisecond},
+		{"no endpoint: the dial's own end", false, fallback.Stop, 2 * time.Second},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			synctest.Test(t, func(t *testing.T) {
+				looked, tunnels := 0, 0
+				r := &race{direct: silentFor(2 * time.Second), t: inst, grace: 300 * time.Millisecond, wait: 5 * time.Second, ssm: notConnected,
+					findEndpoint: func(ctx context.Context, _ *Target) (*endpointChoice, error) {
+						looked++
+						time.Sleep(20 * time.Millisecond)
+						if !tt.endpoint {
+							return nil, &failure.Error{Kind: failure.Unreachable, Msg: "no endpoint"}
+						}
+						return &endpointChoice{ep: fallback.TunnelEndpoint{ID: "eice-1"}, ip: "10.0.0.1"}, nil
+					},
+					tunnel: func(ctx context.Context, ep endpointChoice) (net.Conn, error) {
+						tunnels++
+						return sshdPipe(30 * time.Millisecond)(ctx)
+					}}
+				start := time.Now()
+				conn, err := r.transport(context.Background())
+				took := time.Since(start)
+				if conn != nil {
+					conn.Close()
+				}
+				if tt.endpoint && err != nil || !tt.endpoint && failure.KindOf(err) != failure.Unreachable {
+					t.Fatalf("transport = %v", err)
+				}
+				if r.won != tt.won || took != tt.took || looked != 1 || tunnels != map[bool]int{true: 1}[tt.endpoint] {
+					t.Errorf("won %v in %v (looked %d, tunnels %d), want %v in %v", r.won, took, looked, tunnels, tt.won, tt.took)
+				}
+				if tt.endpoint && (r.ep == nil || r.ep.ep.ID != "eice-1") {
+					t.Errorf("the endpoint found is not kept for the ladder: %+v", r.ep)
+				}
+				r.cleanup.Wait()
+			})
+		})
+	}
+}
+
 func TestRaceGrace(t *testing.T) {
 	tests := []struct {
 		apiRTT, connectTimeout, want time.Duration
