@@ -214,6 +214,8 @@ func (a *AWS) Reachability(ctx context.Context, ins []*Instance, port int, addre
 		switch {
 		case aerr != nil:
 			why = "no address to dial"
+		case sgErr != nil && sgErr.Weather != WeatherNone:
+			why = "security groups unknown (" + sgErr.Error() + ")"
 		case sgErr != nil:
 			why = "security groups unreadable (" + sgErr.Code + ")"
 		default:
