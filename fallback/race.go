@@ -36,6 +36,8 @@ type RaceState struct {
 	// looked for.
 	Endpoint, Looked bool
 	TunnelStarted    bool
+	// NoTunnel: the checks proved the endpoint cannot reach the port.
+	NoTunnel bool
 }
 
 // RaceEvent is something that happened during a race.
@@ -52,10 +54,11 @@ const (
 	EndpointReady                  // the lookup found a ready endpoint for the instance
 	EndpointNone                   // the lookup found none (or could not say)
 	TunnelFailed                   // the endpoint's tunnel failed
+	TunnelDoomed                   // a check proved the endpoint cannot reach the port
 )
 
 var raceEventNames = [...]string{"beside-due", "tcp-up", "grace-due", "target-found", "dial-doomed", "direct-failed", "ssm-failed",
-	"endpoint-ready", "endpoint-none", "tunnel-failed"}
+	"endpoint-ready", "endpoint-none", "tunnel-failed", "tunnel-doomed"}
 
 func (e RaceEvent) String() string { return raceEventNames[e] }
 
@@ -66,6 +69,7 @@ type RaceActions struct {
 	CancelDirect bool // end the direct dial: it cannot succeed
 	FindEndpoint bool // look for a ready endpoint in the instance's VPC
 	StartTunnel  bool // start the endpoint's tunnel beside the dial
+	CancelTunnel bool // end the tunnel: it cannot succeed
 }
 
 // Race decides what an event means for a race. The winner is not decided
@@ -108,8 +112,11 @@ func Race(s RaceState, ev RaceEvent) (RaceState, RaceActions) {
 	case EndpointNone:
 		s.Looked = true
 	case TunnelFailed:
+	case TunnelDoomed:
+		s.NoTunnel = true
+		a.CancelTunnel = s.TunnelStarted
 	}
-	if !s.MayTunnel || !s.Target {
+	if !s.MayTunnel || !s.Target || s.NoTunnel {
 		a.FindEndpoint, a.StartTunnel = false, false
 	}
 	if a.FindEndpoint {

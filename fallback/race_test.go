@@ -49,6 +49,10 @@ func TestRaceDecisions(t *testing.T) {
 		{"tunnel already started: not twice", RaceState{MayRace: true, Target: true, SSMStarted: true, MayTunnel: true, SSMFailed: true, Looked: true, TunnelStarted: true},
 			EndpointReady, RaceActions{}},
 		{"no endpoint: nothing", RaceState{MayRace: true, Target: true, SSMStarted: true, MayTunnel: true, SSMFailed: true, Looked: true}, EndpointNone, RaceActions{}},
+		{"the endpoint proved unable to reach the port: the tunnel ends", RaceState{MayRace: true, Target: true, SSMStarted: true, MayTunnel: true, SSMFailed: true, Looked: true, Endpoint: true, TunnelStarted: true},
+			TunnelDoomed, RaceActions{CancelTunnel: true}},
+		{"the endpoint proved unable before SSM failed: no lookup, no tunnel", RaceState{MayRace: true, Target: true, SSMStarted: true, MayTunnel: true, NoTunnel: true},
+			SSMFailed, RaceActions{StartChecks: true}},
 		{"the tunnel failed: nothing more to start", RaceState{MayRace: true, Target: true, SSMStarted: true, MayTunnel: true, SSMFailed: true, Looked: true, Endpoint: true, TunnelStarted: true},
 			TunnelFailed, RaceActions{}},
 	}
@@ -100,13 +104,16 @@ func TestRaceRemembers(t *testing.T) {
 // TestRaceEveryEvent: every event is named and decided in every state a
 // race can be in (no panic, no action the state forbids).
 func TestRaceEveryEvent(t *testing.T) {
-	for ev := BesideDue; ev <= TunnelFailed; ev++ {
+	for ev := BesideDue; ev <= TunnelDoomed; ev++ {
 		if ev.String() == "" {
 			t.Errorf("event %d has no name", ev)
 		}
 		for bits := 0; bits < 1<<6; bits++ {
 			s := RaceState{MayRace: bits&1 != 0, Target: bits&2 != 0, Up: bits&4 != 0, MayTunnel: bits&8 != 0, SSMFailed: bits&16 != 0, TunnelStarted: bits&32 != 0}
 			_, a := Race(s, ev)
+			if a.CancelTunnel && !s.TunnelStarted {
+				t.Errorf("Race(%+v, %v) = %+v: cancels a tunnel never started", s, ev, a)
+			}
 			if a.StartTunnel && (s.Up || !s.MayTunnel || s.TunnelStarted) {
 				t.Errorf("Race(%+v, %v) = %+v: a tunnel it must not start", s, ev, a)
 			}

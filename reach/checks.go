@@ -33,13 +33,14 @@ type checks struct {
 	creds  *connect.Credentials
 	inside bool
 
-	once    sync.Once
-	done    chan struct{}
-	result  gathered
-	doomed  chan *doomedError // at most one
-	found   chan *Target      // at most one
-	cancel  context.CancelFunc
-	started bool
+	once     sync.Once
+	done     chan struct{}
+	result   gathered
+	doomed   chan *doomedError     // at most one
+	noTunnel chan preflight.Result // at most one: the endpoint cannot reach the port
+	found    chan *Target          // at most one
+	cancel   context.CancelFunc
+	started  bool
 }
 
 type gathered struct {
@@ -50,7 +51,7 @@ type gathered struct {
 
 func newChecks(s *side, dest string, t *Target, cfg *connect.Config, creds *connect.Credentials, inside bool) *checks {
 	return &checks{side: s, dest: dest, t: t, cfg: *cfg, creds: creds, inside: inside,
-		done: make(chan struct{}), doomed: make(chan *doomedError, 1), found: make(chan *Target, 1)}
+		done: make(chan struct{}), doomed: make(chan *doomedError, 1), noTunnel: make(chan preflight.Result, 1), found: make(chan *Target, 1)}
 }
 
 // start starts the checks once (nil checks do nothing).
@@ -79,8 +80,12 @@ func (c *checks) start(ctx context.Context) {
 				onFound(t)
 			}
 			if f != nil && t != nil {
-				if bad := doomed(preflight.NewReport(f, t.Address)); bad != nil {
+				rep := preflight.NewReport(f, t.Address)
+				if bad := doomed(rep); bad != nil {
 					c.doomed <- &doomedError{check: *bad, t: t}
+				}
+				if bad := tunnelUseless(f, rep); bad != nil {
+					c.noTunnel <- *bad
 				}
 			}
 		}()
@@ -121,6 +126,22 @@ func doomed(r *preflight.Report) *preflight.Result {
 		return bad
 	}
 	if c, ok := r.Result(preflight.CheckSSHD); ok && c.Status == preflight.Fail && c.Inside {
+		return &c
+	}
+	return nil
+}
+
+// tunnelUseless reports the check that proves an EC2 Instance Connect
+// Endpoint cannot carry a connection to the port: none is ready, or the
+// security groups read on both sides leave no path (a path judged without
+// them is unknown, and proves nothing).
+func tunnelUseless(f *preflight.Facts, r *preflight.Report) *preflight.Result {
+	c, ok := r.Result(preflight.CheckEICE)
+	if !ok || len(f.SecurityGroups) == 0 {
+		return nil
+	}
+	switch c.Status {
+	case preflight.Fail, preflight.Warn, preflight.Skip:
 		return &c
 	}
 	return nil
@@ -230,6 +251,9 @@ func situationFacts(s *fallback.Situation, f *preflight.Facts) {
 			if ep.VPCID == f.Instance.VPCID && ep.Ready() {
 				s.Endpoint = true
 			}
+		}
+		if s.Endpoint && tunnelUseless(f, preflight.NewReport(f, f.Instance.PrivateIP)) != nil {
+			s.Endpoint = false // ready, but the checks prove it cannot reach the port
 		}
 	}
 	if f.SSM != nil {

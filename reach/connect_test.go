@@ -153,6 +153,18 @@ func TestConnectLadder(t *testing.T) {
 				}
 			},
 			stdout: "in\n", stderr: []string{"continuing through an EC2 Instance Connect Endpoint"}, calls: map[string]int{"Tunnel": 1, "Endpoints": 1}, within: 3 * time.Second},
+		{name: "silent, SSM in AWS's weather, no endpoint: the weather is said with the failure",
+			setup: func(w *world) {
+				w.direct = silentFor(time.Second)
+				s := w.sshd(nil)
+				w.instance("i-0123456789abcdef0", "web-1", s)
+				w.cloud.port = func(ctx context.Context, id string, port int) (net.Conn, error) {
+					return nil, preflight.WeatherFailure("start an SSM session on "+id,
+						&preflight.CallError{Service: "ssm", Op: "StartSession", Weather: preflight.WeatherServer, Status: 500})
+				}
+			},
+			code: 255, err: true, kind: failure.Unreachable, stderr: []string{"web-1 (i-0123456789abcdef0): SSM could not carry it: StartSession: AWS answered 500"},
+			calls: map[string]int{"PortSession": 1, "Tunnel": 0}},
 		{name: "stopped: said at once, nothing dialled",
 			setup: func(w *world) {
 				w.direct = func(ctx context.Context) (net.Conn, error) { panic("dialled a stopped instance") }

@@ -12,6 +12,7 @@ import (
 	"github.com/ec2ssh/ec2ssh/connect"
 	"github.com/ec2ssh/ec2ssh/failure"
 	"github.com/ec2ssh/ec2ssh/fallback"
+	"github.com/ec2ssh/ec2ssh/preflight"
 )
 
 // Racing: an instance whose TCP connect has not completed after a short
@@ -76,8 +77,10 @@ type race struct {
 	directErr   error
 	ssmErr      error // set when SSM was tried and failed
 	ssmTried    bool
-	ep          *endpointChoice // the endpoint found while racing
-	tunnelErr   error           // set when the tunnel was tried and failed
+	ep          *endpointChoice   // the endpoint found while racing
+	epErr       error             // why none was found
+	tunnelErr   error             // set when the tunnel was tried and failed
+	noTunnel    *preflight.Result // the check that proved the endpoint cannot reach the port
 	tunnelTried bool
 	took        time.Duration // until the winner showed its banner
 	cut         *doomedError  // a check that cut the direct dial short
@@ -110,6 +113,7 @@ type raceRun struct {
 	cancelDirect context.CancelCauseFunc
 	results      chan raced
 	endpoints    chan endpointFound
+	cancelTunnel context.CancelFunc
 	pending      int
 	state        fallback.RaceState
 	start        time.Time
@@ -140,8 +144,9 @@ func (r *race) transport(ctx context.Context) (net.Conn, error) {
 	tcp := (<-chan struct{})(tcpUp)
 	var found <-chan *Target
 	var doomedCh <-chan *doomedError
+	var noTunnel <-chan preflight.Result
 	if r.checks != nil {
-		found, doomedCh = r.checks.found, r.checks.doomed
+		found, doomedCh, noTunnel = r.checks.found, r.checks.doomed, r.checks.noTunnel
 	}
 	for rr.pending > 0 {
 		select {
@@ -162,8 +167,13 @@ func (r *race) transport(ctx context.Context) (net.Conn, error) {
 			doomedCh = nil
 			r.cut = d
 			rr.on(fallback.DialDoomed)
+		case c := <-noTunnel:
+			noTunnel = nil
+			r.noTunnel = &c
+			rr.on(fallback.TunnelDoomed)
 		case e := <-rr.endpoints:
 			if e.ep == nil {
+				r.epErr = e.err
 				rr.on(fallback.EndpointNone)
 				continue
 			}
@@ -231,12 +241,17 @@ func (rr *raceRun) on(ev fallback.RaceEvent) {
 			rr.endpoints <- endpointFound{ep, err}
 		}()
 	}
+	if a.CancelTunnel && rr.cancelTunnel != nil {
+		rr.cancelTunnel()
+	}
 	if a.StartTunnel {
 		r.tunnelTried = true
 		rr.pending++
 		ep := *r.ep
+		tctx, cancel := context.WithCancel(rr.rctx)
+		rr.cancelTunnel = cancel
 		go func() {
-			c, err := r.tunnel(rr.rctx, ep)
+			c, err := r.tunnel(tctx, ep)
 			if err == nil {
 				c, err = awaitBanner(c, r.wait, r.name)
 			}
