@@ -132,7 +132,7 @@ func (r *race) transport(ctx context.Context) (net.Conn, error) {
 		conn, err := r.direct(dctx)
 		if err == nil {
 			upOnce.Do(func() { close(tcpUp) })
-			conn, err = awaitBanner(conn, r.wait, r.name)
+			conn, err = awaitBanner(dctx, conn, r.wait, r.name)
 		}
 		rr.results <- raced{fallback.Direct, conn, err}
 	}()
@@ -229,7 +229,7 @@ func (rr *raceRun) on(ev fallback.RaceEvent) {
 		go func() {
 			c, err := r.ssm(rr.rctx, t)
 			if err == nil {
-				c, err = awaitBanner(c, r.wait, r.name)
+				c, err = awaitBanner(rr.rctx, c, r.wait, r.name)
 			}
 			rr.results <- raced{fallback.SSMPort, c, err}
 		}()
@@ -253,7 +253,7 @@ func (rr *raceRun) on(ev fallback.RaceEvent) {
 		go func() {
 			c, err := r.tunnel(tctx, ep)
 			if err == nil {
-				c, err = awaitBanner(c, r.wait, r.name)
+				c, err = awaitBanner(tctx, c, r.wait, r.name)
 			}
 			rr.results <- raced{fallback.EICE, c, err}
 		}()
@@ -289,15 +289,30 @@ func (rr *raceRun) drain(n int) {
 }
 
 // awaitBanner waits for a transport's first line (sshd's banner) and gives
-// back a conn that replays it: a transport wins the race by showing it.
-func awaitBanner(conn net.Conn, limit time.Duration, name string) (net.Conn, error) {
+// back a conn that replays it: a transport wins the race by showing it. An
+// attempt the race ends meanwhile (ctx: the dial proved doomed, the
+// endpoint proved unable to reach the port) stops waiting at once, as
+// Canceled: a tunnel whose far end never answers is not waited out.
+func awaitBanner(ctx context.Context, conn net.Conn, limit time.Duration, name string) (net.Conn, error) {
 	if limit <= 0 {
 		limit = connect.DefaultHandshakeTimeout
 	}
 	conn.SetReadDeadline(time.Now().Add(limit))
+	woken := make(chan struct{})
+	stop := context.AfterFunc(ctx, func() {
+		defer close(woken)
+		conn.SetReadDeadline(time.Unix(1, 0)) // in the past: the read returns
+	})
 	br := bufio.NewReaderSize(conn, 512)
 	line, err := br.ReadSlice('\n')
+	if !stop() {
+		<-woken
+	}
 	conn.SetReadDeadline(time.Time{})
+	if err != nil && ctx.Err() != nil {
+		conn.Close()
+		return nil, &failure.Error{Kind: failure.Canceled, Msg: name + ": ended before its SSH banner", Err: context.Cause(ctx)}
+	}
 	if err != nil && !errors.Is(err, bufio.ErrBufferFull) {
 		if fe := (*failure.Error)(nil); errors.As(err, &fe) {
 			conn.Close()
