@@ -13,6 +13,7 @@ import (
 	"encoding/pem"
 	"fmt"
 	"io"
+	"log"
 	"math/big"
 	"net"
 	"net/http"
@@ -86,6 +87,7 @@ func startEICE(dir, motoURL, secret string, ws *Weathers, endpoints []LabEndpoin
 
 	moto, _ := url.Parse(motoURL)
 	proxy := httputil.NewSingleHostReverseProxy(moto)
+	proxy.ErrorLog = log.New(io.Discard, "", 0) // a caller that gave up (its budget) is no error of the lab's
 	fl, err := net.Listen("tcp", fmt.Sprintf("127.0.0.1:%d", EC2FrontPort))
 	if err != nil {
 		ln.Close()

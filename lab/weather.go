@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"fmt"
 	"io"
+	"log"
 	"net"
 	"net/http"
 	"net/http/httputil"
@@ -333,6 +334,7 @@ func startWeatherFront(port int, motoURL string, ws *Weathers) (*weatherFront, e
 		return nil, err
 	}
 	proxy := httputil.NewSingleHostReverseProxy(moto)
+	proxy.ErrorLog = log.New(io.Discard, "", 0) // a caller that gave up (its budget) is no error of the lab's
 	ln, err := net.Listen("tcp", fmt.Sprintf("127.0.0.1:%d", port))
 	if err != nil {
 		return nil, fmt.Errorf("the front in front of moto: %w", err)
