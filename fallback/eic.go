@@ -13,6 +13,7 @@ import (
 	"golang.org/x/crypto/ssh"
 
 	"github.com/ec2ssh/ec2ssh/failure"
+	"github.com/ec2ssh/ec2ssh/preflight"
 )
 
 // InstanceConnectAPI is the part of EC2 Instance Connect ec2ssh calls.
@@ -37,6 +38,9 @@ func SerialConsoleKey(ctx context.Context, client InstanceConnectAPI, instanceID
 }
 
 func classifySerial(instanceID string, err error) error {
+	if wf := preflight.WeatherFailure("push a key for the serial console of "+instanceID, err); wf != nil {
+		return wf
+	}
 	e := &failure.Error{Kind: failure.Unknown, Op: "push a key for the serial console of", Target: instanceID, Err: err}
 	var ae smithy.APIError
 	if errors.As(err, &ae) {
@@ -95,6 +99,9 @@ func oneTimeSigner() (ssh.Signer, string, error) {
 }
 
 func classifyEIC(instanceID string, err error) error {
+	if wf := preflight.WeatherFailure("push a one-time key with EC2 Instance Connect to "+instanceID, err); wf != nil {
+		return wf
+	}
 	e := &failure.Error{Kind: failure.Unknown, Op: "push a one-time key with EC2 Instance Connect to", Target: instanceID, Err: err}
 	var ae smithy.APIError
 	if errors.As(err, &ae) {

@@ -13,6 +13,7 @@ import (
 	"github.com/aws/smithy-go"
 
 	"github.com/ec2ssh/ec2ssh/failure"
+	"github.com/ec2ssh/ec2ssh/preflight"
 )
 
 // SSHDocument is the SSM document for SSH over a port session.
@@ -160,6 +161,9 @@ func (s *SSM) Terminate(ctx context.Context, sessionID string) error {
 // classifySSM turns an SSM API error into a *failure.Error where it enters,
 // by the SDK's typed errors.
 func classifySSM(op string, err error) error {
+	if wf := preflight.WeatherFailure(op, err); wf != nil {
+		return wf // slow, throttled, 5xx, cut, absent: in words (issue 20)
+	}
 	e := &failure.Error{Kind: failure.Unknown, Op: op, Err: err}
 	var ae smithy.APIError
 	if errors.As(err, &ae) {

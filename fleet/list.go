@@ -98,7 +98,10 @@ func remember(c *preflight.Cache, profile string, got *found) {
 // that region's clients: the facts a listing can afford, judged by the
 // ladder (reach.Predict).
 func reachability(ctx context.Context, r *reach.Run, a lister, ins []*preflight.Instance) map[string]preflight.Reach {
-	ctx = preflight.WithRole(ctx, preflight.RoleFleet)
+	// A check's budget, not a page's: the list is known, and what these
+	// calls do not learn in time is said as unknown (issue 20: a throttled
+	// DescribeInstanceInformation held the whole list for 15 s).
+	ctx = preflight.WithRole(ctx, preflight.RoleCheck)
 	byRegion := map[string][]*preflight.Instance{}
 	for _, in := range ins {
 		byRegion[in.Region] = append(byRegion[in.Region], in)

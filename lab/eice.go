@@ -13,6 +13,7 @@ import (
 	"encoding/pem"
 	"fmt"
 	"io"
+	"log"
 	"math/big"
 	"net"
 	"net/http"
@@ -68,8 +69,9 @@ type eiceStandIn struct {
 type frontOverride func(w http.ResponseWriter, r *http.Request, form url.Values, moto http.Handler) bool
 
 // startEICE starts the tunnel service (TLS on 127.0.0.1) and the EC2 front
-// in front of moto; override, when set, corrects moto's answers.
-func startEICE(dir, motoURL, secret string, endpoints []LabEndpoint, override frontOverride) (*eiceStandIn, error) {
+// in front of moto; override, when set, corrects moto's answers; ws is
+// the weather it answers in.
+func startEICE(dir, motoURL, secret string, ws *Weathers, endpoints []LabEndpoint, override frontOverride) (*eiceStandIn, error) {
 	s := &eiceStandIn{endpoints: endpoints, secret: secret, serial: map[string]bool{}, consoles: map[string]string{}}
 	cert, certPEM, err := selfSigned()
 	if err != nil {
@@ -90,6 +92,7 @@ func startEICE(dir, motoURL, secret string, endpoints []LabEndpoint, override fr
 
 	moto, _ := url.Parse(motoURL)
 	proxy := httputil.NewSingleHostReverseProxy(moto)
+	proxy.ErrorLog = log.New(io.Discard, "", 0) // a caller that gave up (its budget) is no error of the lab's
 	fl, err := net.Listen("tcp", fmt.Sprintf("127.0.0.1:%d", EC2FrontPort))
 	if err != nil {
 		ln.Close()
@@ -97,6 +100,9 @@ func startEICE(dir, motoURL, secret string, endpoints []LabEndpoint, override fr
 	}
 	s.front = &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		body, _ := io.ReadAll(io.LimitReader(r.Body, 1<<20))
+		if ws.meet(w, r, body) {
+			return
+		}
 		form, _ := url.ParseQuery(string(body))
 		body, form = asEC2Filters(body, form) // EC2's wildcards, not moto's (ec2filters.go)
 		if answeredAsEC2(w, r, form, motoURL) {

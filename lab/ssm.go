@@ -52,6 +52,8 @@ type SSMOptions struct {
 	KMS      KMSDecrypter
 	// Views give an instance its own view of its files (see View).
 	Views map[string]*View
+	// Weather, when set, is the AWS weather the API calls meet (weather.go).
+	Weather *Weathers
 	// Reference turns off the agent's two races (the handshake's and the
 	// acknowledgements'). Only the test that holds the stand-in to the
 	// stock plugin sets it: that client has both defects (it writes the
@@ -163,6 +165,11 @@ func (s *ssmStandIn) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		s.mu.Unlock()
 		return
 	case strings.HasPrefix(r.Header.Get("X-Amz-Target"), "AWSEC2InstanceConnectService."):
+		body, _ := io.ReadAll(io.LimitReader(r.Body, 1<<20))
+		if s.opts.Weather.meet(w, r, body) {
+			return
+		}
+		r.Body = io.NopCloser(bytes.NewReader(body))
 		s.instanceConnect(w, r)
 		return
 	case r.URL.Path == "/lab/sessions":
@@ -172,8 +179,11 @@ func (s *ssmStandIn) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	op := strings.TrimPrefix(r.Header.Get("X-Amz-Target"), "AmazonSSM.")
-	w.Header().Set("Content-Type", "application/x-amz-json-1.1")
 	body, _ := io.ReadAll(io.LimitReader(r.Body, 1<<20))
+	if s.opts.Weather.meet(w, r, body) {
+		return
+	}
+	w.Header().Set("Content-Type", "application/x-amz-json-1.1")
 	r.Body = io.NopCloser(bytes.NewReader(body))
 	s.rc.count(op)
 	switch op {

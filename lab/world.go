@@ -57,7 +57,9 @@ type World struct {
 	diagErr  error
 	diag     map[string]*Instance
 	diagSSM  *ssmStandIn
-	sshdMu   sync.Mutex // guards sshds, which the diagnosis world adds to
+	sshdMu   sync.Mutex    // guards sshds, which the diagnosis world adds to
+	weather  *Weathers     // the stand-ins' weather (weather.go)
+	front    *weatherFront // in front of moto
 }
 
 // Instance is one lab instance.
@@ -68,10 +70,11 @@ type Instance struct {
 }
 
 // AWSEnv is the environment that points the AWS SDK (and ec2ssh) at the
-// lab: moto for EC2, IAM and STS, fixed fake credentials.
+// lab: moto for EC2, IAM and STS (through the front that gives them
+// weather), fixed fake credentials.
 func (w *World) AWSEnv() []string {
 	return []string{
-		"AWS_ENDPOINT_URL=" + w.MotoURL,
+		fmt.Sprintf("AWS_ENDPOINT_URL=http://127.0.0.1:%d", MotoFrontPort),
 		fmt.Sprintf("AWS_ENDPOINT_URL_SSM=http://127.0.0.1:%d", SSMFrontPort),
 		fmt.Sprintf("AWS_ENDPOINT_URL_EC2_INSTANCE_CONNECT=http://127.0.0.1:%d", SSMPort),
 		fmt.Sprintf("AWS_ENDPOINT_URL_EC2=http://127.0.0.1:%d", EC2FrontPort),
@@ -94,8 +97,13 @@ func StartWorld(ctx context.Context, dir string) (*World, error) {
 			return nil, fmt.Errorf("%s not found (moto_server comes with the machine's Python; nft: apt-get install nftables)", tool)
 		}
 	}
-	w := &World{Dir: dir, MotoURL: fmt.Sprintf("http://127.0.0.1:%d", MotoPort), Instances: map[string]*Instance{}}
+	w := &World{Dir: dir, MotoURL: fmt.Sprintf("http://127.0.0.1:%d", MotoPort), Instances: map[string]*Instance{}, weather: &Weathers{}}
 	if err := w.startMoto(); err != nil {
+		return nil, err
+	}
+	var err error
+	if w.front, err = startWeatherFront(MotoFrontPort, w.MotoURL, w.weather); err != nil {
+		w.Stop()
 		return nil, err
 	}
 	if err := w.build(ctx); err != nil {
@@ -151,6 +159,9 @@ func (w *World) Stop() {
 	}
 	if w.ssmFront != nil {
 		w.ssmFront.Close()
+	}
+	if w.front != nil {
+		w.front.stop()
 	}
 	if w.moto != nil && w.moto.Process != nil {
 		w.moto.Process.Kill()
@@ -442,7 +453,7 @@ func (w *World) build(ctx context.Context) error {
 	for _, sp := range specs {
 		hosts = append(hosts, sp.ip)
 	}
-	w.eice, err = startEICE(w.Dir, w.MotoURL, "lab-secret-not-a-real-one", []LabEndpoint{
+	w.eice, err = startEICE(w.Dir, w.MotoURL, "lab-secret-not-a-real-one", w.weather, []LabEndpoint{
 		{ID: "eice-0lab0000000000001", VPCID: *vpcID, SubnetID: *subnets["d"], SecurityGroup: *sgs["eiceep"], Addr: "127.0.5.2", Hosts: hosts},
 		{ID: "eice-0lab0000000000002", VPCID: *vpcID, SubnetID: *subnets["e"], SecurityGroup: *sgs["eiceep2"], Addr: "127.0.6.2", Hosts: hosts},
 	}, w.over.ec2)
@@ -450,7 +461,7 @@ func (w *World) build(ctx context.Context) error {
 		return fmt.Errorf("start the EC2 Instance Connect Endpoint stand-in: %w", err)
 	}
 	w.views = views
-	if w.ssm, err = StartSSM(SSMOptions{Port: SSMPort, Online: online, Addrs: addrs, Views: views}); err != nil {
+	if w.ssm, err = StartSSM(SSMOptions{Port: SSMPort, Online: online, Addrs: addrs, Views: views, Weather: w.weather}); err != nil {
 		return err
 	}
 	if w.ssmFront, err = w.over.startSSMFront(); err != nil {

@@ -189,6 +189,12 @@ func quickIMDS() *imds.Client {
 // configError is a configuration that cannot be loaded, in one line.
 func configError(profile string, err error) error {
 	var missing config.SharedConfigProfileNotExistError
+	if profile == "" { // named by AWS_PROFILE, not --profile
+		profile = os.Getenv("AWS_PROFILE")
+		if errors.As(err, &missing) && missing.Profile != "" {
+			profile = missing.Profile
+		}
+	}
 	if errors.As(err, &missing) || strings.Contains(err.Error(), "failed to get shared config profile") {
 		return &failure.Error{Kind: failure.AWSAuth, Msg: fmt.Sprintf("the AWS profile %q is in neither ~/.aws/config nor ~/.aws/credentials", profile), Err: err,
 			Hint: "list the profiles with: aws configure list-profiles (or set AWS_PROFILE to one of them)"}

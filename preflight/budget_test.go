@@ -257,6 +257,18 @@ func TestNoCredentials(t *testing.T) {
 	if took := time.Since(start); took > 2*time.Second {
 		t.Errorf("took %v to find there are no credentials", took)
 	}
+	// A fleet's adaptive retries do not ask again either (they took 6 s).
+	fleet, err2 := Load(context.Background(), Options{Region: "us-east-1", Adaptive: true})
+	if err2 != nil {
+		t.Fatal(err2)
+	}
+	start = time.Now()
+	if _, err2 = fleet.List(WithRole(context.Background(), RoleFleet), Filter{}); noCredentials(err2) == nil && !strings.Contains(fmt.Sprint(err2), "no AWS credentials") {
+		t.Errorf("List with no credentials = %v", err2)
+	}
+	if took := time.Since(start); took > time.Second {
+		t.Errorf("a fleet's call took %v to find there are no credentials: retried", took)
+	}
 	var fe *failure.Error
 	if !errors.As(err, &fe) || fe.Kind != failure.AWSAuth || !strings.Contains(err.Error(), "no AWS credentials were found") || len(err.Error()) > 200 {
 		t.Errorf("error %q (%v), want a short AWSAuth line saying no credentials were found", err, failure.KindOf(err))
@@ -273,5 +285,11 @@ func TestUnknownProfile(t *testing.T) {
 	_, err := Load(context.Background(), Options{Profile: "nope"})
 	if failure.KindOf(err) != failure.AWSAuth || !strings.Contains(err.Error(), `the AWS profile "nope"`) || len(err.Error()) > 200 {
 		t.Errorf("Load(profile nope) = %v", err)
+	}
+	// Named by AWS_PROFILE rather than --profile: the same line, with its name.
+	t.Setenv("AWS_PROFILE", "nope-env")
+	_, err = Load(context.Background(), Options{})
+	if failure.KindOf(err) != failure.AWSAuth || !strings.Contains(err.Error(), `the AWS profile "nope-env"`) {
+		t.Errorf("Load(AWS_PROFILE=nope-env) = %v", err)
 	}
 }

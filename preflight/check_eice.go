@@ -35,6 +35,15 @@ func checkEICE(f *Facts) Result {
 	if len(ready) == 0 {
 		return Result{Status: Warn, Summary: fmt.Sprintf("%s in %s is %s, not ready", f.Endpoints[0].ID, in.VPCID, f.Endpoints[0].State)}
 	}
+	// The path is judged from both sides' security groups: not from
+	// groups that could not be read (issue 20: a throttled lookup is no
+	// proof that the endpoint cannot reach the port).
+	if f.SecurityGroupsErr != nil {
+		return unknownFrom(f.SecurityGroupsErr)
+	}
+	if f.EndpointGroupsErr != nil {
+		return unknownFrom(f.EndpointGroupsErr)
+	}
 	ep := ready[0]
 	for _, e := range ready {
 		if e.SubnetID == in.SubnetID {

@@ -323,4 +323,15 @@ func TestInstanceConnectEndpoint(t *testing.T) {
 	if r := result(t, f, CheckEICE); r.Status != Warn {
 		t.Errorf("endpoint not ready: %s %q", r.Status, r.Summary)
 	}
+	// Groups that could not be read prove nothing about the path (issue 20).
+	for name, set := range map[string]func(f *Facts, e *APIError){
+		"the instance's groups": func(f *Facts, e *APIError) { f.SecurityGroups, f.SecurityGroupsErr = nil, e },
+		"the endpoint's groups": func(f *Facts, e *APIError) { f.EndpointGroups, f.EndpointGroupsErr = nil, e },
+	} {
+		f = withEndpointAdmitted(base())
+		set(f, &APIError{Op: "ec2:DescribeSecurityGroups", Weather: WeatherThrottled, Message: "DescribeSecurityGroups: throttled by AWS (RequestLimitExceeded)"})
+		if r := result(t, f, CheckEICE); r.Status != Unknown || !strings.Contains(r.Summary, "throttled by AWS") {
+			t.Errorf("%s unread: %s %q, want unknown saying why", name, r.Status, r.Summary)
+		}
+	}
 }

@@ -88,6 +88,8 @@ type Facts struct {
 	Endpoints      []InstanceConnectEndpoint `json:"instance_connect_endpoints,omitempty"`
 	EndpointsErr   *APIError                 `json:"instance_connect_endpoints_error,omitempty"`
 	EndpointGroups []SecurityGroup           `json:"instance_connect_endpoint_groups,omitempty"`
+	// EndpointGroupsErr: the endpoints' groups could not be read.
+	EndpointGroupsErr *APIError `json:"instance_connect_endpoint_groups_error,omitempty"`
 	// ConsoleTail is the end of the instance's console output, read when
 	// its status checks fail (a boot that went wrong, seen from outside).
 	ConsoleTail []string `json:"console_tail,omitempty"`

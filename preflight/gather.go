@@ -129,7 +129,7 @@ func (a *AWS) Gather(ctx context.Context, req Request) *Facts {
 				ids = append(ids, ep.SecurityGroups...)
 			}
 			if len(ids) > 0 {
-				f.EndpointGroups, _ = a.securityGroups(ctx, dedupe(ids))
+				f.EndpointGroups, f.EndpointGroupsErr = a.securityGroups(ctx, dedupe(ids))
 			}
 		})
 	}

@@ -33,13 +33,14 @@ type checks struct {
 	creds  *connect.Credentials
 	inside bool
 
-	once    sync.Once
-	done    chan struct{}
-	result  gathered
-	doomed  chan *doomedError // at most one
-	found   chan *Target      // at most one
-	cancel  context.CancelFunc
-	started bool
+	once     sync.Once
+	done     chan struct{}
+	result   gathered
+	doomed   chan *doomedError     // at most one
+	noTunnel chan preflight.Result // at most one: the endpoint cannot reach the port
+	found    chan *Target          // at most one
+	cancel   context.CancelFunc
+	started  bool
 }
 
 type gathered struct {
@@ -50,7 +51,7 @@ type gathered struct {
 
 func newChecks(s *side, dest string, t *Target, cfg *connect.Config, creds *connect.Credentials, inside bool) *checks {
 	return &checks{side: s, dest: dest, t: t, cfg: *cfg, creds: creds, inside: inside,
-		done: make(chan struct{}), doomed: make(chan *doomedError, 1), found: make(chan *Target, 1)}
+		done: make(chan struct{}), doomed: make(chan *doomedError, 1), noTunnel: make(chan preflight.Result, 1), found: make(chan *Target, 1)}
 }
 
 // start starts the checks once (nil checks do nothing).
@@ -63,14 +64,28 @@ func (c *checks) start(ctx context.Context) {
 		c.started = true
 		go func() {
 			defer close(c.done)
-			f, t, err := c.side.gather(ctx, c.dest, c.t, &c.cfg, c.creds, gatherOpts{inside: c.inside})
+			// An address found to be an instance is said at once, before
+			// the checks' own calls: SSM may race the dial without waiting
+			// for the slowest of them (issue 20).
+			sent := false
+			onFound := func(t *Target) {
+				if c.t == nil && !sent {
+					sent = true
+					c.found <- t
+				}
+			}
+			f, t, err := c.side.gather(ctx, c.dest, c.t, &c.cfg, c.creds, gatherOpts{inside: c.inside, found: onFound})
 			c.result = gathered{f, t, err}
-			if t != nil && c.t == nil {
-				c.found <- t
+			if t != nil {
+				onFound(t)
 			}
 			if f != nil && t != nil {
-				if bad := doomed(preflight.NewReport(f, t.Address)); bad != nil {
+				rep := preflight.NewReport(f, t.Address)
+				if bad := doomed(rep); bad != nil {
 					c.doomed <- &doomedError{check: *bad, t: t}
+				}
+				if bad := tunnelUseless(f, rep); bad != nil {
+					c.noTunnel <- *bad
 				}
 			}
 		}()
@@ -116,6 +131,22 @@ func doomed(r *preflight.Report) *preflight.Result {
 	return nil
 }
 
+// tunnelUseless reports the check that proves an EC2 Instance Connect
+// Endpoint cannot carry a connection to the port: none is ready, or the
+// security groups read on both sides leave no path (a path judged without
+// them is unknown, and proves nothing).
+func tunnelUseless(f *preflight.Facts, r *preflight.Report) *preflight.Result {
+	c, ok := r.Result(preflight.CheckEICE)
+	if !ok || len(f.SecurityGroups) == 0 {
+		return nil
+	}
+	switch c.Status {
+	case preflight.Fail, preflight.Warn, preflight.Skip:
+		return &c
+	}
+	return nil
+}
+
 // doomedError is the cause a dial is cancelled with when a check proved it
 // cannot succeed.
 type doomedError struct {
@@ -135,6 +166,9 @@ func (d *doomedError) asFailure() error {
 type gatherOpts struct {
 	probe  bool // probe the SSH port (else the dial answers for it)
 	inside bool // look inside the instance when its SSM agent is online
+	// found, when set, hears of the instance as soon as it is resolved,
+	// before the facts are gathered.
+	found func(*Target)
 }
 
 // gather collects the facts about t (resolving dest first when t is nil).
@@ -153,6 +187,9 @@ func (s *side) gather(ctx context.Context, dest string, t *Target, cfg *connect.
 				rt.User = t.User
 			}
 			t = rt
+			if o.found != nil {
+				o.found(t)
+			}
 		}
 		if c, err = s.get(ctx); err != nil { // the instance may be in another region
 			return nil, t, err
@@ -218,6 +255,9 @@ func situationFacts(s *fallback.Situation, f *preflight.Facts) {
 			if ep.VPCID == f.Instance.VPCID && ep.Ready() {
 				s.Endpoint = true
 			}
+		}
+		if s.Endpoint && tunnelUseless(f, preflight.NewReport(f, f.Instance.PrivateIP)) != nil {
+			s.Endpoint = false // ready, but the checks prove it cannot reach the port
 		}
 	}
 	if f.SSM != nil {

@@ -3,9 +3,12 @@ package reach
 import (
 	"context"
 	"net"
+	"net/http/httptrace"
 	"strconv"
 	"sync"
 	"time"
+
+	"github.com/aws/aws-sdk-go-v2/service/ssm"
 
 	"golang.org/x/crypto/ssh"
 
@@ -103,6 +106,7 @@ type liveCloud struct {
 func (c *liveCloud) SSM() *fallback.SSM {
 	c.ssmOnce.Do(func() {
 		c.ssm = fallback.NewSSM(c.Config)
+		c.ssm.Client = terminateSent{c.ssm.Client}
 		c.ssm.Debug = c.debug
 		c.ssm.AgentOnline = c.AgentOnline
 	})
@@ -196,3 +200,39 @@ func (s *side) useRegion(ctx context.Context, region string) (Cloud, error) {
 
 // configured reports whether AWS may be asked without being needed.
 func (s *side) configured() bool { return preflight.Configured(s.run.Args.Profile) }
+
+// terminateSent is the SSM client whose TerminateSession returns once the
+// request is on the wire, not when AWS answers it: a session ends (and
+// ec2ssh exits) when the remote command does, whatever AWS's weather
+// (issue 20: a TerminateSession answering slowly held the exit for its
+// whole budget). The call carries on in the background for as long as the
+// process lives, with its own budget; AWS acts on a request it received
+// whether or not the answer is read. A call that fails before it is sent
+// (no connection to AWS) returns its error as before.
+type terminateSent struct{ fallback.SSMAPI }
+
+func (c terminateSent) TerminateSession(ctx context.Context, in *ssm.TerminateSessionInput, opts ...func(*ssm.Options)) (*ssm.TerminateSessionOutput, error) {
+	type answer struct {
+		out *ssm.TerminateSessionOutput
+		err error
+	}
+	wrote := make(chan struct{})
+	var once sync.Once
+	trace := &httptrace.ClientTrace{WroteRequest: func(httptrace.WroteRequestInfo) { once.Do(func() { close(wrote) }) }}
+	answered := make(chan answer, 1)
+	// The caller's context ends when it returns: the call must outlive it.
+	cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), fallback.TerminateTimeout)
+	go func() {
+		defer cancel()
+		out, err := c.SSMAPI.TerminateSession(httptrace.WithClientTrace(cctx, trace), in, opts...)
+		answered <- answer{out, err}
+	}()
+	select {
+	case a := <-answered:
+		return a.out, a.err
+	case <-wrote:
+		return &ssm.TerminateSessionOutput{SessionId: in.SessionId}, nil
+	case <-ctx.Done():
+		return nil, ctx.Err()
+	}
+}

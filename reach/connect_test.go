@@ -103,6 +103,7 @@ func TestConnectLadder(t *testing.T) {
 		err    bool
 		kind   failure.Kind
 		calls  map[string]int
+		within time.Duration // when set, the whole run takes no longer
 	}{
 		{name: "refused, SSM carries it",
 			setup: func(w *world) {
@@ -127,22 +128,55 @@ func TestConnectLadder(t *testing.T) {
 				w.direct = silentDial
 				s := w.sshd(nil)
 				w.instance("i-0123456789abcdef0", "web-1", s)
-				w.cloud.endpoints = []preflight.InstanceConnectEndpoint{{ID: "eice-1", VPCID: "vpc-1", SubnetID: "subnet-1", State: "create-complete", DNSName: "eice.test"}}
-				// The security group admits nobody on port 22: the silent
-				// dial is doomed, and the endpoint is what is left.
+				w.cloud.endpoints = []preflight.InstanceConnectEndpoint{{ID: "eice-1", VPCID: "vpc-1", SubnetID: "subnet-1", State: "create-complete",
+					DNSName: "eice.test", SecurityGroups: []string{"sg-ep"}}}
+				// The instance's group admits only the endpoint's group on
+				// the port: the silent dial is doomed, and the endpoint is
+				// what is left.
 				in := w.cloud.instances[0]
 				in.Interfaces = []preflight.Interface{{ID: "eni-1", SubnetID: "subnet-1", VPCID: "vpc-1", SecurityGroups: []string{"sg-1"},
 					PrivateIPs: []string{"127.0.0.1"}}}
+				p := s.Port
 				w.cloud.facts = func(req preflight.Request) *preflight.Facts {
 					return &preflight.Facts{Region: "us-east-1", Port: req.Port, Instance: req.Instance, Endpoints: w.cloud.endpoints,
-						SSM: &preflight.SSMAgent{Registered: false}, SecurityGroups: []preflight.SecurityGroup{{ID: "sg-1"}},
-						Source: preflight.Source{Address: "127.0.0.1", How: "--source-ip"}}
+						SSM: &preflight.SSMAgent{Registered: false},
+						SecurityGroups: []preflight.SecurityGroup{{ID: "sg-1", Ingress: []preflight.SGRule{{Protocol: "tcp", FromPort: p, ToPort: p, Groups: []string{"sg-ep"}}}}},
+						EndpointGroups: []preflight.SecurityGroup{{ID: "sg-ep", Egress: []preflight.SGRule{{Protocol: "-1", CIDRs: []string{"0.0.0.0/0"}}}}},
+						SourceLookedUp: true,
+						Source:         preflight.Source{Address: "127.0.0.1", How: "--source-ip"}}
 				}
 				w.cloud.tunnel = func(ctx context.Context, ep fallback.TunnelEndpoint, ip string, port int) (net.Conn, error) {
 					return toServer(s)(ctx)
 				}
 			},
 			stdout: "in\n", stderr: []string{"continuing through an EC2 Instance Connect Endpoint"}, calls: map[string]int{"Tunnel": 1}},
+		{name: "silent, no agent, an endpoint, and the checks never answer: the tunnel races the dial",
+			setup: func(w *world) {
+				w.direct = silentDial
+				s := w.sshd(nil)
+				w.instance("i-0123456789abcdef0", "web-1", s)
+				w.cloud.endpoints = []preflight.InstanceConnectEndpoint{{ID: "eice-1", VPCID: "vpc-1", SubnetID: "subnet-1", State: "create-complete", DNSName: "eice.test"}}
+				w.cloud.facts = func(req preflight.Request) *preflight.Facts {
+					time.Sleep(time.Minute) // a check's call in bad weather: nothing waits on it
+					return nil
+				}
+				w.cloud.tunnel = func(ctx context.Context, ep fallback.TunnelEndpoint, ip string, port int) (net.Conn, error) {
+					return toServer(s)(ctx)
+				}
+			},
+			stdout: "in\n", stderr: []string{"continuing through an EC2 Instance Connect Endpoint"}, calls: map[string]int{"Tunnel": 1, "Endpoints": 1}, within: 3 * time.Second},
+		{name: "silent, SSM in AWS's weather, no endpoint: the weather is said with the failure",
+			setup: func(w *world) {
+				w.direct = silentFor(time.Second)
+				s := w.sshd(nil)
+				w.instance("i-0123456789abcdef0", "web-1", s)
+				w.cloud.port = func(ctx context.Context, id string, port int) (net.Conn, error) {
+					return nil, preflight.WeatherFailure("start an SSM session on "+id,
+						&preflight.CallError{Service: "ssm", Op: "StartSession", Weather: preflight.WeatherServer, Status: 500})
+				}
+			},
+			code: 255, err: true, kind: failure.Unreachable, stderr: []string{"web-1 (i-0123456789abcdef0): SSM could not carry it: StartSession: AWS answered 500"},
+			calls: map[string]int{"PortSession": 1, "Tunnel": 0}},
 		{name: "stopped: said at once, nothing dialled",
 			setup: func(w *world) {
 				w.direct = func(ctx context.Context) (net.Conn, error) { panic("dialled a stopped instance") }
@@ -171,7 +205,11 @@ func TestConnectLadder(t *testing.T) {
 			tt.setup(w)
 			r := w.run("-l", "ec2-user", "-p", port(w.server), "web-1", "echo in")
 			spec, _ := SpecFor(r)
+			start := time.Now()
 			code, err := Connect(context.Background(), r, spec)
+			if took := time.Since(start); tt.within > 0 && took > tt.within {
+				t.Errorf("took %v, want at most %v", took, tt.within)
+			}
 			stderr := read(t, w.stderr)
 			if code != tt.code || tt.err != (err != nil) || err != nil && failure.KindOf(err) != tt.kind {
 				t.Fatalf("Connect = %d, %v (%v); want %d, kind %v\n%s", code, err, failure.KindOf(err), tt.code, tt.kind, stderr)

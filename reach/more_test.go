@@ -57,7 +57,7 @@ func TestNoBanner(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			a, b := net.Pipe()
 			go tt.serve(b)
-			_, err := awaitBanner(a, 200*time.Millisecond, "10.0.0.1")
+			_, err := awaitBanner(context.Background(), a, 200*time.Millisecond, "10.0.0.1")
 			if failure.KindOf(err) != failure.NoBanner || !contains(err.Error(), tt.msg) {
 				t.Errorf("awaitBanner = %v, want NoBanner saying %q", err, tt.msg)
 			}

@@ -2,8 +2,10 @@ package reach
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"net"
+	"strings"
 	"sync"
 	"time"
 
@@ -43,6 +45,9 @@ type plan struct {
 	facts    *preflight.Facts
 	races    []*race
 	lastErr  error
+	// gatherErr: why the checks could not run (an address never found to
+	// be an instance, say, because DescribeInstances did not answer).
+	gatherErr error
 
 	notices   sync.WaitGroup // notices waiting for the checks
 	finishing chan struct{}  // closed when the run ends: say what is known
@@ -149,8 +154,10 @@ func (p *plan) climb(ctx context.Context, do rung) (outcome, fallback.Decision, 
 		}
 		p.lastErr = err
 		a := fallback.Attempt{Step: d.Step, Via: d.Via, Kind: failure.KindOf(err)}
-		if d.Step == fallback.Direct && len(p.races) > 0 && p.races[len(p.races)-1].won == fallback.SSMPort {
-			a.Via = fallback.SSMPort // the race was won over SSM: what failed after ran there
+		if d.Step == fallback.Direct && len(p.races) > 0 {
+			if won := p.races[len(p.races)-1].won; won == fallback.SSMPort || won == fallback.EICE {
+				a.Via = won // the race was won over SSM or a tunnel: what failed after ran there
+			}
 		}
 		p.tried = append(p.tried, a)
 		if a.Kind == failure.Canceled {
@@ -169,6 +176,7 @@ func (p *plan) learn(ctx context.Context) {
 	g := p.checks.wait(ctx)
 	if g.err != nil {
 		p.run.Env.Debug("debug1: ec2ssh: the checks could not run: %v", g.err)
+		p.gatherErr = g.err
 	}
 	if g.t != nil && p.t == nil {
 		p.found(g.t)
@@ -304,7 +312,53 @@ func (p *plan) fail(ctx context.Context, d fallback.Decision) error {
 		}
 		explain(p.notes, p.t, preflight.NewReport(p.withProbe(), p.cfg.HostName), p.notes.debug, skip)
 	}
+	p.sayWeather(err)
 	return err
+}
+
+// sayWeather says, when the ladder stops, which ways in AWS's weather
+// closed: an SSM session or an endpoint that could not be started, a
+// lookup that could not say whether an address is an instance. The checks
+// explain the rest; the error itself is not said twice.
+func (p *plan) sayWeather(final error) {
+	name := preflight.Sanitize(p.dest)
+	if p.t != nil {
+		name = p.t.String()
+	}
+	seen := map[string]bool{}
+	say := func(what string, err error) {
+		said := weatherSaid(err)
+		if said == "" || seen[said] || final != nil && strings.Contains(final.Error(), said) {
+			return
+		}
+		seen[said] = true
+		p.notes.Say("%s: %s: %s", name, what, said)
+	}
+	if p.t == nil {
+		say("could not tell whether it is an EC2 instance", p.gatherErr)
+	}
+	for _, r := range p.races {
+		say("SSM could not carry it", r.ssmErr)
+		say("no EC2 Instance Connect Endpoint could be used", r.epErr)
+		say("the endpoint's tunnel failed", r.tunnelErr)
+	}
+	if p.facts != nil && p.facts.EndpointsErr != nil {
+		say("no EC2 Instance Connect Endpoint could be looked up", p.facts.EndpointsErr)
+	}
+}
+
+// weatherSaid is how AWS's weather made err, in words ("StartSession: AWS
+// answered 500"), or "" when the weather did not make it.
+func weatherSaid(err error) string {
+	var ce *preflight.CallError
+	if errors.As(err, &ce) && ce.Weather != preflight.WeatherNone {
+		return ce.Error()
+	}
+	var ae *preflight.APIError
+	if errors.As(err, &ae) && ae.Weather != preflight.WeatherNone {
+		return ae.Error()
+	}
+	return ""
 }
 
 // stopWithoutAttempt is the failure when the ladder stops before any rung

@@ -12,6 +12,7 @@ import (
 	"github.com/ec2ssh/ec2ssh/connect"
 	"github.com/ec2ssh/ec2ssh/failure"
 	"github.com/ec2ssh/ec2ssh/fallback"
+	"github.com/ec2ssh/ec2ssh/preflight"
 )
 
 // Racing: an instance whose TCP connect has not completed after a short
@@ -59,20 +60,30 @@ func raceGrace(t *Target, connectTimeout time.Duration) time.Duration {
 type race struct {
 	direct connect.Transport
 	// ssm opens an SSM port session to t's SSH port; nil: no racing.
-	ssm    func(ctx context.Context, t *Target) (net.Conn, error)
-	t      *Target
-	grace  time.Duration
-	checks *checks
-	wait   time.Duration // bound on waiting for the first bytes (the banner)
-	name   string        // host:port, for messages
+	ssm func(ctx context.Context, t *Target) (net.Conn, error)
+	// findEndpoint looks for a ready EC2 Instance Connect Endpoint for t,
+	// and tunnel opens its tunnel to the SSH port: they race the dial in
+	// SSM's place when SSM fails (fallback.Race). nil: no tunnel.
+	findEndpoint func(ctx context.Context, t *Target) (*endpointChoice, error)
+	tunnel       func(ctx context.Context, ep endpointChoice) (net.Conn, error)
+	t            *Target
+	grace        time.Duration
+	checks       *checks
+	wait         time.Duration // bound on waiting for the first bytes (the banner)
+	name         string        // host:port, for messages
 
 	// After the race.
-	won       fallback.Step // the transport that carried it; Stop if none
-	directErr error
-	ssmErr    error // set when SSM was tried and failed
-	ssmTried  bool
-	took      time.Duration // until the winner showed its banner
-	cut       *doomedError  // a check that cut the direct dial short
+	won         fallback.Step // the transport that carried it; Stop if none
+	directErr   error
+	ssmErr      error // set when SSM was tried and failed
+	ssmTried    bool
+	ep          *endpointChoice   // the endpoint found while racing
+	epErr       error             // why none was found
+	tunnelErr   error             // set when the tunnel was tried and failed
+	noTunnel    *preflight.Result // the check that proved the endpoint cannot reach the port
+	tunnelTried bool
+	took        time.Duration // until the winner showed its banner
+	cut         *doomedError  // a check that cut the direct dial short
 
 	cleanup sync.WaitGroup // losers still being ended
 }
@@ -83,6 +94,17 @@ type raced struct {
 	err  error
 }
 
+// endpointChoice is an endpoint and the private address it tunnels to.
+type endpointChoice struct {
+	ep fallback.TunnelEndpoint
+	ip string
+}
+
+type endpointFound struct {
+	ep  *endpointChoice
+	err error
+}
+
 // raceRun is one race's moving parts while it runs.
 type raceRun struct {
 	r            *race
@@ -90,6 +112,8 @@ type raceRun struct {
 	cancelAll    context.CancelFunc
 	cancelDirect context.CancelCauseFunc
 	results      chan raced
+	endpoints    chan endpointFound
+	cancelTunnel context.CancelFunc
 	pending      int
 	state        fallback.RaceState
 	start        time.Time
@@ -97,8 +121,8 @@ type raceRun struct {
 
 // transport runs the race; it is a connect.Transport.
 func (r *race) transport(ctx context.Context) (net.Conn, error) {
-	rr := &raceRun{r: r, ctx: ctx, results: make(chan raced, 2), start: time.Now(),
-		state: fallback.RaceState{MayRace: r.ssm != nil, Target: r.t != nil}}
+	rr := &raceRun{r: r, ctx: ctx, results: make(chan raced, 3), endpoints: make(chan endpointFound, 1), start: time.Now(),
+		state: fallback.RaceState{MayRace: r.ssm != nil, Target: r.t != nil, MayTunnel: r.tunnel != nil && r.findEndpoint != nil}}
 	rr.rctx, rr.cancelAll = context.WithCancel(ctx)
 	dctx, cancelDirect := context.WithCancelCause(rr.rctx)
 	rr.cancelDirect = cancelDirect
@@ -108,7 +132,7 @@ func (r *race) transport(ctx context.Context) (net.Conn, error) {
 		conn, err := r.direct(dctx)
 		if err == nil {
 			upOnce.Do(func() { close(tcpUp) })
-			conn, err = awaitBanner(conn, r.wait, r.name)
+			conn, err = awaitBanner(dctx, conn, r.wait, r.name)
 		}
 		rr.results <- raced{fallback.Direct, conn, err}
 	}()
@@ -120,8 +144,9 @@ func (r *race) transport(ctx context.Context) (net.Conn, error) {
 	tcp := (<-chan struct{})(tcpUp)
 	var found <-chan *Target
 	var doomedCh <-chan *doomedError
+	var noTunnel <-chan preflight.Result
 	if r.checks != nil {
-		found, doomedCh = r.checks.found, r.checks.doomed
+		found, doomedCh, noTunnel = r.checks.found, r.checks.doomed, r.checks.noTunnel
 	}
 	for rr.pending > 0 {
 		select {
@@ -142,6 +167,18 @@ func (r *race) transport(ctx context.Context) (net.Conn, error) {
 			doomedCh = nil
 			r.cut = d
 			rr.on(fallback.DialDoomed)
+		case c := <-noTunnel:
+			noTunnel = nil
+			r.noTunnel = &c
+			rr.on(fallback.TunnelDoomed)
+		case e := <-rr.endpoints:
+			if e.ep == nil {
+				r.epErr = e.err
+				rr.on(fallback.EndpointNone)
+				continue
+			}
+			r.ep = e.ep
+			rr.on(fallback.EndpointReady)
 		case x := <-rr.results:
 			rr.pending--
 			if x.err == nil {
@@ -153,6 +190,9 @@ func (r *race) transport(ctx context.Context) (net.Conn, error) {
 					r.directErr = r.cut.asFailure()
 				}
 				rr.on(fallback.DirectFailed)
+			} else if x.step == fallback.EICE {
+				r.tunnelErr = x.err
+				rr.on(fallback.TunnelFailed)
 			} else {
 				r.ssmErr = x.err
 				rr.on(fallback.SSMFailed)
@@ -189,9 +229,33 @@ func (rr *raceRun) on(ev fallback.RaceEvent) {
 		go func() {
 			c, err := r.ssm(rr.rctx, t)
 			if err == nil {
-				c, err = awaitBanner(c, r.wait, r.name)
+				c, err = awaitBanner(rr.rctx, c, r.wait, r.name)
 			}
 			rr.results <- raced{fallback.SSMPort, c, err}
+		}()
+	}
+	if a.FindEndpoint {
+		t := r.t
+		go func() {
+			ep, err := r.findEndpoint(rr.rctx, t)
+			rr.endpoints <- endpointFound{ep, err}
+		}()
+	}
+	if a.CancelTunnel && rr.cancelTunnel != nil {
+		rr.cancelTunnel()
+	}
+	if a.StartTunnel {
+		r.tunnelTried = true
+		rr.pending++
+		ep := *r.ep
+		tctx, cancel := context.WithCancel(rr.rctx)
+		rr.cancelTunnel = cancel
+		go func() {
+			c, err := r.tunnel(tctx, ep)
+			if err == nil {
+				c, err = awaitBanner(tctx, c, r.wait, r.name)
+			}
+			rr.results <- raced{fallback.EICE, c, err}
 		}()
 	}
 }
@@ -201,8 +265,8 @@ func (rr *raceRun) on(ev fallback.RaceEvent) {
 func (rr *raceRun) finish(winner raced) (net.Conn, error) {
 	r := rr.r
 	r.won, r.took = winner.step, time.Since(rr.start)
-	if winner.step == fallback.SSMPort {
-		rr.cancelDirect(errors.New("SSM won the race"))
+	if winner.step != fallback.Direct {
+		rr.cancelDirect(errors.New(winner.step.String() + " won the race"))
 	} else {
 		rr.cancelAll() // an SSM session still starting gives up
 	}
@@ -225,15 +289,30 @@ func (rr *raceRun) drain(n int) {
 }
 
 // awaitBanner waits for a transport's first line (sshd's banner) and gives
-// back a conn that replays it: a transport wins the race by showing it.
-func awaitBanner(conn net.Conn, limit time.Duration, name string) (net.Conn, error) {
+// back a conn that replays it: a transport wins the race by showing it. An
+// attempt the race ends meanwhile (ctx: the dial proved doomed, the
+// endpoint proved unable to reach the port) stops waiting at once, as
+// Canceled: a tunnel whose far end never answers is not waited out.
+func awaitBanner(ctx context.Context, conn net.Conn, limit time.Duration, name string) (net.Conn, error) {
 	if limit <= 0 {
 		limit = connect.DefaultHandshakeTimeout
 	}
 	conn.SetReadDeadline(time.Now().Add(limit))
+	woken := make(chan struct{})
+	stop := context.AfterFunc(ctx, func() {
+		defer close(woken)
+		conn.SetReadDeadline(time.Unix(1, 0)) // in the past: the read returns
+	})
 	br := bufio.NewReaderSize(conn, 512)
 	line, err := br.ReadSlice('\n')
+	if !stop() {
+		<-woken
+	}
 	conn.SetReadDeadline(time.Time{})
+	if err != nil && ctx.Err() != nil {
+		conn.Close()
+		return nil, &failure.Error{Kind: failure.Canceled, Msg: name + ": ended before its SSH banner", Err: context.Cause(ctx)}
+	}
 	if err != nil && !errors.Is(err, bufio.ErrBufferFull) {
 		if fe := (*failure.Error)(nil); errors.As(err, &fe) {
 			conn.Close()

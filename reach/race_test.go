@@ -131,6 +131,117 @@ func TestRaceCutShort(t *testing.T) {
 	})
 }
 
+// TestRaceTunnelInSSMsPlace: SSM fails beside a silent dial; the endpoint
+// is looked up and its tunnel carries the connection, without waiting for
+// the checks to prove the dial doomed (issue 20). With no endpoint, the
+// race waits for the dial as before.
+func TestRaceTunnelInSSMsPlace(t *testing.T) {
+	inst := &Target{ID: "i-1", Address: "10.0.0.1", Instance: &preflight.Instance{ID: "i-1", VPCID: "vpc-1", PrivateIP: "10.0.0.1"}}
+	notConnected := func(ctx context.Context, _ *Target) (net.Conn, error) {
+		time.Sleep(10 * time.Millisecond)
+		return nil, &failure.Error{Kind: failure.Unreachable, Msg: "TargetNotConnected"}
+	}
+	for _, tt := range []struct {
+		name     string
+		endpoint bool
+		won      fallback.Step
+		took     time.Duration
+	}{
+		{"an endpoint: its tunnel wins", true, fallback.EICE, 300*time.Millisecond + 10*time.Millisecond + 20*time.Millisecond + 30*time.Millisecond},
+		{"no endpoint: the dial's own end", false, fallback.Stop, 2 * time.Second},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			synctest.Test(t, func(t *testing.T) {
+				looked, tunnels := 0, 0
+				r := &race{direct: silentFor(2 * time.Second), t: inst, grace: 300 * time.Millisecond, wait: 5 * time.Second, ssm: notConnected,
+					findEndpoint: func(ctx context.Context, _ *Target) (*endpointChoice, error) {
+						looked++
+						time.Sleep(20 * time.Millisecond)
+						if !tt.endpoint {
+							return nil, &failure.Error{Kind: failure.Unreachable, Msg: "no endpoint"}
+						}
+						return &endpointChoice{ep: fallback.TunnelEndpoint{ID: "eice-1"}, ip: "10.0.0.1"}, nil
+					},
+					tunnel: func(ctx context.Context, ep endpointChoice) (net.Conn, error) {
+						tunnels++
+						return sshdPipe(30 * time.Millisecond)(ctx)
+					}}
+				start := time.Now()
+				conn, err := r.transport(context.Background())
+				took := time.Since(start)
+				if conn != nil {
+					conn.Close()
+				}
+				if tt.endpoint && err != nil || !tt.endpoint && failure.KindOf(err) != failure.Unreachable {
+					t.Fatalf("transport = %v", err)
+				}
+				if r.won != tt.won || took != tt.took || looked != 1 || tunnels != map[bool]int{true: 1}[tt.endpoint] {
+					t.Errorf("won %v in %v (looked %d, tunnels %d), want %v in %v", r.won, took, looked, tunnels, tt.won, tt.took)
+				}
+				if tt.endpoint && (r.ep == nil || r.ep.ep.ID != "eice-1") {
+					t.Errorf("the endpoint found is not kept for the ladder: %+v", r.ep)
+				}
+				r.cleanup.Wait()
+			})
+		})
+	}
+}
+
+// TestRaceTunnelDoomed: the checks prove the endpoint cannot reach the
+// port (its security groups leave no path): the tunnel racing the dial is
+// ended then, whether it is still opening or open and waiting for a banner
+// that will not come (the service accepts the WebSocket, then cannot reach
+// the port), not left to time out.
+func TestRaceTunnelDoomed(t *testing.T) {
+	var far net.Conn // the far end of an open tunnel: it says nothing
+	for _, tt := range []struct {
+		name   string
+		tunnel func(ctx context.Context) (net.Conn, error)
+	}{
+		{"still opening", silent},
+		{"open, no banner", func(ctx context.Context) (net.Conn, error) {
+			client, server := net.Pipe()
+			far = server
+			return client, nil
+		}},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			synctest.Test(t, func(t *testing.T) {
+				defer func() {
+					if far != nil {
+						far.Close()
+					}
+				}()
+				inst := &Target{ID: "i-1", Address: "10.0.0.1", Instance: &preflight.Instance{ID: "i-1", VPCID: "vpc-1", PrivateIP: "10.0.0.1"}}
+				ch := &checks{done: make(chan struct{}), doomed: make(chan *doomedError, 1), noTunnel: make(chan preflight.Result, 1), found: make(chan *Target, 1)}
+				ch.once.Do(func() {})
+				start := time.Now()
+				r := &race{direct: silentFor(2 * time.Second), t: inst, grace: 300 * time.Millisecond, wait: 30 * time.Second, checks: ch,
+					ssm: func(ctx context.Context, _ *Target) (net.Conn, error) {
+						return nil, &failure.Error{Kind: failure.Unreachable, Msg: "StartSession: AWS answered 500"}
+					},
+					findEndpoint: func(ctx context.Context, _ *Target) (*endpointChoice, error) {
+						return &endpointChoice{ep: fallback.TunnelEndpoint{ID: "eice-1"}, ip: "10.0.0.1"}, nil
+					},
+					tunnel: func(ctx context.Context, ep endpointChoice) (net.Conn, error) { return tt.tunnel(ctx) }}
+				go func() {
+					time.Sleep(500 * time.Millisecond)
+					ch.noTunnel <- preflight.Result{ID: preflight.CheckEICE, Status: preflight.Warn, Summary: "the instance's security groups do not admit eice-1"}
+				}()
+				_, err := r.transport(context.Background())
+				if failure.KindOf(err) != failure.Unreachable || !r.tunnelTried || r.noTunnel == nil {
+					t.Fatalf("transport = %v (tunnel tried %v, doomed %v)", err, r.tunnelTried, r.noTunnel)
+				}
+				// Not the tunnel's 30 s wait for a banner: the dial's own end.
+				if took := time.Since(start); took != 2*time.Second || r.tunnelErr == nil {
+					t.Errorf("took %v, the tunnel ended with %v; want 2s and the tunnel ended", took, r.tunnelErr)
+				}
+				r.cleanup.Wait()
+			})
+		})
+	}
+}
+
 func TestRaceGrace(t *testing.T) {
 	tests := []struct {
 		apiRTT, connectTimeout, want time.Duration

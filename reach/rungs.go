@@ -37,6 +37,22 @@ func (p *plan) newRace(d fallback.Decision, creds *connect.Credentials) *race {
 			p.run.Env.Debug("debug1: ec2ssh: no TCP connection to %s after %v: starting an SSM session beside it", t.Address, r.grace)
 			return p.ssmConn(ctx, t)
 		}
+		if p.run.Args.Fallback == connect.ModeAuto {
+			// Where the ladder would go next when SSM cannot carry it.
+			port := p.cfg.Port
+			r.findEndpoint = func(ctx context.Context, t *Target) (*endpointChoice, error) {
+				ch, err := findEndpoint(ctx, p.side, t.ID, t.Instance, nil)
+				if err != nil {
+					p.run.Env.Debug("debug1: ec2ssh: no endpoint to race the dial: %v", err)
+					return nil, err
+				}
+				return &ch, nil
+			}
+			r.tunnel = func(ctx context.Context, ch endpointChoice) (net.Conn, error) {
+				p.run.Env.Debug("debug1: ec2ssh: SSM cannot carry it: opening a tunnel through %s beside the dial", ch.ep.ID)
+				return tunnelThrough(ctx, p.side, ch, port, p.run.Env.Debug)
+			}
+		}
 	}
 	p.races = append(p.races, r)
 	return r
@@ -50,8 +66,14 @@ func (p *plan) raced(r *race) {
 	if r.ssmTried && r.won != fallback.SSMPort {
 		p.tried = append(p.tried, fallback.Attempt{Step: fallback.SSMPort, Kind: failure.KindOf(r.ssmErr)})
 	}
+	if r.ep != nil && p.ep == nil {
+		p.ep, p.epTarget = &r.ep.ep, r.ep.ip
+	}
+	if r.tunnelTried && r.won != fallback.EICE {
+		p.tried = append(p.tried, fallback.Attempt{Step: fallback.EICE, Kind: failure.KindOf(r.tunnelErr)})
+	}
 	switch r.won {
-	case fallback.SSMPort:
+	case fallback.SSMPort, fallback.EICE:
 		p.noticeRace(r)
 	case fallback.Direct:
 		if r.ssmTried {
@@ -69,6 +91,11 @@ func (p *plan) raced(r *race) {
 // when the session ends first.
 func (p *plan) noticeRace(r *race) {
 	say := func(g gathered) {
+		if r.won == fallback.EICE {
+			p.notes.Say("%s: %s; continuing through an EC2 Instance Connect Endpoint (SSM could not carry it; the tunnel answered in %v)",
+				p.t, p.raceReason(r, g), r.took.Round(time.Millisecond))
+			return
+		}
 		p.notes.Say("%s: %s; continuing over SSM (it answered first, in %v)", p.t, p.raceReason(r, g), r.took.Round(time.Millisecond))
 	}
 	if r.checks == nil {
@@ -139,38 +166,49 @@ func (p *plan) endpoint(ctx context.Context) (fallback.TunnelEndpoint, string, e
 	if p.ep != nil {
 		return *p.ep, p.epTarget, nil
 	}
-	c, err := p.side.get(ctx)
-	if err != nil {
-		return fallback.TunnelEndpoint{}, "", err
-	}
 	in := p.t.Instance
 	var eps []preflight.InstanceConnectEndpoint
 	if p.facts != nil && p.facts.Instance != nil {
 		in, eps = p.facts.Instance, p.facts.Endpoints
 	}
+	ch, err := findEndpoint(ctx, p.side, p.t.ID, in, eps)
+	if err != nil {
+		return fallback.TunnelEndpoint{}, "", err
+	}
+	p.ep, p.epTarget = &ch.ep, ch.ip
+	return ch.ep, ch.ip, nil
+}
+
+// findEndpoint picks the endpoint for instance id (in, when known; eps,
+// the endpoints of its VPC when known), asking AWS what is not known. It
+// writes nothing of the plan's: the race calls it beside the dial.
+func findEndpoint(ctx context.Context, s *side, id string, in *preflight.Instance, eps []preflight.InstanceConnectEndpoint) (endpointChoice, error) {
+	c, err := s.get(ctx)
+	if err != nil {
+		return endpointChoice{}, err
+	}
 	if in == nil {
-		if in, err = c.Resolve(ctx, p.t.ID); err != nil {
-			return fallback.TunnelEndpoint{}, "", err
+		if in, err = c.Resolve(ctx, id); err != nil {
+			return endpointChoice{}, err
 		}
 		if in == nil {
-			return fallback.TunnelEndpoint{}, "", failure.New(failure.Config, "no instance "+p.t.ID, "")
+			return endpointChoice{}, failure.New(failure.Config, "no instance "+id, "")
 		}
 	}
 	if eps == nil {
 		if eps, err = c.Endpoints(ctx, in.VPCID); err != nil {
-			return fallback.TunnelEndpoint{}, "", err
+			return endpointChoice{}, err
 		}
 	}
 	ep, ok := fallback.PickEndpoint(eps, in.VPCID, in.SubnetID)
 	if !ok {
-		return fallback.TunnelEndpoint{}, "", &failure.Error{Kind: failure.Unreachable, Msg: "no EC2 Instance Connect Endpoint is ready in " + in.VPCID,
+		return endpointChoice{}, &failure.Error{Kind: failure.Unreachable, Msg: "no EC2 Instance Connect Endpoint is ready in " + in.VPCID,
 			Hint: fmt.Sprintf("create one: aws ec2 create-instance-connect-endpoint --subnet-id %s --region %s", in.SubnetID, c.Region())}
 	}
 	if in.PrivateIP == "" {
-		return fallback.TunnelEndpoint{}, "", failure.New(failure.Unreachable, in.ID+" has no private address for an endpoint to reach", "")
+		return endpointChoice{}, failure.New(failure.Unreachable, in.ID+" has no private address for an endpoint to reach", "")
 	}
-	p.ep, p.epTarget = &ep, in.PrivateIP
-	return ep, in.PrivateIP, nil
+	return endpointChoice{ep: ep, ip: in.PrivateIP}, nil
 }
 
 // eiceConn opens a tunnel to the instance's port through its endpoint.
@@ -179,12 +217,17 @@ func (p *plan) eiceConn(ctx context.Context) (net.Conn, error) {
 	if err != nil {
 		return nil, err
 	}
-	c, err := p.side.get(ctx)
+	return tunnelThrough(ctx, p.side, endpointChoice{ep: ep, ip: ip}, p.cfg.Port, p.run.Env.Debug)
+}
+
+// tunnelThrough opens ch's tunnel to port.
+func tunnelThrough(ctx context.Context, s *side, ch endpointChoice, port int, debug func(string, ...any)) (net.Conn, error) {
+	c, err := s.get(ctx)
 	if err != nil {
 		return nil, err
 	}
-	p.run.Env.Debug("debug1: ec2ssh: opening a tunnel through %s (%s) to %s port %d", ep.ID, ep.DNSName, ip, p.cfg.Port)
-	return c.Tunnel(ctx, ep, ip, p.cfg.Port)
+	debug("debug1: ec2ssh: opening a tunnel through %s (%s) to %s port %d", ch.ep.ID, ch.ep.DNSName, ch.ip, port)
+	return c.Tunnel(ctx, ch.ep, ch.ip, port)
 }
 
 func (p *plan) eiceTransport() connect.Transport {

@@ -35,7 +35,7 @@ var (
 	bigMiB  = flag.Int("mib", 64, "MiB for the native throughput runs")
 	ssmMiB  = flag.Int("ssm-mib", 16, "MiB for the SSM throughput runs")
 	stockUp = flag.Int("stock-up-mib", 4, "MiB for the stock plugin's upload (about 0.7 MB/s)")
-	only    = flag.String("only", "", "run only these sections (comma-separated: connect,native,blocked,calls,ssm,ssmcmd,kms,hostile,startup,sharing,fleet,runcommand,eice,names); the file is not written")
+	only    = flag.String("only", "", "run only these sections (comma-separated: connect,native,blocked,calls,ssm,ssmcmd,kms,hostile,startup,sharing,fleet,runcommand,eice,names,weather); the file is not written")
 )
 
 // section reports whether a section runs.
@@ -305,6 +305,11 @@ func run() error {
 		},
 			func() time.Duration { d, _ := e.timeIn("", "ssh", "-F", cfg, healthy.IP, down); return d })
 		say(throughputRow(fmt.Sprintf("%d MiB download through the endpoint vs native OpenSSH (MB/s)", *bigMiB), n, ours, theirs, 0))
+	}
+
+	if section("weather") {
+		// 13. AWS weather on the calls a session does not need (weather.go).
+		e.weatherRows(w, say)
 	}
 
 	if section("fleet") {
