@@ -139,7 +139,7 @@ func TestConnectLadder(t *testing.T) {
 				p := s.Port
 				w.cloud.facts = func(req preflight.Request) *preflight.Facts {
 					return &preflight.Facts{Region: "us-east-1", Port: req.Port, Instance: req.Instance, Endpoints: w.cloud.endpoints,
-						SSM: &preflight.SSMAgent{Registered: false},
+						SSM:            &preflight.SSMAgent{Registered: false},
 						SecurityGroups: []preflight.SecurityGroup{{ID: "sg-1", Ingress: []preflight.SGRule{{Protocol: "tcp", FromPort: p, ToPort: p, Groups: []string{"sg-ep"}}}}},
 						EndpointGroups: []preflight.SecurityGroup{{ID: "sg-ep", Egress: []preflight.SGRule{{Protocol: "-1", CIDRs: []string{"0.0.0.0/0"}}}}},
 						SourceLookedUp: true,
