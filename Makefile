@@ -7,10 +7,17 @@ LDFLAGS := -s -w -X main.Version=$(VERSION)
 # The platforms a release is built for: static (no cgo), stripped.
 PLATFORMS := linux/amd64 linux/arm64 darwin/amd64 darwin/arm64 windows/amd64 windows/arm64
 
-.PHONY: build test unit deps vet fuzz demo lab bench release install clean
+.PHONY: build test unit deps vet fuzz demo demo-transcript lab bench release install clean man
 
+# A first build compiles the AWS SDK: minutes on a small machine, so it
+# shows its progress (lab/progress.sh counts the packages go build -v names).
 build:
-	$(GO) build -trimpath -ldflags '$(LDFLAGS)' -o bin/ec2ssh .
+	@echo "build bin/ec2ssh ($$($(GO) version | cut -d' ' -f3); the first build takes a few minutes)"
+	@set -o pipefail; $(GO) build -v -trimpath -ldflags '$(LDFLAGS)' -o bin/ec2ssh . 2>&1 | lab/progress.sh
+
+bin/ec2ssh-lab: build
+	@echo "build bin/ec2ssh-lab (the lab: moto, sshd, nftables, the SSM stand-in)"
+	@set -o pipefail; $(GO) build -v -o bin/ec2ssh-lab ./lab/cmd/ec2ssh-lab 2>&1 | lab/progress.sh
 
 vet:
 	@test -z "$$(gofmt -l $$(git ls-files '*.go'))" || { echo "gofmt needed:"; gofmt -l $$(git ls-files '*.go'); exit 1; }
@@ -41,11 +48,19 @@ fuzz:
 
 # The local lab: moto's EC2 emulator, a real sshd per instance and nftables
 # rules, in a private network namespace (needs root). No AWS account.
-demo: build deps
-	$(GO) run ./lab/cmd/ec2ssh-lab -demo -ec2ssh bin/ec2ssh
+demo: deps bin/ec2ssh-lab
+	bin/ec2ssh-lab -demo -ec2ssh bin/ec2ssh
 
-lab: build deps
-	$(GO) run ./lab/cmd/ec2ssh-lab -ec2ssh bin/ec2ssh
+# The README's demo transcript, made anew from the demo itself (a test,
+# e2e TestDemoTranscript, fails when the two differ).
+demo-transcript: deps bin/ec2ssh-lab
+	bin/ec2ssh-lab -demo -ec2ssh bin/ec2ssh -transcript bin/demo.txt >/dev/null
+	awk -v f=bin/demo.txt 'BEGIN { while ((getline l < f) > 0) t = t l "\n" } \
+		/^<!-- demo transcript -->/ { print; print "```"; printf "%s", t; print "```"; skip = 1; next } \
+		/^<!-- end of demo transcript -->/ { skip = 0 } !skip { print }' README.md > bin/README.md && mv bin/README.md README.md
+
+lab: deps bin/ec2ssh-lab
+	bin/ec2ssh-lab -ec2ssh bin/ec2ssh
 
 # ec2ssh against OpenSSH (and the stock plugin) on the lab; writes BENCHMARKS.md.
 bench: build

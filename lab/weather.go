@@ -27,7 +27,7 @@ import (
 
 // MotoFrontPort is where the front in front of moto listens: the generic
 // AWS_ENDPOINT_URL (IAM, STS, KMS and what else goes to moto).
-const MotoFrontPort = 5003
+const MotoFrontPort = 5004
 
 // Fault is what an API answers instead of its answer.
 type Fault int

@@ -8,6 +8,7 @@ import (
 	"context"
 	"flag"
 	"fmt"
+	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -36,6 +37,9 @@ func main() {
 	os.Exit(run(*demo, *bin))
 }
 
+// transcriptFile, with -demo, is where the stable transcript goes.
+var transcriptFile = flag.String("transcript", "", "with -demo: also write the stable transcript (the README's) to this file")
+
 func run(demo bool, bin string) int {
 	abs, err := filepath.Abs(bin)
 	if err != nil {
@@ -57,11 +61,7 @@ func run(demo bool, bin string) int {
 		return 1
 	}
 	defer w.Stop()
-	cfg := filepath.Join(dir, "ssh_config")
-	os.WriteFile(cfg, []byte(fmt.Sprintf("Host *\n  IdentityFile %s\n  IdentityFile %s\n  IdentitiesOnly yes\n  UserKnownHostsFile %s/known_hosts\n  StrictHostKeyChecking accept-new\n",
-		w.ED25519Key, w.RSAKey, dir)), 0o600)
-	env := append(os.Environ(), w.AWSEnv()...)
-	env = append(env, "XDG_CACHE_HOME="+dir+"/cache", "PATH="+filepath.Dir(abs)+":"+os.Getenv("PATH"))
+	cfg, env := lab.DemoEnv(w, dir, abs, os.Environ())
 	if demo {
 		return runDemo(abs, cfg, env)
 	}
@@ -78,52 +78,19 @@ func run(demo bool, bin string) int {
 	return 0
 }
 
-// runDemo shows ec2ssh the way a user meets it: a healthy instance, one
-// whose security group blocks port 22, one with the wrong key, one whose
-// sshd is stopped.
+// runDemo runs the demo's scenes (lab.Demo); with -transcript it also
+// writes the stable transcript the README shows.
 func runDemo(bin, cfg string, env []string) int {
-	steps := []struct {
-		caption string
-		args    []string
-	}{
-		{"A healthy instance, by its Name tag: the AMI's login user, the remote exit status.",
-			[]string{"healthy", "echo hello from $(whoami)@$(hostname); exit 3"}},
-		{"The security group has no rule for port 22. The checks find it while the dial waits, end the wait, and ec2ssh carries SSH over SSM instead.",
-			[]string{"sg-no-22", "echo still got in; exit 7"}},
-		{"The same instance, diagnosed.", []string{"--diagnose", "sg-no-22"}},
-		{"Without the fallback (--fallback=never): the diagnosis and the fix, at once instead of after a TCP timeout.",
-			[]string{"--fallback=never", "sg-no-22", "true"}},
-		{"The network ACL drops the replies to the client's ephemeral ports (NACLs are stateless).", []string{"--diagnose", "nacl-egress"}},
-		{"The instance's key pair is not one of the local keys: a one-time key pushed with EC2 Instance Connect.",
-			[]string{"wrong-key", "echo in as $(whoami) with a one-time key"}},
-		{"sshd is stopped: the command runs through SSM, stdout, stderr and exit status intact.",
-			[]string{"sshd-stopped", "echo out; echo err >&2; exit 5"}},
-		{"Two instances share a Name tag: ec2ssh lists them and asks for the id.", []string{"twin", "true"}},
-		{"As JSON, for scripts.", []string{"--diagnose", "--json", "no-profile"}},
+	var transcript strings.Builder
+	if err := lab.Demo(io.MultiWriter(os.Stdout, &transcript), bin, cfg, env, false); err != nil {
+		fmt.Fprintln(os.Stderr, "demo:", err)
+		return 1
 	}
-	for _, s := range steps {
-		fmt.Printf("\n\033[1m# %s\033[0m\n$ ec2ssh %s\n", s.caption, quote(s.args))
-		cmd := exec.Command(bin, append([]string{"-F", cfg}, s.args...)...)
-		cmd.Env = env
-		cmd.Stdout, cmd.Stderr = os.Stdout, os.Stdout
-		start := time.Now()
-		err := cmd.Run()
-		code := 0
-		if ee, ok := err.(*exec.ExitError); ok {
-			code = ee.ExitCode()
+	if *transcriptFile != "" {
+		if err := os.WriteFile(*transcriptFile, []byte(lab.Stabilise(transcript.String())), 0o644); err != nil {
+			fmt.Fprintln(os.Stderr, "demo:", err)
+			return 1
 		}
-		fmt.Printf("(exit %d, %.1fs)\n", code, time.Since(start).Seconds())
 	}
 	return 0
-}
-
-func quote(args []string) string {
-	var out []string
-	for _, a := range args {
-		if strings.ContainsAny(a, " $;()") {
-			a = "'" + a + "'"
-		}
-		out = append(out, a)
-	}
-	return strings.Join(out, " ")
 }
