@@ -348,10 +348,12 @@ func (a *agentSession) wireLoop() {
 	}
 }
 
-// sleepUntil waits until t; false if stop closed first.
+// sleepUntil waits until t, give or take a millisecond; false if stop
+// closed first. (Sleeping to the microsecond for each frame would cost a
+// timer per frame and bound the relay's rate, which a network does not.)
 func sleepUntil(t time.Time, stop <-chan struct{}) bool {
 	d := time.Until(t)
-	if d <= 0 {
+	if d <= time.Millisecond {
 		return true
 	}
 	timer := time.NewTimer(d)
