@@ -140,6 +140,8 @@ type Channel struct {
 	resumes     int // resumes since the last progress
 	summarised  bool
 	upStart     time.Time // when the first input frame was sent
+	pace        paceWatch // whether the download runs at the agent's pace
+	paceHeld    int       // stats.HeldBack when pace last looked
 	stats       Stats
 
 	done chan struct{}
@@ -417,6 +419,11 @@ func (c *Channel) deliver(f *Frame, kmsResult *kmsOutcome) []func() {
 	case EncChallengeRequest:
 		return c.challengeResponse(payload)
 	case Output:
+		held := c.stats.HeldBack != c.paceHeld
+		c.paceHeld = c.stats.HeldBack
+		if paced, rate := c.pace.frame(len(payload), time.Now(), held); paced {
+			c.debug("debug1: ssm: the download runs at the agent's pace, %.2f MB/s: its port plugin sends 1 KiB and sleeps 1 ms, for every client", rate/1e6)
+		}
 		if len(payload) > 0 {
 			c.readBuf = append(c.readBuf, payload...)
 			c.gotOutput = true
