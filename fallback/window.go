@@ -283,27 +283,33 @@ func (w *window) sampleRTT(r time.Duration) {
 	w.srtt = (7*w.srtt + r) / 8
 }
 
-// rto is the retransmission timeout.
+// rto is the retransmission timeout of a frame sent once, before any
+// backing off.
 func (w *window) rto() time.Duration {
-	rto := InitialRTO
-	if w.measured {
-		rto = w.srtt + max(4*w.rttvar, MinRTO)
+	if !w.measured {
+		return InitialRTO
 	}
-	return min(rto<<w.backoff, MaxRTO)
+	return min(w.srtt+max(4*w.rttvar, MinRTO), MaxRTO)
+}
+
+// timeout is how long a frame sent tries+1 times waits for its
+// acknowledgement: the timeout doubles with each resend of the frame and,
+// until a round trip is measured again, with each expiry of any (RFC 6298
+// 5.5), up to 16 times.
+func (w *window) timeout(tries int) time.Duration {
+	return w.rto() << min(max(tries, w.backoff), 4)
 }
 
 // due returns, oldest first, the frames whose acknowledgement is overdue
-// at now (the timeout doubles with each resend of a frame, up to 16
-// times), and records them as sent again. The first overdue frame since
+// at now (timeout), and records them as sent again. The first overdue frame since
 // the last back-off halves the rate estimate: the agent refused it, or
 // the timeout did not allow for the queue. Before any round trip has been
 // measured a timeout says only that InitialRTO was a short guess (the
 // handshake's response, far away), and changes nothing.
 func (w *window) due(now time.Time) [][]byte {
-	rto := w.rto()
 	var seqs []int64
 	for seq, f := range w.frames {
-		if now.Sub(f.sentAt) > rto<<min(f.tries, 4) {
+		if now.Sub(f.sentAt) > w.timeout(f.tries) {
 			seqs = append(seqs, seq)
 		}
 	}

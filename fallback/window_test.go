@@ -155,14 +155,21 @@ func TestWindowEvents(t *testing.T) {
 			w.add(0, nil, now)
 			w.add(1, nil, now)
 			w.due(now.Add(InitialRTO + ms))
-			if got, want := w.rto(), 2*InitialRTO; got != want {
-				t.Errorf("rto() = %v after a timeout, want %v", got, want)
+			w.add(2, nil, now.Add(InitialRTO+ms))
+			if got := w.due(now.Add(2*InitialRTO + 2*ms)); len(got) != 0 {
+				t.Errorf("a frame sent after a timeout went again after InitialRTO; want it to wait twice as long")
 			}
+			if got := w.due(now.Add(3*InitialRTO + 2*ms)); len(got) != 3 {
+				t.Errorf("due(3 × InitialRTO) = %d frames, want 3 (the two resent once, and the new one)", len(got))
+			}
+			w.ack(0, now.Add(3*InitialRTO+3*ms))
+			w.ack(1, now.Add(3*InitialRTO+3*ms))
+			w.ack(2, now.Add(3*InitialRTO+3*ms))
 			if s := w.Stats(); s.BackOffs != 0 || s.Size != MinWindow {
 				t.Errorf("a timeout before any round trip changed the window: %+v", s)
 			}
-			w.add(2, nil, now.Add(InitialRTO+ms))
-			w.ack(2, now.Add(InitialRTO+301*ms)) // 300 ms far away
+			w.add(3, nil, now.Add(InitialRTO+ms))
+			w.ack(3, now.Add(InitialRTO+301*ms)) // 300 ms far away
 			if !w.measured || w.backoff != 0 || w.rto() < 300*ms+MinRTO {
 				t.Errorf("after the first round trip: measured %v, backoff %d, rto %v; want the timer from the round trip", w.measured, w.backoff, w.rto())
 			}
