@@ -161,7 +161,8 @@ func (s *ssmStandIn) startSession(w http.ResponseWriter, r *http.Request, body [
 	}
 	sess := &agentSession{s: s, id: randomID("lab-"), target: in.Target, token: randomID("tok-"), document: in.DocumentName, command: command,
 		addr: addr, port: port, kmsKeyID: s.opts.KMSKeyID, outbox: map[int64]*outFrame{}, buffered: map[int64]*fallback.Frame{},
-		rtt: agentInitialRTT, rto: agentInitialRTO, done: make(chan struct{}), inbox: make(chan relayed, relayQueue), wire: make(chan relayed, relayQueue)}
+		rto: agentInitialRTO, done: make(chan struct{})}
+	sess.rtt, sess.inbox, sess.wire = agentInitialRTT, make(chan relayed, relayQueue), make(chan relayed, relayQueue)
 	sess.cond = sync.NewCond(&sess.mu)
 	s.mu.Lock()
 	s.sessions[sess.id] = sess
