@@ -407,7 +407,11 @@ func (e *env) ssmRTT(dir, target, oursPC string, say func(row)) error {
 		}
 		oc, sc := alternate(3, func() time.Duration { d, _ := ssh(e.environ, oursPC, "", "true"); return d },
 			func() time.Duration { d, _ := stock("", "true"); return d })
-		say(ratioRow(fmt.Sprintf("SSM at %d ms round trip: set-up, ssh HOST true (median of 3)", rtt), oc, sc, 0, false))
+		r := ratioRow(fmt.Sprintf("SSM at %d ms round trip: set-up, ssh HOST true (median of 3)", rtt), oc, sc, 0, false)
+		if !*rttRef {
+			r.theirs, r.ratio = "-", "-"
+		}
+		say(r)
 
 		before := e.w.SSM().AgentTotals()
 		od, osum := ssh(e.environ, oursPC, payload, "sha256sum | cut -c1-64")
@@ -415,7 +419,7 @@ func (e *env) ssmRTT(dir, target, oursPC string, say func(row)) error {
 		sd, ssum := stock(payload, "sha256sum | cut -c1-64")
 		up[rtt] = od
 		osum, ssum = strings.TrimSpace(osum), strings.TrimSpace(ssum)
-		r := throughputRow(fmt.Sprintf("SSM upload, %d MiB at %d ms round trip (MB/s; wall time of ssh HOST sha256sum, set-up included)", *rttMiB, rtt), float64(size), []time.Duration{od}, []time.Duration{sd}, 0)
+		r = throughputRow(fmt.Sprintf("SSM upload, %d MiB at %d ms round trip (MB/s; wall time of ssh HOST sha256sum, set-up included)", *rttMiB, rtt), float64(size), []time.Duration{od}, []time.Duration{sd}, 0)
 		r.ours, r.theirs = rate(od, osum), rate(sd, ssum)
 		if !*rttRef {
 			r.ratio = "-"
