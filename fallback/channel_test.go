@@ -223,16 +223,22 @@ func TestUploadResendsLittle(t *testing.T) {
 	}
 }
 
-// TestUploadFarAwayAsNear: 16 MiB up a port session at 0, 50 and 200 ms
+// TestUploadFarAwayAsNear: 64 MiB up a port session at 0, 50 and 200 ms
 // round trips (the stand-in adds half each way to every frame) must move
 // at 0.8 or more of the rate near by (issue 23; a fixed window of 512
 // frames managed 0.25 at 200 ms), with no frame resent that the agent
 // already had but the handshake's response (far away InitialRTO is a
-// guess too short). Runs in turn, not side by side, so that the rates
-// compare; this machine is shared and its pace moves by a third from one
-// run to the next, so a miss is measured again, up to three times.
+// guess too short). 64 MiB as the issue measures: against this stand-in
+// (15-40 MB/s) a smaller upload is over in a few round trips, before any
+// window could have grown. Runs in turn, not side by side, so that the
+// rates compare; this machine is shared and its pace moves by a third
+// from one run to the next, so a miss is measured again, up to three
+// times. Not under -short: a quarter of a GiB, three times over at worst.
 func TestUploadFarAwayAsNear(t *testing.T) {
-	const size = 16 << 20
+	if testing.Short() {
+		t.Skip("64 MiB at each of four round trips; the full suite runs it")
+	}
+	const size = 64 << 20
 	rate := func(rtt time.Duration) (float64, fallback.Stats, lab.AgentStats) {
 		api, srv := standIn(t, lab.SSMOptions{Delay: rtt / 2})
 		sums := make(chan [32]byte, 1)
@@ -257,7 +263,7 @@ func TestUploadFarAwayAsNear(t *testing.T) {
 				t.Fatalf("at %v: the upload arrived altered", rtt)
 			}
 		case <-time.After(60 * time.Second):
-			t.Fatalf("at %v: 16 MiB did not arrive in 60 s", rtt)
+			t.Fatalf("at %v: 64 MiB did not arrive in 60 s", rtt)
 		}
 		return size / time.Since(start).Seconds() / 1e6, ch.Stats(), srv.AgentTotals()
 	}
