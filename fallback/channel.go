@@ -139,7 +139,6 @@ type Channel struct {
 	exitCode    *int
 	resumes     int // resumes since the last progress
 	summarised  bool
-	upStart     time.Time // when the first input frame was sent
 	pace        paceWatch // whether the download runs at the agent's pace
 	paceHeld    int       // stats.HeldBack when pace last looked
 	stats       Stats
@@ -528,11 +527,7 @@ func (c *Channel) queueLocked(ptype PayloadType, payload []byte) func() {
 	seq := c.nextSeq
 	c.nextSeq++
 	b := NewFrame(InputStreamMessage, seq, 0, ptype, payload).Encode()
-	now := time.Now()
-	c.win.add(seq, b, now)
-	if c.stats.FramesSent == 0 {
-		c.upStart = now
-	}
+	c.win.add(seq, b, time.Now())
 	c.stats.FramesSent++
 	return func() { c.writeFrame(b) } // a failed write is resent after the resume
 }
@@ -830,10 +825,9 @@ func (c *Channel) summariseLocked() {
 		return
 	}
 	c.summarised = true
-	w, took := c.win.Stats(), time.Since(c.upStart)
-	c.debug("debug1: ssm: upload: %d frames in %v (%.1f MB/s), %d sent again; window up to %d frames, lowest round trip %v; %d back-offs, %d late rounds",
-		c.stats.FramesSent, took.Round(time.Millisecond), float64(c.stats.FramesSent*ChunkSize)/took.Seconds()/1e6, c.stats.Resent,
-		w.Largest, w.MinRTT.Round(100*time.Microsecond), w.BackOffs, w.LateRounds)
+	w := c.win.Stats()
+	c.debug("debug1: ssm: upload: %d frames, %d sent again; window up to %d frames, lowest round trip %v; %d back-offs, %d late rounds",
+		c.stats.FramesSent, c.stats.Resent, w.Largest, w.MinRTT.Round(100*time.Microsecond), w.BackOffs, w.LateRounds)
 }
 
 // abort ends a channel whose handshake did not finish: no drain.
