@@ -312,7 +312,10 @@ func TestProxyCommandOverSSM(t *testing.T) {
 
 // TestSSMStreamsAndResume: 16 MiB up and 16 MiB down over the SSM path
 // arrive byte for byte, also when the WebSocket is dropped mid-transfer
-// (the channel resumes the session).
+// (the channel resumes the session), near by and 200 ms away (where the
+// upload window has grown to thousands of frames when the WebSocket drops,
+// and what was on its way is lost). -v says that the download ran at the
+// agent's pace, and what the upload window did.
 func TestSSMStreamsAndResume(t *testing.T) {
 	needWorld(t)
 	data := make([]byte, 16<<20)
@@ -320,9 +323,19 @@ func TestSSMStreamsAndResume(t *testing.T) {
 		data[i] = byte(i*31 + i>>9)
 	}
 	sum := fmt.Sprintf("%x", sha256Sum(data))
-	args := func(cmd string) []string { return []string{"--fallback=ssm", "root@healthy", cmd} }
-	for _, drop := range []bool{false, true} {
-		name := map[bool]string{false: "clean", true: "websocket dropped"}[drop]
+	args := func(cmd string) []string { return []string{"-v", "--fallback=ssm", "root@healthy", cmd} }
+	defer world.SSM().SetDelay(0)
+	for _, tt := range []struct {
+		name  string
+		drop  bool
+		delay time.Duration
+	}{
+		{"clean", false, 0},
+		{"websocket dropped", true, 0},
+		{"websocket dropped 200 ms away", true, 100 * time.Millisecond},
+	} {
+		name, drop := tt.name, tt.drop
+		world.SSM().SetDelay(tt.delay)
 		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 		cmd := exec.CommandContext(ctx, bin, append([]string{"-F", ec2Cfg}, args("sha256sum; head -c 16777216 /dev/zero | tr '\\0' 'z'")...)...)
 		cmd.Env = append(append(cleanEnv(), world.AWSEnv()...), "XDG_CACHE_HOME="+t.TempDir())
@@ -340,6 +353,16 @@ func TestSSMStreamsAndResume(t *testing.T) {
 		}
 		if down := strings.TrimPrefix(got, sum+"  -\n"); len(down) != 16<<20 || strings.Count(down, "z") != 16<<20 {
 			t.Errorf("%s: download %d bytes, want %d", name, len(down), 16<<20)
+		}
+		for _, l := range strings.Split(errb.String(), "\n") {
+			if strings.Contains(l, "ssm: upload:") || strings.Contains(l, "agent's pace") || strings.Contains(l, "dropped") {
+				t.Logf("%s: %s", name, l)
+			}
+		}
+		for _, want := range []string{"the download runs at the agent's pace", "ssm: upload: "} {
+			if !strings.Contains(errb.String(), want) {
+				t.Errorf("%s: -v did not say %q; stderr:\n%s", name, want, errb.String())
+			}
 		}
 	}
 }

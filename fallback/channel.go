@@ -9,7 +9,6 @@ import (
 	"io"
 	"net"
 	"os"
-	"sort"
 	"strconv"
 	"strings"
 	"sync"
@@ -22,23 +21,10 @@ import (
 
 // Tuning of the data channel, fitted to what the real agent does
 // (SSM-DATA-CHANNEL.md). The stock plugin sends 1 KiB and sleeps 1 ms; here
-// a window of unacknowledged frames bounds what is in flight instead.
+// a window of unacknowledged frames that follows the path (window.go)
+// bounds what is in flight instead.
 const (
 	ChunkSize = 1024 // payload bytes per frame, as the agent expects
-	// Window is the frames in flight before Write waits for
-	// acknowledgements. The agent's acks lag behind a burst in proportion
-	// to it (60-160 ms at 2048 frames); 512 KiB in flight keeps the lag
-	// well inside MinRTO while still filling a fast link.
-	Window = 512
-	// InitialRTO is the retransmission timeout before any round trip has
-	// been measured: the agent's own default, so a frame it rejected (input
-	// before the port is connected, a PTY not yet started) goes again as
-	// soon as the stock client's would.
-	InitialRTO = 200 * time.Millisecond
-	// MinRTO keeps a burst's late acknowledgements from looking like loss:
-	// the WebSocket never loses a frame, only the agent drops them.
-	MinRTO = 300 * time.Millisecond
-	MaxRTO = 2 * time.Second
 	// AckTimeout ends a session whose agent acknowledges nothing while input
 	// waits: the stock client retries 3000 times; a dead peer should cost
 	// less than a minute.
@@ -110,6 +96,10 @@ type Options struct {
 	// output), as the stock plugin's ProcessFirstMessage decides. Whoever
 	// waits for that first frame bounds the wait.
 	HandshakeOptional bool
+	// MaxWindow caps the upload window (frames in flight) below the
+	// package's MaxWindow when set; below MinWindow it fixes the window at
+	// that size (tests hold it there).
+	MaxWindow int
 }
 
 // Channel is an SSM session's data channel as a byte stream: it satisfies
@@ -136,19 +126,16 @@ type Channel struct {
 
 	mu          sync.Mutex
 	cond        *sync.Cond
-	nextSeq     int64           // the next sequence number to send
-	unacked     map[int64]*sent // sent, not yet acknowledged
-	expected    int64           // the next sequence number to deliver
+	nextSeq     int64   // the next sequence number to send
+	win         *window // the frames sent and not yet acknowledged
+	expected    int64   // the next sequence number to deliver
 	ahead       map[int64]*Frame
 	aheadBytes  int
 	readBuf     []byte
 	readErr     error // set when the agent closed the channel
 	closed      bool
 	writeClosed bool
-	err         error // set when the channel failed for good
-	srtt        time.Duration
-	rttvar      time.Duration
-	measured    bool
+	err         error     // set when the channel failed for good
 	progress    time.Time // the last acknowledgement or (re)connection
 	handshook   chan struct{}
 	gotOutput   bool
@@ -161,21 +148,18 @@ type Channel struct {
 	asked       bool // a HandshakeRequest came
 	typed       bool // HandshakeOptional: the first frame said whether a handshake comes
 	resumes     int  // resumes since the last progress
+	summarised  bool
+	pace        paceWatch // whether the download runs at the agent's pace
+	paceHeld    int       // stats.HeldBack when pace last looked
 	stats       Stats
 
 	done chan struct{}
 }
 
-type sent struct {
-	frame []byte
-	first time.Time
-	at    time.Time
-	tries int
-}
-
 // Stats counts what a channel did, for tests and benchmarks.
 type Stats struct {
 	FramesSent, Resent, FramesReceived, Duplicates, HeldBack int
+	Window                                                   WindowStats
 }
 
 // OpenChannel dials the data channel, sends the opening token and completes
@@ -183,8 +167,8 @@ type Stats struct {
 // channel cannot be reached, AWSAuth when encryption needs a KMS permission
 // the caller lacks, Unknown otherwise.
 func OpenChannel(ctx context.Context, api Resumer, ep Endpoint, opts Options) (*Channel, error) {
-	c := &Channel{api: api, endpoint: ep, opts: opts, dialer: websocket.DefaultDialer, unacked: map[int64]*sent{},
-		ahead: map[int64]*Frame{}, handshook: make(chan struct{}), done: make(chan struct{}), srtt: InitialRTO}
+	c := &Channel{api: api, endpoint: ep, opts: opts, dialer: websocket.DefaultDialer, win: newWindow(opts.MaxWindow),
+		ahead: map[int64]*Frame{}, handshook: make(chan struct{}), done: make(chan struct{})}
 	c.cond = sync.NewCond(&c.mu)
 	if err := c.connect(ctx, ep); err != nil {
 		return nil, err
@@ -310,12 +294,8 @@ func (c *Channel) handle(f *Frame) {
 			return
 		}
 		c.mu.Lock()
-		if s, ok := c.unacked[seq]; ok {
-			if s.tries == 0 { // Karn: only unambiguous samples
-				c.sampleRTT(time.Since(s.at))
-			}
-			delete(c.unacked, seq)
-			c.progress = time.Now()
+		if now := time.Now(); c.win.ack(seq, now) {
+			c.progress = now
 			c.resumes = 0
 			c.cond.Broadcast()
 		}
@@ -472,6 +452,11 @@ func (c *Channel) deliver(f *Frame, kmsResult *kmsOutcome) []func() {
 			c.typed = true // output first: no handshake in this session
 			c.cond.Broadcast()
 		}
+		held := c.stats.HeldBack != c.paceHeld
+		c.paceHeld = c.stats.HeldBack
+		if paced, rate := c.pace.frame(len(payload), time.Now(), held); paced {
+			c.debug("debug1: ssm: the download runs at the agent's pace, %.2f MB/s: its port plugin sends 1 KiB and sleeps 1 ms, for every client", rate/1e6)
+		}
 		if len(payload) > 0 {
 			c.readBuf = append(c.readBuf, payload...)
 			c.gotOutput = true
@@ -577,31 +562,9 @@ func (c *Channel) queueLocked(ptype PayloadType, payload []byte) func() {
 	seq := c.nextSeq
 	c.nextSeq++
 	b := NewFrame(InputStreamMessage, seq, 0, ptype, payload).Encode()
-	now := time.Now()
-	c.unacked[seq] = &sent{frame: b, first: now, at: now}
+	c.win.add(seq, b, time.Now())
 	c.stats.FramesSent++
 	return func() { c.writeFrame(b) } // a failed write is resent after the resume
-}
-
-func (c *Channel) sampleRTT(r time.Duration) {
-	// RFC 6298.
-	if !c.measured {
-		c.srtt, c.rttvar, c.measured = r, r/2, true
-		return
-	}
-	d := c.srtt - r
-	if d < 0 {
-		d = -d
-	}
-	c.rttvar = (3*c.rttvar + d) / 4
-	c.srtt = (7*c.srtt + r) / 8
-}
-
-func (c *Channel) rto() time.Duration {
-	if !c.measured {
-		return InitialRTO
-	}
-	return min(max(c.srtt+4*c.rttvar, MinRTO), MaxRTO)
 }
 
 // retransmitLoop resends frames whose acknowledgement is overdue, oldest
@@ -621,7 +584,7 @@ func (c *Channel) retransmitLoop() {
 		if c.opts.AckTimeout > 0 {
 			limit = c.opts.AckTimeout
 		}
-		if len(c.unacked) > 0 && now.Sub(c.progress) > limit {
+		if c.win.len() > 0 && now.Sub(c.progress) > limit {
 			c.failLocked(&failure.Error{Kind: failure.Unreachable,
 				Msg:  fmt.Sprintf("the SSM agent acknowledged nothing for %v", limit),
 				Hint: "the instance or its agent stopped answering; ec2ssh --diagnose shows its state"})
@@ -629,21 +592,7 @@ func (c *Channel) retransmitLoop() {
 			go c.Close()
 			return
 		}
-		rto := c.rto()
-		var seqs []int64
-		for seq, s := range c.unacked {
-			if now.Sub(s.at) > rto*time.Duration(1<<min(s.tries, 4)) {
-				seqs = append(seqs, seq)
-			}
-		}
-		sort.Slice(seqs, func(i, j int) bool { return seqs[i] < seqs[j] })
-		var due [][]byte
-		for _, seq := range seqs {
-			s := c.unacked[seq]
-			s.tries++
-			s.at = now
-			due = append(due, s.frame)
-		}
+		due := c.win.due(now)
 		c.stats.Resent += len(due)
 		c.mu.Unlock()
 		for _, b := range due {
@@ -698,15 +647,8 @@ func (c *Channel) lost(ws *websocket.Conn, err error) {
 			go c.readLoop(c.ws)
 			// Everything unacknowledged goes again at once, in order.
 			c.mu.Lock()
-			var seqs []int64
-			for seq := range c.unacked {
-				seqs = append(seqs, seq)
-			}
-			sort.Slice(seqs, func(i, j int) bool { return seqs[i] < seqs[j] })
-			frames := make([][]byte, 0, len(seqs))
-			for _, seq := range seqs {
-				frames = append(frames, c.unacked[seq].frame)
-			}
+			frames := c.win.resume(time.Now())
+			c.stats.Resent += len(frames)
 			c.mu.Unlock()
 			for _, b := range frames {
 				c.writeFrame(b)
@@ -820,7 +762,7 @@ func (c *Channel) mustWait(ptype PayloadType) bool {
 	if c.closed || c.err != nil || c.readErr != nil || c.writeClosed {
 		return false
 	}
-	if len(c.unacked) >= Window || c.paused {
+	if c.win.full() || c.paused {
 		return true
 	}
 	if c.opts.HandshakeOptional && !c.typed {
@@ -867,7 +809,9 @@ func (c *Channel) ExitCode() (int, bool) {
 func (c *Channel) Stats() Stats {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	return c.stats
+	s := c.stats
+	s.Window = c.win.Stats()
+	return s
 }
 
 // Drain waits until everything written has been acknowledged (or the
@@ -877,7 +821,7 @@ func (c *Channel) Drain(ctx context.Context) {
 	defer stop()
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	for len(c.unacked) > 0 && c.err == nil && c.readErr == nil && ctx.Err() == nil {
+	for c.win.len() > 0 && c.err == nil && c.readErr == nil && ctx.Err() == nil {
 		c.cond.Wait()
 	}
 }
@@ -897,6 +841,7 @@ func (c *Channel) Close() error {
 	cancel()
 	c.mu.Lock()
 	c.closed = true
+	c.summariseLocked()
 	c.cond.Broadcast()
 	c.mu.Unlock()
 	ctx, cancel = context.WithTimeout(context.Background(), TerminateTimeout)
@@ -909,6 +854,18 @@ func (c *Channel) Close() error {
 	c.wmu.Unlock()
 	c.finish(nil)
 	return err
+}
+
+// summariseLocked tells -v, once, what the upload window did when the
+// input ends (an upload of more than one window's worth); c.mu is held.
+func (c *Channel) summariseLocked() {
+	if c.summarised || c.stats.FramesSent <= MinWindow {
+		return
+	}
+	c.summarised = true
+	w := c.win.Stats()
+	c.debug("debug1: ssm: upload: %d frames, %d sent again; window up to %d frames, lowest round trip %v; %d back-offs, %d late rounds",
+		c.stats.FramesSent, c.stats.Resent, w.Largest, w.MinRTT.Round(100*time.Microsecond), w.BackOffs, w.LateRounds)
 }
 
 // abort ends a channel whose handshake did not finish: no drain.
@@ -935,6 +892,7 @@ func (c *Channel) abort() {
 func (c *Channel) CloseWrite() error {
 	c.mu.Lock()
 	c.writeClosed = true
+	c.summariseLocked()
 	c.cond.Broadcast()
 	c.mu.Unlock()
 	return nil

@@ -54,6 +54,8 @@ type SSM struct {
 	// returned at once and the next way in is tried 6 s sooner. known is
 	// false when it could not be asked (denied): then the retry runs.
 	AgentOnline func(ctx context.Context, instanceID string) (online, known bool)
+	// MaxWindow caps each channel's upload window (Options.MaxWindow).
+	MaxWindow int
 }
 
 // NewSSM builds the Session Manager and KMS clients from cfg.
@@ -83,7 +85,7 @@ func (s *SSM) now() time.Time {
 }
 
 func (s *SSM) options(target string, hold bool) Options {
-	return Options{KMS: s.KMS, TargetID: target, HoldInput: hold, Debug: s.Debug}
+	return Options{KMS: s.KMS, TargetID: target, HoldInput: hold, Debug: s.Debug, MaxWindow: s.MaxWindow}
 }
 
 // StartPort starts a port session to instanceID's port and opens its data

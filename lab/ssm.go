@@ -61,6 +61,11 @@ type SSMOptions struct {
 	// the races would fail it at random, and what the test checks is the
 	// protocol, not the races, which ec2ssh's own tests meet.
 	Reference bool
+	// Delay is added to every data channel frame each way (the client's
+	// link to the service; a round trip gains twice Delay), so that a
+	// client far from its region can be tried here. What is on its way
+	// when a WebSocket drops is lost.
+	Delay time.Duration
 }
 
 // SSMStandIn is the lab's SSM service and agent, for tests outside the
@@ -75,6 +80,14 @@ func StartSSMStandIn(port int, addrs map[string]string) (*SSMStandIn, error) {
 		online[id] = true
 	}
 	return StartSSM(SSMOptions{Port: port, Online: online, Addrs: addrs})
+}
+
+// SetDelay sets the one-way delay of the data channels opened from now on
+// (see SSMOptions.Delay).
+func (s *ssmStandIn) SetDelay(d time.Duration) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.opts.Delay = d
 }
 
 // Stop ends the stand-in and its sessions.

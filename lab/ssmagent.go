@@ -35,6 +35,10 @@ import (
 //     duplicates again;
 //   - it resends only its oldest unacknowledged frame, every 100 ms, after
 //     an RTT-based timeout (200 ms at first, 1 s at most);
+//   - it handles the client's frames one at a time, in the order they
+//     arrive, and acknowledges an in-order frame only after writing it to
+//     the port: acknowledgements come late when the port or the agent is
+//     busy; frames ahead of order are acknowledged and kept, up to 100,000;
 //   - it reads the port 1 KiB at a time and sleeps 1 ms after each;
 //   - DisconnectToPort closes its connection to the port at once: what the
 //     port sends afterwards is lost and the session is recorded as Failed.
@@ -44,9 +48,14 @@ const (
 	agentResendTick     = 100 * time.Millisecond
 	agentInitialRTO     = 200 * time.Millisecond
 	agentMaxRTO         = time.Second
+	agentInitialRTT     = 100 * time.Millisecond // DefaultRoundTripTime
 	agentClockGranule   = 10 * time.Millisecond
-	agentIncomingBuffer = 10000
-	agentOutgoingBuffer = 100000
+	agentIncomingBuffer = 100000 // IncomingMessageBufferCapacity
+	agentOutgoingBuffer = 100000 // OutgoingMessageBufferCapacity
+	// relayQueue bounds the frames on their way through the relay in each
+	// direction (the delay line, and the frames read but not yet handled):
+	// beyond it the relay stops reading, as a full TCP buffer does.
+	relayQueue = 16384
 	// ackRaceRate is the share of frames the agent records as sent only
 	// after writing them, so that an acknowledgement can beat its
 	// bookkeeping: "hundreds of times in a 16 MiB download" on loopback.
@@ -88,7 +97,11 @@ type agentSession struct {
 	mu            sync.Mutex
 	cond          *sync.Cond
 	ws            *websocket.Conn
+	link          *link // the client's WebSocket as the relay sees it
 	wmu           sync.Mutex
+	hmu           sync.Mutex   // the client's frames are handled one at a time
+	inbox         chan relayed // the client's frames on their way, with Delay
+	wire          chan relayed // the agent's frames on their way to the client, with Delay
 	nextSeq       int64
 	outbox        map[int64]*outFrame
 	rtt, rttvar   time.Duration
@@ -150,6 +163,7 @@ func (s *ssmStandIn) startSession(w http.ResponseWriter, r *http.Request, body [
 	sess := &agentSession{s: s, id: randomID("lab-"), target: in.Target, token: randomID("tok-"), document: in.DocumentName, command: command,
 		addr: addr, port: port, kmsKeyID: s.opts.KMSKeyID, outbox: map[int64]*outFrame{}, buffered: map[int64]*fallback.Frame{},
 		rto: agentInitialRTO, done: make(chan struct{})}
+	sess.rtt, sess.inbox, sess.wire = agentInitialRTT, make(chan relayed, relayQueue), make(chan relayed, relayQueue)
 	sess.cond = sync.NewCond(&sess.mu)
 	s.mu.Lock()
 	s.sessions[sess.id] = sess
@@ -219,6 +233,9 @@ func (s *ssmStandIn) dataChannel(w http.ResponseWriter, r *http.Request) {
 		ws.Close()
 		return
 	}
+	s.mu.Lock()
+	l := &link{ws: ws, delay: s.opts.Delay}
+	s.mu.Unlock()
 	sess.mu.Lock()
 	if open.TokenValue != sess.token || sess.closed {
 		sess.mu.Unlock()
@@ -227,7 +244,7 @@ func (s *ssmStandIn) dataChannel(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	old := sess.ws
-	sess.ws = ws
+	sess.ws, sess.link = ws, l
 	started := sess.started
 	sess.started = true
 	sess.mu.Unlock()
@@ -239,21 +256,129 @@ func (s *ssmStandIn) dataChannel(w http.ResponseWriter, r *http.Request) {
 	s.mu.Unlock()
 	if !started {
 		go sess.resendLoop()
+		go sess.inboundLoop()
+		go sess.wireLoop()
 		sess.sendHandshakeRequest()
 	}
 	for {
 		_, b, err := ws.ReadMessage()
 		if err != nil {
+			l.mu.Lock()
+			l.goneAt = time.Now()
+			l.mu.Unlock()
 			s.mu.Lock()
 			delete(s.sockets, ws)
 			s.mu.Unlock()
 			return // the client resumes, or terminates
 		}
-		f, err := fallback.Decode(b)
-		if err != nil {
+		if l.delay == 0 {
+			// Near by, the frame is handled here, as the agent's own read
+			// loop does (a hop through the queue would cost the stand-in a
+			// third of its pace).
+			sess.handleRaw(b)
 			continue
 		}
-		sess.handle(f)
+		select {
+		case sess.inbox <- relayed{l: l, b: b, due: time.Now().Add(l.delay)}:
+		case <-sess.done:
+			return
+		}
+	}
+}
+
+// handleRaw handles one frame from the client. The lock keeps it to one
+// at a time, in order, whichever WebSocket brought it: the real agent has
+// one WebSocket to the service, which stays up when the client's drops,
+// and one goroutine reads it. (Handling two of the client's WebSockets side
+// by side wrote a resent frame to the port twice, or out of order.)
+func (a *agentSession) handleRaw(b []byte) {
+	a.hmu.Lock()
+	defer a.hmu.Unlock()
+	if f, err := fallback.Decode(b); err == nil {
+		a.handle(f)
+	}
+}
+
+// link is one of the client's WebSockets as the relay (the Message Gateway
+// Service) sees it, with the one-way delay the lab adds to it each way.
+type link struct {
+	ws     *websocket.Conn
+	delay  time.Duration
+	mu     sync.Mutex
+	goneAt time.Time // when the WebSocket failed
+}
+
+// relayed is a frame in the relay, due at the other end at due.
+type relayed struct {
+	l   *link
+	b   []byte
+	due time.Time
+}
+
+// lost reports whether a frame due at due was still on its way when the
+// link failed (a network blip loses what is in flight).
+func (l *link) lost(due time.Time) bool {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.delay > 0 && !l.goneAt.IsZero() && l.goneAt.Before(due)
+}
+
+// inboundLoop hands the client's frames that come with a delay to the
+// agent when they are due, in order.
+func (a *agentSession) inboundLoop() {
+	for {
+		var m relayed
+		select {
+		case <-a.done:
+			return
+		case m = <-a.inbox:
+		}
+		if !sleepUntil(m.due, a.done) {
+			return
+		}
+		if !m.l.lost(m.due) {
+			a.handleRaw(m.b)
+		}
+	}
+}
+
+// wireLoop delivers the agent's frames to the client after the link's
+// delay; a frame whose WebSocket is gone by then is lost. After the
+// session ends it still delivers what was sent (channel_closed).
+func (a *agentSession) wireLoop() {
+	for {
+		var m relayed
+		select {
+		case m = <-a.wire:
+		case <-a.done:
+			select {
+			case m = <-a.wire:
+			default:
+				return
+			}
+		}
+		sleepUntil(m.due, nil)
+		a.wmu.Lock()
+		m.l.ws.WriteMessage(websocket.BinaryMessage, m.b)
+		a.wmu.Unlock()
+	}
+}
+
+// sleepUntil waits until t, give or take a millisecond; false if stop
+// closed first. (Sleeping to the microsecond for each frame would cost a
+// timer per frame and bound the relay's rate, which a network does not.)
+func sleepUntil(t time.Time, stop <-chan struct{}) bool {
+	d := time.Until(t)
+	if d <= time.Millisecond {
+		return true
+	}
+	timer := time.NewTimer(d)
+	defer timer.Stop()
+	select {
+	case <-timer.C:
+		return true
+	case <-stop:
+		return false
 	}
 }
 
@@ -284,10 +409,17 @@ func (a *agentSession) sendHandshakeRequest() {
 
 func (a *agentSession) write(b []byte) error {
 	a.mu.Lock()
-	ws := a.ws
+	ws, l := a.ws, a.link
 	a.mu.Unlock()
 	if ws == nil {
 		return fmt.Errorf("no websocket")
+	}
+	if l.delay > 0 {
+		select {
+		case a.wire <- relayed{l: l, b: b, due: time.Now().Add(l.delay)}:
+		case <-a.done:
+		}
+		return nil
 	}
 	a.wmu.Lock()
 	defer a.wmu.Unlock()
@@ -323,10 +455,14 @@ func (a *agentSession) send(ptype fallback.PayloadType, payload []byte) {
 	a.mu.Unlock()
 	a.write(b)
 	if late {
-		time.Sleep(time.Millisecond) // the bookkeeping the ack outruns
-		a.mu.Lock()
-		record()
-		a.mu.Unlock()
+		// The bookkeeping the ack outruns. The agent's read loop does not
+		// wait for it (SendStreamDataMessage returns), so neither does the
+		// stand-in's pace: a sleep here slowed every download by 2%.
+		time.AfterFunc(time.Millisecond, func() {
+			a.mu.Lock()
+			record()
+			a.mu.Unlock()
+		})
 	}
 }
 
@@ -385,18 +521,15 @@ func (a *agentSession) handle(f *fallback.Frame) {
 	}
 }
 
-// sampleRTT follows the agent's RTT estimate; a.mu is held.
+// sampleRTT follows the agent's RTT estimate (calculateRetransmissionTimeout:
+// from 100 ms and no variation, with no special first sample); a.mu is held.
 func (a *agentSession) sampleRTT(r time.Duration) {
-	if a.rtt == 0 {
-		a.rtt, a.rttvar = r, r/2
-	} else {
-		d := a.rtt - r
-		if d < 0 {
-			d = -d
-		}
-		a.rttvar = (3*a.rttvar + d) / 4
-		a.rtt = (7*a.rtt + r) / 8
+	d := a.rtt - r
+	if d < 0 {
+		d = -d
 	}
+	a.rttvar = (3*a.rttvar + d) / 4
+	a.rtt = (7*a.rtt + r) / 8
 	a.rto = min(a.rtt+max(agentClockGranule, 4*a.rttvar), agentMaxRTO)
 }
 
@@ -426,14 +559,14 @@ func (a *agentSession) receive(f *fallback.Frame) {
 		return
 	}
 	a.mu.Unlock()
-	if !a.accept(f) {
+	if !a.accept(f, true) {
 		return
 	}
 	for {
 		a.mu.Lock()
 		next, ok := a.buffered[a.expected]
 		a.mu.Unlock()
-		if !ok || !a.accept(next) {
+		if !ok || !a.accept(next, false) {
 			return
 		}
 		a.mu.Lock()
@@ -444,8 +577,10 @@ func (a *agentSession) receive(f *fallback.Frame) {
 
 // accept processes the frame that is next in order, unless the plugin is
 // not ready for it: then it is rejected without an ack and the client must
-// send it again.
-func (a *agentSession) accept(f *fallback.Frame) bool {
+// send it again. A frame that arrived in order is acknowledged after it is
+// processed (written to the port); one from the buffer was acknowledged
+// when it was kept.
+func (a *agentSession) accept(f *fallback.Frame, ack bool) bool {
 	a.mu.Lock()
 	stream := f.PayloadType != fallback.HandshakeResponse && f.PayloadType != fallback.EncChallengeResponse
 	if stream && a.handshakeDone && !a.readyLocked(f) {
@@ -459,9 +594,11 @@ func (a *agentSession) accept(f *fallback.Frame) bool {
 		a.stats.DiscardedInHandshake++ // "Handshake still in progress, ignore stream data message"
 	}
 	a.mu.Unlock()
-	a.ack(f)
 	if !discard {
 		a.process(f)
+	}
+	if ack {
+		a.ack(f)
 	}
 	return true
 }

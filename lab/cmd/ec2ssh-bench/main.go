@@ -7,6 +7,7 @@ package main
 import (
 	"bytes"
 	"context"
+	"crypto/sha256"
 	"flag"
 	"fmt"
 	"io"
@@ -35,7 +36,11 @@ var (
 	bigMiB  = flag.Int("mib", 64, "MiB for the native throughput runs")
 	ssmMiB  = flag.Int("ssm-mib", 16, "MiB for the SSM throughput runs")
 	stockUp = flag.Int("stock-up-mib", 4, "MiB for the stock plugin's upload (about 0.7 MB/s)")
-	only    = flag.String("only", "", "run only these sections (comma-separated: connect,native,blocked,calls,ssm,ssmcmd,kms,hostile,startup,sharing,fleet,runcommand,eice,names,weather); the file is not written")
+	only    = flag.String("only", "", "run only these sections (comma-separated: connect,native,blocked,calls,ssm,ssmrtt,ssmcmd,kms,hostile,startup,sharing,fleet,runcommand,eice,names,weather); the file is not written")
+	rttMiB  = flag.Int("rtt-mib", 64, "MiB each way for the SSM rows at several round trips (ssmrtt)")
+	rtts    = flag.String("rtts", "0,50,200", "the round trips (ms) the SSM stand-in adds for the ssmrtt rows")
+	rttDown = flag.Bool("rtt-down", true, "ssmrtt: run the downloads (about 95 s each at 64 MiB: the agent's pace)")
+	rttRef  = flag.Bool("rtt-stock", true, "ssmrtt: run the stock plugin beside ec2ssh")
 )
 
 // section reports whether a section runs.
@@ -235,6 +240,17 @@ func run() error {
 
 	}
 
+	if section("ssmrtt") {
+		// 5b. The SSM data channel far away: the stand-in adds half a round
+		// trip each way to every data channel frame. Wall time of the whole
+		// ssh command, session set-up included, sha256 checked, against the
+		// stock plugin in the same run (one run each: the stock plugin
+		// moves 64 MiB in about 95 s either way).
+		if err := e.ssmRTT(dir, target, oursPC, say); err != nil {
+			return err
+		}
+	}
+
 	if section("ssmcmd") {
 		// 6b. With sshd down, a command over SSM (issue 28).
 		e.ssmCommand(dir, say)
@@ -372,6 +388,144 @@ func run() error {
 	}
 	return write(rows)
 }
+
+// ssmRTT runs the ssmrtt rows: for each round trip, ssh HOST sha256sum
+// (upload) and ssh HOST cat FILE (download) through ec2ssh and through the
+// stock plugin, and the set-up alone (ssh HOST true).
+func (e *env) ssmRTT(dir, target, oursPC string, say func(row)) error {
+	if _, err := os.Stat(e.plugin); err != nil {
+		say(row{what: "SSM at several round trips vs the stock plugin", ours: "-", theirs: "stock plugin not built", goal: "run make bench"})
+		return nil
+	}
+	ref, err := e.w.StartReferenceSSM()
+	if err != nil {
+		return err
+	}
+	defer ref.Stop()
+	defer e.w.SSM().SetDelay(0)
+	stockEnv := append(append([]string(nil), e.environ...), fmt.Sprintf("AWS_ENDPOINT_URL_SSM=http://127.0.0.1:%d", ref.Port()))
+	stockPC := "ProxyCommand=" + e.plugin + " --ssh %h %p"
+	size := *rttMiB << 20
+	payload := filepath.Join(dir, "rtt-payload")
+	writeRandom(payload, size)
+	b, _ := os.ReadFile(payload)
+	want := fmt.Sprintf("%x", sha256.Sum256(b))
+	b = nil
+	ssh := func(environ []string, pc, stdin, command string) (time.Duration, string) {
+		return e.hashOut(environ, stdin, "ssh", "-F", e.cfg, "-o", pc, target, command)
+	}
+	rate := func(d time.Duration, sum string) string {
+		if sum == "-" {
+			return "-"
+		}
+		if sum != want {
+			return "altered"
+		}
+		return fmt.Sprintf("%.2f", float64(size)/d.Seconds()/1e6)
+	}
+	up := map[int]time.Duration{}
+	for _, f := range strings.Split(*rtts, ",") {
+		var rtt int
+		fmt.Sscan(f, &rtt)
+		delay := time.Duration(rtt) * time.Millisecond / 2
+		e.w.SSM().SetDelay(delay)
+		ref.SetDelay(delay)
+		// Without the stock plugin (-rtt-stock=false) its side shows 0.
+		stock := func(stdin, command string) (time.Duration, string) {
+			if !*rttRef {
+				return time.Nanosecond, "-"
+			}
+			return ssh(stockEnv, stockPC, stdin, command)
+		}
+		oc, sc := alternate(3, func() time.Duration { d, _ := ssh(e.environ, oursPC, "", "true"); return d },
+			func() time.Duration { d, _ := stock("", "true"); return d })
+		r := ratioRow(fmt.Sprintf("SSM at %d ms round trip: set-up, ssh HOST true (median of 3)", rtt), oc, sc, 0, false)
+		if !*rttRef {
+			r.theirs, r.ratio = "-", "-"
+		}
+		say(r)
+
+		before := e.w.SSM().AgentTotals()
+		od, osum := ssh(e.environ, oursPC, payload, "sha256sum | cut -c1-64")
+		after := e.w.SSM().AgentTotals()
+		sd, ssum := stock(payload, "sha256sum | cut -c1-64")
+		up[rtt] = od
+		osum, ssum = strings.TrimSpace(osum), strings.TrimSpace(ssum)
+		r = throughputRow(fmt.Sprintf("SSM upload, %d MiB at %d ms round trip (MB/s; wall time of ssh HOST sha256sum, set-up included)", *rttMiB, rtt), float64(size), []time.Duration{od}, []time.Duration{sd}, 0)
+		r.ours, r.theirs = rate(od, osum), rate(sd, ssum)
+		if !*rttRef {
+			r.ratio = "-"
+		}
+		say(r)
+		frames, dups := after.InputFrames-before.InputFrames, after.DuplicateInput-before.DuplicateInput
+		pct := 100 * float64(dups) / float64(max(frames, 1))
+		say(row{what: "spurious resends in that upload (frames the agent already had)", ours: fmt.Sprintf("%d of %d (%.3f%%)", dups, frames, pct),
+			theirs: "-", ratio: "-", goal: "≤ 0.1%", met: yes(pct <= 0.1)})
+
+		if !*rttDown {
+			continue
+		}
+		od, osum = ssh(e.environ, oursPC, "", "cat "+payload)
+		sd, ssum = stock("", "cat "+payload)
+		r = throughputRow(fmt.Sprintf("SSM download, %d MiB at %d ms round trip (MB/s; wall time of ssh HOST cat, set-up included; the agent reads 1 KiB per ms)", *rttMiB, rtt), float64(size), []time.Duration{od}, []time.Duration{sd}, 0.95)
+		r.ours, r.theirs = rate(od, osum), rate(sd, ssum)
+		if osum != want || (*rttRef && ssum != want) {
+			r.met = "no"
+		}
+		if !*rttRef {
+			r.ratio, r.met = "-", ""
+		}
+		say(r)
+	}
+	if near, far := up[0], up[200]; near > 0 && far > 0 {
+		r := float64(near) / float64(far)
+		say(row{what: fmt.Sprintf("SSM upload, %d MiB: at 200 ms round trip vs at 0 ms (ec2ssh; SSH itself carries at most sshd's channel window, 2 MiB, per round trip: 10.5 MB/s at 200 ms)", *rttMiB), ours: fmt.Sprintf("%.2f MB/s", float64(size)/far.Seconds()/1e6),
+			theirs: fmt.Sprintf("%.2f MB/s (at 0 ms)", float64(size)/near.Seconds()/1e6), ratio: fmt.Sprintf("%.2f×", r), goal: "≥ 0.80×", met: yes(r >= 0.8)})
+	}
+	return nil
+}
+
+// hashOut runs a command with stdin from a file (or none) and returns its
+// wall time and the sha256 of its stdout, or, when the output is short (a
+// checksum printed by the remote side), the output itself.
+func (e *env) hashOut(environ []string, stdin, name string, args ...string) (time.Duration, string) {
+	cmd := exec.Command(name, args...)
+	cmd.Env = environ
+	if stdin != "" {
+		f, err := os.Open(stdin)
+		if err != nil {
+			return 0, err.Error()
+		}
+		defer f.Close()
+		cmd.Stdin = f
+	}
+	h := sha256.New()
+	var head bytes.Buffer
+	var n int64
+	cmd.Stdout = writerFunc(func(p []byte) (int, error) {
+		if head.Len() < 128 {
+			head.Write(p[:min(len(p), 128-head.Len())])
+		}
+		n += int64(len(p))
+		return h.Write(p)
+	})
+	var errb bytes.Buffer
+	cmd.Stderr = &errb
+	start := time.Now()
+	err := cmd.Run()
+	d := time.Since(start)
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "%s %q: %v %s\n", name, args, err, errb.String())
+	}
+	if n <= 128 {
+		return d, head.String()
+	}
+	return d, fmt.Sprintf("%x", h.Sum(nil))
+}
+
+type writerFunc func([]byte) (int, error)
+
+func (f writerFunc) Write(p []byte) (int, error) { return f(p) }
 
 // ansible runs the sharing rows.
 func (e *env) ansible(dir, addr string, say func(row)) error {
@@ -706,7 +860,7 @@ func write(rows []row) error {
 	for _, r := range rows {
 		fmt.Fprintf(&b, "| %s | %s | %s | %s | %s | %s |\n", r.what, r.ours, r.theirs, r.ratio, r.goal, r.met)
 	}
-	b.WriteString("\nThe SSM rows put OpenSSH's ssh over each data channel client as its ProxyCommand: `ec2ssh --fallback=ssm --proxy %h %p` against the stock session-manager-plugin (built from its own packages). ec2ssh's sessions run against the lab's agent as the real agent behaves (the handshake race, early input rejected, acknowledgements racing its bookkeeping, 1 KiB reads with 1 ms pauses); the stock plugin's run against the same agent with the two races off, because it loses its first bytes to the handshake race about one session in four and stalls on a duplicate it does not acknowledge. The stock plugin's upload is measured on fewer MiB because it runs at about 0.7 MB/s. Each SSM transfer's own connect time (the median of three sessions running `true` through the same ProxyCommand) is taken off its time, so those rows compare the data channels; the native rows include the connect. The hostile rows run `ec2ssh --fallback=ssm --proxy` against an agent that misbehaves (lab/hostile.go); the flooding ones are ended after 15 s; the silent one ends itself (no acknowledgement for 45 s).\n")
+	b.WriteString("\nThe SSM rows put OpenSSH's ssh over each data channel client as its ProxyCommand: `ec2ssh --fallback=ssm --proxy %h %p` against the stock session-manager-plugin (built from its own packages). ec2ssh's sessions run against the lab's agent as the real agent behaves (the handshake race, early input rejected, acknowledgements racing its bookkeeping, 1 KiB reads with 1 ms pauses); the stock plugin's run against the same agent with the two races off, because it loses its first bytes to the handshake race about one session in four and stalls on a duplicate it does not acknowledge. The stock plugin's upload is measured on fewer MiB because it runs at about 0.7 MB/s. Each SSM transfer's own connect time (the median of three sessions running `true` through the same ProxyCommand) is taken off its time, so those rows compare the data channels; the native rows include the connect. The hostile rows run `ec2ssh --fallback=ssm --proxy` against an agent that misbehaves (lab/hostile.go); the flooding ones are ended after 15 s; the silent one ends itself (no acknowledgement for 45 s). The SSM rows at several round trips (ssmrtt) add half the round trip to every data channel frame each way in the stand-in (ours and the reference alike, the API calls not); they time the whole `ssh HOST sha256sum` or `ssh HOST cat FILE`, session set-up included, one run each, and check the sha256 of what arrived.\n")
 	return os.WriteFile(*out, []byte(b.String()), 0o644)
 }
 
