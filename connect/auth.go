@@ -101,21 +101,56 @@ type identity struct {
 
 func loadCredentials(c *Config, p Prompter, log, warn func(string, ...any)) (*Credentials, error) {
 	cr := &Credentials{Prompter: p, cfg: c, user: c.User, host: c.HostName}
-	var agentKeys []ssh.Signer
-	if sock := agentSocket(c); sock != "" {
-		conn, err := net.Dial("unix", sock)
-		if err != nil {
-			log("debug1: could not reach the agent at %s: %v", sock, err)
-		} else {
-			cr.closers = append(cr.closers, func() { conn.Close() })
-			cr.Agent = agent.NewClient(conn)
-			if agentKeys, err = cr.Agent.Signers(); err != nil {
-				log("debug1: agent listed no keys: %v", err)
-			}
-		}
-	}
-
+	agentKeys := cr.connectAgent(c, log)
 	tokens := c.tokens()
+	files := cr.identityFiles(c, tokens, p, log, warn)
+	ids := cr.order(c, tokens, agentKeys, files, log)
+	pairCertificates(ids, agentKeys, log)
+	for _, id := range ids {
+		if id.signer == nil {
+			if id.why != nil && id.pub != nil {
+				warn("Load key \"%s\": %v", id.source, id.why)
+			}
+			continue
+		}
+		s, err := acceptedSigner(c, id)
+		if err != nil {
+			log("debug1: Skipping %s key %s: %v", keyTypeName(id.pub), id.source, err)
+			continue
+		}
+		if c.AddKeysToAgent != "no" && cr.Agent != nil && id.source != "agent" {
+			s = &addingSigner{Signer: s, id: id, cr: cr}
+		}
+		cr.Signers = append(cr.Signers, s)
+	}
+	return cr, nil
+}
+
+// connectAgent opens the agent IdentityAgent names, if any, and returns
+// its keys. An agent that cannot be reached is noted under -v and left
+// out, as ssh(1) does.
+func (cr *Credentials) connectAgent(c *Config, log func(string, ...any)) []ssh.Signer {
+	sock := agentSocket(c)
+	if sock == "" {
+		return nil
+	}
+	conn, err := net.Dial("unix", sock)
+	if err != nil {
+		log("debug1: could not reach the agent at %s: %v", sock, err)
+		return nil
+	}
+	cr.closers = append(cr.closers, func() { conn.Close() })
+	cr.Agent = agent.NewClient(conn)
+	keys, err := cr.Agent.Signers()
+	if err != nil {
+		log("debug1: agent listed no keys: %v", err)
+	}
+	return keys
+}
+
+// identityFiles loads IdentityFile's files, each followed by its
+// certificates (a certificate in key.pub, then key-cert.pub).
+func (cr *Credentials) identityFiles(c *Config, tokens map[byte]string, p Prompter, log, warn func(string, ...any)) []*identity {
 	var files []*identity
 	for _, f := range c.IdentityFiles {
 		if strings.EqualFold(f, "none") {
@@ -143,9 +178,14 @@ func loadCredentials(c *Config, p Prompter, log, warn func(string, ...any)) (*Cr
 			files = append(files, &identity{source: path + "-cert.pub", pub: cert})
 		}
 	}
-	// CertificateFile's certificates go first, as in ssh(1); then identity
-	// files the agent holds, signed by the agent; then the agent's other
-	// keys; then the rest of the files.
+	return files
+}
+
+// order puts the identities in ssh(1)'s order: CertificateFile's
+// certificates first; then identity files the agent holds, signed by the
+// agent; then the agent's other keys (unless IdentitiesOnly); then the
+// rest of the files.
+func (cr *Credentials) order(c *Config, tokens map[byte]string, agentKeys []ssh.Signer, files []*identity, log func(string, ...any)) []*identity {
 	var preferred, fromAgent []*identity
 	for _, f := range c.CertificateFiles {
 		path := ExpandPath(expandTokens(f, tokens))
@@ -157,25 +197,25 @@ func loadCredentials(c *Config, p Prompter, log, warn func(string, ...any)) (*Cr
 		preferred = append(preferred, &identity{source: path, pub: cert})
 	}
 	for _, a := range agentKeys {
-		found := false
-		for i, id := range files {
-			if id.pub != nil && bytes.Equal(id.pub.Marshal(), a.PublicKey().Marshal()) {
-				id.signer, id.why = a, nil
-				preferred = append(preferred, id)
-				files = slices.Delete(files, i, i+1)
-				found = true
-				break
-			}
-		}
-		if !found && !c.IdentitiesOnly {
+		i := slices.IndexFunc(files, func(id *identity) bool {
+			return id.pub != nil && bytes.Equal(id.pub.Marshal(), a.PublicKey().Marshal())
+		})
+		switch {
+		case i >= 0:
+			files[i].signer, files[i].why = a, nil
+			preferred = append(preferred, files[i])
+			files = slices.Delete(files, i, i+1)
+		case !c.IdentitiesOnly:
 			fromAgent = append(fromAgent, &identity{source: "agent", pub: a.PublicKey(), signer: a})
 			cr.Keys = append(cr.Keys, keyInfo("agent", a.PublicKey(), nil))
 		}
 	}
-	ids := append(append(preferred, fromAgent...), files...)
+	return append(append(preferred, fromAgent...), files...)
+}
 
-	// A certificate is signed for by its key's private half: the agent's,
-	// or an identity file's.
+// pairCertificates gives each user certificate the signer of its key's
+// private half: the agent's, or an identity file's.
+func pairCertificates(ids []*identity, agentKeys []ssh.Signer, log func(string, ...any)) {
 	privateFor := func(key ssh.PublicKey) ssh.Signer {
 		for _, a := range agentKeys {
 			if bytes.Equal(a.PublicKey().Marshal(), key.Marshal()) {
@@ -204,25 +244,6 @@ func loadCredentials(c *Config, p Prompter, log, warn func(string, ...any)) (*Cr
 			id.why = fmt.Errorf("no private key for the certificate")
 		}
 	}
-
-	for _, id := range ids {
-		if id.signer == nil {
-			if id.why != nil && id.pub != nil {
-				warn("Load key \"%s\": %v", id.source, id.why)
-			}
-			continue
-		}
-		s, err := acceptedSigner(c, id)
-		if err != nil {
-			log("debug1: Skipping %s key %s: %v", keyTypeName(id.pub), id.source, err)
-			continue
-		}
-		if c.AddKeysToAgent != "no" && cr.Agent != nil && id.source != "agent" {
-			s = &addingSigner{Signer: s, id: id, cr: cr}
-		}
-		cr.Signers = append(cr.Signers, s)
-	}
-	return cr, nil
 }
 
 func keyTypeName(k ssh.PublicKey) string {
