@@ -10,6 +10,7 @@ import (
 	"net"
 	"os"
 	"os/signal"
+	"slices"
 	"strconv"
 	"syscall"
 
@@ -233,81 +234,118 @@ func (m *muxConn) session(ctx context.Context, r *MuxRequest, pid int) (int, err
 		defer devnull.Close()
 		stdin = devnull
 	}
+	sid, err := m.openSession(newSessionBody(c, s, tty), []*os.File{stdin, r.Stdout, r.Stderr})
+	if err != nil {
+		return ExitSignal, err
+	}
+	defer relayWinch(pid)()
+	var restore func()
+	if tty && stdinTTY {
+		restore = rawUntilExit(r.Stdin)
+	}
+	exit, seen := m.waitExit(sid, restore)
+	if ctx.Err() != nil || !seen {
+		exit = ExitSignal
+	}
+	if tty && c.LogLevel != "QUIET" && c.LogLevel != "FATAL" && c.LogLevel != "ERROR" && !s.Quiet {
+		fmt.Fprintf(r.Stderr, "Shared connection to %s closed.\r\n", c.HostName)
+	}
+	return int(exit), nil
+}
+
+// newSessionBody is MUX_C_NEW_SESSION's body after its request id
+// (PROTOCOL.mux): terminal, agent, subsystem, escape character, TERM, the
+// command, and the environment SendEnv and SetEnv give.
+func newSessionBody(c *Config, s *Session, tty bool) muxMsg {
 	echar := uint32(0xffffffff)
 	if c.EscapeChar != "none" && c.EscapeChar != "" {
 		echar = uint32(c.EscapeChar[0])
 	}
-	termType := os.Getenv("TERM")
 	body := muxMsg(nil).str("").u32(b2u(tty)).u32(0).u32(b2u(c.ForwardAgent != "no")).u32(b2u(s.Subsystem)).
-		u32(echar).str(termType).str(s.Command)
+		u32(echar).str(os.Getenv("TERM")).str(s.Command)
 	for _, kv := range os.Environ() {
 		k, _, _ := cutEnv(kv)
-		for _, pat := range c.SendEnv {
-			if matchPattern(k, pat) {
-				body = body.str(kv)
-				break
-			}
+		if slices.ContainsFunc(c.SendEnv, func(pat string) bool { return matchPattern(k, pat) }) {
+			body = body.str(kv)
 		}
 	}
 	for _, kv := range c.SetEnv {
 		k, v, _ := cutEnv(kv)
 		body = body.str(k + "=" + unquote(v))
 	}
+	return body
+}
+
+// openSession sends the new-session request with the descriptors and
+// returns the session id the master gives it.
+func (m *muxConn) openSession(body muxMsg, fds []*os.File) (uint32, error) {
 	rid := m.rid
 	m.rid++
 	if err := writeMuxPacket(m.conn, append(muxMsg(nil).u32(muxCNewSession).u32(rid), body...)); err != nil {
-		return ExitSignal, err
+		return 0, err
 	}
-	for _, f := range []*os.File{stdin, r.Stdout, r.Stderr} {
+	for _, f := range fds {
 		if err := sendFD(m.conn, int(f.Fd())); err != nil {
-			return ExitSignal, fmt.Errorf("send fds failed: %v", err)
+			return 0, fmt.Errorf("send fds failed: %v", err)
 		}
 	}
 	rep, err := readMuxPacket(m.conn)
 	if err != nil {
-		return ExitSignal, fmt.Errorf("read from master failed: %v", err)
+		return 0, fmt.Errorf("read from master failed: %v", err)
 	}
 	t, got := rep.u32(), rep.u32()
 	if rep.err != nil || got != rid {
-		return ExitSignal, errors.New("out of sequence reply from the master")
+		return 0, errors.New("out of sequence reply from the master")
 	}
-	var sid uint32
 	switch t {
 	case muxSSessionOpened:
-		sid = rep.u32()
+		return rep.u32(), nil
 	case muxSPermissionDenied:
-		return ExitSignal, &failure.Error{Kind: failure.AuthRejected, Msg: "Master refused session request: " + rep.str()}
+		return 0, &failure.Error{Kind: failure.AuthRejected, Msg: "Master refused session request: " + rep.str()}
 	default:
-		return ExitSignal, &failure.Error{Kind: failure.Unknown, Msg: "session request failed: " + rep.str()}
+		return 0, &failure.Error{Kind: failure.Unknown, Msg: "session request failed: " + rep.str()}
 	}
+}
 
-	// Window changes go to the master, which reads the size from our
-	// terminal, as ssh's mux clients do.
+// relayWinch passes window changes to the master, which reads the size
+// from our terminal, as ssh's mux clients do. The function returned stops.
+func relayWinch(pid int) func() {
 	winch := make(chan os.Signal, 1)
 	signal.Notify(winch, syscall.SIGWINCH)
-	defer signal.Stop(winch)
 	go func() {
 		for range winch {
 			syscall.Kill(pid, syscall.SIGWINCH)
 		}
 	}()
-	var restore func()
-	if tty && stdinTTY {
-		if st, err := term.MakeRaw(int(r.Stdin.Fd())); err == nil {
-			unregister := AtExit(func() { term.Restore(int(r.Stdin.Fd()), st) })
-			restore = func() { term.Restore(int(r.Stdin.Fd()), st); unregister() }
-			defer func() {
-				if restore != nil {
-					restore()
-				}
-			}()
-		}
+	return func() { signal.Stop(winch) }
+}
+
+// rawUntilExit puts the terminal into raw mode and returns what restores
+// it (nil when it could not be made raw); the restore also runs at exit.
+func rawUntilExit(f *os.File) func() {
+	st, err := term.MakeRaw(int(f.Fd()))
+	if err != nil {
+		return nil
 	}
+	unregister := AtExit(func() { term.Restore(int(f.Fd()), st) })
+	return func() { term.Restore(int(f.Fd()), st); unregister() }
+}
+
+// waitExit reads the master's messages until it closes the connection and
+// returns the session's exit status, if one came. restore (may be nil)
+// runs once: when the master says no terminal could be allocated, or at
+// the end.
+func (m *muxConn) waitExit(sid uint32, restore func()) (uint32, bool) {
+	defer func() {
+		if restore != nil {
+			restore()
+		}
+	}()
 	exit, seen := uint32(ExitSignal), false
 	for {
 		msg, err := readMuxPacket(m.conn)
 		if err != nil {
-			break
+			return exit, seen
 		}
 		switch msg.u32() {
 		case muxSTTYAllocFail:
@@ -321,17 +359,6 @@ func (m *muxConn) session(ctx context.Context, r *MuxRequest, pid int) (int, err
 			}
 		}
 	}
-	if restore != nil {
-		restore()
-		restore = nil
-	}
-	if ctx.Err() != nil || !seen {
-		exit = ExitSignal
-	}
-	if tty && c.LogLevel != "QUIET" && c.LogLevel != "FATAL" && c.LogLevel != "ERROR" && !s.Quiet {
-		fmt.Fprintf(r.Stderr, "Shared connection to %s closed.\r\n", c.HostName)
-	}
-	return int(exit), nil
 }
 
 // stdioFwd is -W through the master.
