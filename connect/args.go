@@ -258,68 +258,82 @@ func (a *Args) parseLong(args []string) ([]string, error) {
 	} else if !takesArg && hasVal {
 		return nil, failure.Configf(usageHint, "option --%s takes no argument", name)
 	}
-	switch name {
-	case "region":
-		a.Region = val
-	case "profile":
-		a.Profile = val
-	case "source-ip":
-		a.SourceIP = val
-	case "fallback":
-		if val != "auto" && val != "ssm" && val != "never" {
-			return nil, failure.Configf("use --fallback=auto, --fallback=ssm or --fallback=never", "bad --fallback value %q", val)
+	if set := longSetters[name]; set != nil {
+		if err := set(a, val); err != nil {
+			return nil, err
 		}
-		a.Fallback = val
-	case "via":
-		// --via names the one way in: direct (no fallback), ssm, or eice.
-		m, ok := map[string]string{"direct": "never", "ssm": "ssm", "eice": "eice"}[val]
-		if !ok {
-			return nil, failure.Configf("use --via=direct, --via=ssm or --via=eice", "bad --via value %q", val)
-		}
-		a.Fallback = m
-	case "address":
-		if val != "auto" && val != "public" && val != "private" {
-			return nil, failure.Configf("use --address=auto, --address=public or --address=private", "bad --address value %q", val)
-		}
-		a.Address = val
-	case "diagnose":
-		a.Diagnose = true
-	case "json":
-		a.JSON = true
-	case "no-cache":
-		a.NoCache = true
-	case "help":
-		a.Help = true
-	case "proxy":
-		a.Proxy = true
-	case "version":
-		a.Version = true
-	case "serial":
-		a.Serial = true
-	case "list":
-		a.List = true
-	case "all":
-		a.All = true
-	case "parallel":
-		n, err := strconv.Atoi(val)
-		if err != nil || n < 1 || n > 256 {
-			return nil, failure.Configf("give a number from 1 to 256", "bad --parallel value %q", val)
-		}
-		a.Parallel = n
-	case "stdin":
-		if val != "none" && val != "broadcast" {
-			return nil, failure.Configf("use --stdin=none or --stdin=broadcast", "bad --stdin value %q", val)
-		}
-		a.Stdin = val
-	case "completion":
-		if val != "bash" && val != "zsh" && val != "fish" {
-			return nil, failure.Configf("use --completion bash, zsh or fish", "no completion for %q", val)
-		}
-		a.Completion = val
-	case "complete-hosts":
-		a.CompleteHosts = true
 	}
 	return args, nil
+}
+
+// oneOf checks val against a long option's closed set of values.
+func oneOf(name, val, hint string, allowed ...string) error {
+	if slices.Contains(allowed, val) {
+		return nil
+	}
+	return failure.Configf(hint, "bad --%s value %q", name, val)
+}
+
+// longSetters apply each long option to Args.
+var longSetters = map[string]func(a *Args, val string) error{
+	"region":    func(a *Args, v string) error { a.Region = v; return nil },
+	"profile":   func(a *Args, v string) error { a.Profile = v; return nil },
+	"source-ip": func(a *Args, v string) error { a.SourceIP = v; return nil },
+	"fallback": func(a *Args, v string) error {
+		if err := oneOf("fallback", v, "use --fallback=auto, --fallback=ssm or --fallback=never", "auto", "ssm", "never"); err != nil {
+			return err
+		}
+		a.Fallback = v
+		return nil
+	},
+	"via": func(a *Args, v string) error {
+		// --via names the one way in: direct (no fallback), ssm, or eice.
+		m, ok := map[string]string{"direct": "never", "ssm": "ssm", "eice": "eice"}[v]
+		if !ok {
+			return failure.Configf("use --via=direct, --via=ssm or --via=eice", "bad --via value %q", v)
+		}
+		a.Fallback = m
+		return nil
+	},
+	"address": func(a *Args, v string) error {
+		if err := oneOf("address", v, "use --address=auto, --address=public or --address=private", "auto", "public", "private"); err != nil {
+			return err
+		}
+		a.Address = v
+		return nil
+	},
+	"diagnose":       func(a *Args, _ string) error { a.Diagnose = true; return nil },
+	"json":           func(a *Args, _ string) error { a.JSON = true; return nil },
+	"no-cache":       func(a *Args, _ string) error { a.NoCache = true; return nil },
+	"help":           func(a *Args, _ string) error { a.Help = true; return nil },
+	"proxy":          func(a *Args, _ string) error { a.Proxy = true; return nil },
+	"version":        func(a *Args, _ string) error { a.Version = true; return nil },
+	"serial":         func(a *Args, _ string) error { a.Serial = true; return nil },
+	"list":           func(a *Args, _ string) error { a.List = true; return nil },
+	"all":            func(a *Args, _ string) error { a.All = true; return nil },
+	"complete-hosts": func(a *Args, _ string) error { a.CompleteHosts = true; return nil },
+	"parallel": func(a *Args, v string) error {
+		n, err := strconv.Atoi(v)
+		if err != nil || n < 1 || n > 256 {
+			return failure.Configf("give a number from 1 to 256", "bad --parallel value %q", v)
+		}
+		a.Parallel = n
+		return nil
+	},
+	"stdin": func(a *Args, v string) error {
+		if err := oneOf("stdin", v, "use --stdin=none or --stdin=broadcast", "none", "broadcast"); err != nil {
+			return err
+		}
+		a.Stdin = v
+		return nil
+	},
+	"completion": func(a *Args, v string) error {
+		if !slices.Contains([]string{"bash", "zsh", "fish"}, v) {
+			return failure.Configf("use --completion bash, zsh or fish", "no completion for %q", v)
+		}
+		a.Completion = v
+		return nil
+	},
 }
 
 // flag applies an option that takes no argument.
