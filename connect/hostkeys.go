@@ -10,7 +10,6 @@ import (
 	"net"
 	"os"
 	"os/exec"
-	"path/filepath"
 	"slices"
 	"strconv"
 	"strings"
@@ -376,8 +375,8 @@ func (h *HostKeys) unknown(key ssh.PublicKey, other []knownHost) error {
 		Hint: "check the fingerprint with the host's owner, then connect once with -o StrictHostKeyChecking=accept-new"}
 }
 
-// record adds key to the first user known_hosts file, atomically, so that
-// a failure leaves no half-written line behind.
+// record adds key to the first user known_hosts file in one appending
+// write, as ssh(1) does (khwrite.go).
 func (h *HostKeys) record(key ssh.PublicKey) error {
 	if h.NUser == 0 || h.Files[0] == "/dev/null" {
 		return nil
@@ -387,11 +386,7 @@ func (h *HostKeys) record(key ssh.PublicKey) error {
 	if h.Hash {
 		name = hashName(name)
 	}
-	if err := os.MkdirAll(filepath.Dir(file), 0o700); err != nil {
-		h.Log("Failed to add the host to the list of known hosts (%s): %v", file, err)
-		return nil
-	}
-	if err := appendAtomically(file, knownHostsLine(name, key)); err != nil {
+	if err := appendKnownHost(file, knownHostsLine(name, key)); err != nil {
 		// ssh(1) connects anyway and says so; the key was accepted.
 		h.Log("Failed to add the host to the list of known hosts (%s): %v", file, err)
 		return nil

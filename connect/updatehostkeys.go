@@ -84,10 +84,10 @@ func (h *HostKeys) learnHostKeys(conn ssh.Conn, payload []byte) {
 			fresh = append(fresh, k)
 		}
 	}
-	drop := map[int]bool{}
+	var drop []knownHost
 	for _, e := range have {
 		if !slices.ContainsFunc(offered, func(k ssh.PublicKey) bool { return bytes.Equal(e.key.Marshal(), k.Marshal()) }) {
-			drop[e.line] = true
+			drop = append(drop, e)
 		}
 	}
 	if len(fresh) == 0 && len(drop) == 0 {
@@ -171,23 +171,25 @@ func proveHostKeys(conn ssh.Conn, keys []ssh.PublicKey) error {
 	return nil
 }
 
-// rewriteKnownHosts drops the given lines (1-based) of file and appends
-// add, in one atomic rename.
-func rewriteKnownHosts(file string, drop map[int]bool, add []string) error {
-	old, err := os.ReadFile(file)
-	if err != nil {
-		return err
+// rewriteKnownHosts drops the lines that record drop's keys under drop's
+// names and appends add, in one atomic rename under the known_hosts lock
+// (khwrite.go). Lines are matched by what they say, not by number, so a
+// line another writer added meanwhile moves nothing.
+func rewriteKnownHosts(file string, drop []knownHost, add []string) error {
+	dropped := func(line string) bool {
+		e, ok := parseKnownHostLine(strings.TrimSpace(line))
+		return ok && e.marker == "" && slices.ContainsFunc(drop, func(d knownHost) bool {
+			return slices.Equal(d.hosts, e.hosts) && bytes.Equal(d.key.Marshal(), e.key.Marshal())
+		})
 	}
-	st, err := os.Stat(file)
-	if err != nil {
-		return err
-	}
-	var out []string
-	for i, l := range strings.Split(strings.TrimRight(string(old), "\n"), "\n") {
-		if !drop[i+1] {
-			out = append(out, l)
+	return rewriteKnownHostsFile(file, func(old []byte) []byte {
+		var out []string
+		for _, l := range strings.Split(strings.TrimRight(string(old), "\n"), "\n") {
+			if !dropped(l) {
+				out = append(out, l)
+			}
 		}
-	}
-	out = append(out, add...)
-	return writeAtomically(file, []byte(strings.Join(out, "\n")+"\n"), st.Mode().Perm())
+		out = append(out, add...)
+		return []byte(strings.Join(out, "\n") + "\n")
+	})
 }
