@@ -166,6 +166,9 @@ func (cr *Credentials) identityFiles(c *Config, tokens map[byte]string, p Prompt
 			warn("Load key \"%s\": %v", path, err)
 			continue
 		}
+		if sk, ok := id.signer.(*securityKeySigner); ok {
+			sk.provider = c.SecurityKeyProvider
+		}
 		files = append(files, id)
 		if id.pub != nil {
 			cr.Keys = append(cr.Keys, keyInfo(path, id.pub, id.raw))
@@ -350,6 +353,9 @@ func loadIdentityFile(path string, p Prompter) (*identity, error) {
 		return id, nil
 	}
 	signer, err := loadIdentity(path, pemBytes, p)
+	if err != nil && isSecurityKey(id.pub, pemBytes) {
+		return securityKeyIdentity(id, pemBytes), nil
+	}
 	if err != nil {
 		why := err
 		if strings.Contains(err.Error(), "unsupported key type") || strings.Contains(err.Error(), "unhandled key type") {
@@ -618,13 +624,26 @@ func (c *Credentials) AuthCallback() ssh.ClientAuthCallback {
 			tried[t]++
 		}
 		for _, m := range methods {
+			if m.name == "password" && !c.cfg.PasswordAuth || m.name == "keyboard-interactive" && !c.cfg.KbdInteractive {
+				continue // turned off since, by a changed host key (HostKeys.continueUnsafe)
+			}
 			if allowed[m.name] && tried[m.name] < m.tries {
+				if m.name == "keyboard-interactive" && c.cfg.KbdInteractiveDevices != "" {
+					// Refused where it would be used (Config.refuse).
+					return nil, refused("KbdInteractiveDevices", c.cfg.KbdInteractiveDevices, "the server's devices are used", "")
+				}
 				return m.m, nil
 			}
 		}
-		return nil, &failure.Error{Kind: failure.AuthRejected,
+		if c.cfg.PKCS11Provider != "" && allowed["publickey"] && c.cfg.PubkeyAuth {
+			// ssh(1) would offer the token's keys too: the connection
+			// needs the provider ec2ssh cannot load.
+			return nil, refused("PKCS11Provider", c.cfg.PKCS11Provider, "no PKCS#11 tokens; the server accepted none of the other keys", "")
+		}
+		return nil, inWords(&failure.Error{Kind: failure.AuthRejected,
 			Msg:  fmt.Sprintf("%s@%s: permission denied (%s)", c.user, c.host, strings.Join(ctx.AllowedMethods, ",")),
-			Hint: c.authHint(ctx.AllowedMethods)}
+			Hint: c.authHint(ctx.AllowedMethods)},
+			fmt.Sprintf("%s@%s: Permission denied (%s).", c.user, c.host, strings.Join(ctx.AllowedMethods, ",")))
 	}
 }
 

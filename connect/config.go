@@ -110,6 +110,11 @@ type Config struct {
 	// PermitLocalCommand is yes ("" otherwise).
 	LocalCommand string
 
+	// Settings refused where they would be used ("" when unset): a
+	// security-key middleware, a PKCS#11 token, keyboard-interactive
+	// devices.
+	SecurityKeyProvider, PKCS11Provider, KbdInteractiveDevices string
+
 	s *settings // everything read, for -G
 }
 
@@ -277,39 +282,55 @@ func (c *Config) tokens() map[byte]string {
 		'C': connectionHash(hostnameFQ(), c.HostName, c.Port, c.User), 'k': k, 'j': c.ProxyJump, 'T': "NONE"}
 }
 
+// refusal is a keyword ec2ssh cannot honour as ssh does: set is whether
+// this configuration asks for the feature, inUse whether this connection
+// would use it. Asked for and used, the keyword is refused by name; asked
+// for and unused (a provider for keys nobody offers), it is accepted and
+// -v says so (issue 25: "honour or refuse at the point of use").
+type refusal struct {
+	key        string
+	set, inUse bool
+	why        string // what ec2ssh lacks
+	unused     string // why it does not matter here
+}
+
 // Refusals and acceptances for the keywords ec2ssh does not act on as ssh
 // does (SPEC.md, "Honour or refuse"): what would change the connection's
 // security or meaning is an error naming it; pure optimisations and
-// settings for features that are not in use are listed for -v.
+// settings for features that are not in use are listed for -v. Two are
+// refused later, where they would be used: SecurityKeyProvider when a
+// security-key identity file must sign, PKCS11Provider when the server
+// has accepted none of the other keys (auth.go), and KbdInteractiveDevices
+// when keyboard-interactive authentication starts.
 func (c *Config) refuse() error {
 	s := c.s
 	val := func(k string) string { return strings.ToLower(s.value(k, "")) }
-	refuseIf := func(k string, bad bool, why string) error {
-		if bad {
-			v, _ := s.get(k)
-			return failure.Configf("run OpenSSH's ssh directly for this host, or drop the option", "%s %s is not supported by ec2ssh (%s)%s",
-				k, strings.Join(v.args, " "), why, fromWhere(v.from))
-		}
-		return nil
-	}
 	isYes := func(k string) bool { v := val(k); return v == "yes" || v == "true" }
-	for _, r := range []error{
-		refuseIf("ForwardX11", isYes("ForwardX11"), "no X11 forwarding"),
-		refuseIf("Tunnel", val("Tunnel") != "" && val("Tunnel") != "no", "no tun/tap forwarding"),
-		refuseIf("PKCS11Provider", val("PKCS11Provider") != "" && val("PKCS11Provider") != "none", "no PKCS#11 tokens"),
-		refuseIf("SecurityKeyProvider", val("SecurityKeyProvider") != "" && val("SecurityKeyProvider") != "internal", "no security-key middleware"),
-		refuseIf("HostbasedAuthentication", isYes("HostbasedAuthentication"), "no host-based authentication"),
-		refuseIf("EnableSSHKeysign", isYes("EnableSSHKeysign"), "no ssh-keysign"),
-		refuseIf("VerifyHostKeyDNS", val("VerifyHostKeyDNS") == "yes" || val("VerifyHostKeyDNS") == "ask", "no SSHFP lookups"),
-		refuseIf("ProxyUseFdpass", isYes("ProxyUseFdpass"), "ProxyCommand's output is used as a stream"),
-		refuseIf("GSSAPIKeyExchange", isYes("GSSAPIKeyExchange"), "no GSSAPI key exchange"),
-		refuseIf("GSSAPIDelegateCredentials", isYes("GSSAPIDelegateCredentials"), "no Kerberos credentials to delegate"),
-		refuseIf("BindInterface", val("BindInterface") != "", "no binding to an interface"),
-		refuseIf("RekeyLimit", c.RekeySeconds > 0, "x/crypto rekeys by volume only; keep the size and set the time to none"),
-		refuseIf("KbdInteractiveDevices", val("KbdInteractiveDevices") != "", "the server's devices are used"),
+	session := c.SessionType != "none"
+	c.SecurityKeyProvider = providerSetting(s, "SecurityKeyProvider", "internal")
+	c.PKCS11Provider = providerSetting(s, "PKCS11Provider", "none")
+	c.KbdInteractiveDevices = s.value("KbdInteractiveDevices", "")
+	for _, r := range []refusal{
+		{"ForwardX11", isYes("ForwardX11"), session, "no X11 forwarding", "no session is opened"},
+		{"Tunnel", val("Tunnel") != "" && val("Tunnel") != "no", true, "no tun/tap forwarding", ""},
+		{"HostbasedAuthentication", isYes("HostbasedAuthentication"), true, "no host-based authentication", ""},
+		{"EnableSSHKeysign", isYes("EnableSSHKeysign"), isYes("HostbasedAuthentication"), "no ssh-keysign", "host-based authentication is off"},
+		{"VerifyHostKeyDNS", val("VerifyHostKeyDNS") == "yes" || val("VerifyHostKeyDNS") == "ask", true, "no SSHFP lookups", ""},
+		{"ProxyUseFdpass", isYes("ProxyUseFdpass"), c.ProxyCommand != "", "ProxyCommand's output is used as a stream", "there is no ProxyCommand"},
+		{"GSSAPIKeyExchange", isYes("GSSAPIKeyExchange"), true, "no GSSAPI key exchange", ""},
+		{"GSSAPIDelegateCredentials", isYes("GSSAPIDelegateCredentials"), isYes("GSSAPIAuthentication"), "no Kerberos credentials to delegate",
+			"GSSAPIAuthentication is off"},
+		{"BindInterface", val("BindInterface") != "", true, "no binding to an interface", ""},
+		{"RekeyLimit", c.RekeySeconds > 0, true, "x/crypto rekeys by volume only; keep the size and set the time to none", ""},
+		{"SecurityKeyProvider", c.SecurityKeyProvider != "", false, "no security-key middleware",
+			"no security-key identity file is offered; refused by name if one must sign"},
+		{"PKCS11Provider", c.PKCS11Provider != "", false, "no PKCS#11 tokens",
+			"its token's keys are not offered; refused by name if the server accepts none of the others"},
+		{"KbdInteractiveDevices", c.KbdInteractiveDevices != "", false, "the server's devices are used",
+			"refused by name if keyboard-interactive authentication is used"},
 	} {
-		if r != nil {
-			return r
+		if err := c.refuseOne(r); err != nil {
+			return err
 		}
 	}
 	// Accepted without effect: optimisations, and settings of features
@@ -327,6 +348,36 @@ func (c *Config) refuse() error {
 		c.Ignored = append(c.Ignored, k+" (deprecated or IgnoreUnknown)")
 	}
 	return nil
+}
+
+// refuseOne refuses r when it is set and in use, and notes it for -v when
+// it is set and unused.
+func (c *Config) refuseOne(r refusal) error {
+	if !r.set {
+		return nil
+	}
+	v, _ := c.s.get(r.key)
+	if r.inUse {
+		return refused(r.key, strings.Join(v.args, " "), r.why, v.from)
+	}
+	c.Ignored = append(c.Ignored, fmt.Sprintf("%s %s (unused: %s)", r.key, strings.Join(v.args, " "), r.why+"; "+r.unused))
+	return nil
+}
+
+// refused is the error that names a keyword ec2ssh cannot honour.
+func refused(key, value, why, from string) error {
+	return failure.Configf("run OpenSSH's ssh directly for this host, or drop the option", "%s %s is not supported by ec2ssh (%s)%s",
+		key, value, why, fromWhere(from))
+}
+
+// providerSetting is a provider keyword's value, "" when it names the
+// default (internal, none).
+func providerSetting(s *settings, key, def string) string {
+	v := s.value(key, def)
+	if strings.EqualFold(v, def) {
+		return ""
+	}
+	return v
 }
 
 func fromWhere(from string) string {
