@@ -23,6 +23,10 @@ import (
 // server that accepts TCP and says nothing.
 const DefaultHandshakeTimeout = 30 * time.Second
 
+// clientVersion is ec2ssh's identification string: OpenSSH's, for the
+// servers that adapt to their client's version, with ec2ssh's name after.
+const clientVersion = "SSH-2.0-OpenSSH_" + OpenSSHVersion + " ec2ssh"
+
 // Transport opens the byte stream an SSH connection runs over: a TCP
 // connection, a ProxyCommand's pipes, a jump host's channel, or (in
 // fallback) an SSM session. Its errors are *failure.Error.
@@ -36,6 +40,7 @@ type Client struct {
 	lost    chan error // keepalive failures
 	kaOnce  sync.Once
 
+	watch      *connWatch          // the connection underneath, for how it ended
 	globalReqs <-chan *ssh.Request // the server's global requests, as x/crypto queues them
 	reqBusy    atomic.Bool         // one of them is being handed on
 	fwMu       sync.Mutex
@@ -182,7 +187,7 @@ func handshake(ctx context.Context, c *Config, cr *Credentials, hk *HostKeys, tr
 		return nil, err
 	}
 	target := displayHostport(c.HostName, c.Port)
-	w := &bannerWatch{Conn: conn}
+	w := &connWatch{Conn: conn}
 	timeout := c.ConnectTimeout
 	if timeout == 0 {
 		timeout = DefaultHandshakeTimeout
@@ -214,24 +219,31 @@ func handshake(ctx context.Context, c *Config, cr *Credentials, hk *HostKeys, tr
 			}
 			return nil
 		},
-		ClientVersion: "SSH-2.0-OpenSSH_9.2p1 ec2ssh",
+		ClientVersion: clientVersion,
 	}
 	start := time.Now()
-	sc, chans, reqs, err := ssh.NewClientConn(w, net.JoinHostPort(c.HostName, strconv.Itoa(c.Port)), cc)
+	var sc ssh.Conn
+	var chans <-chan ssh.NewChannel
+	var reqs <-chan *ssh.Request
+	ic, err := identify(w, clientVersion, target)
+	if err == nil {
+		sc, chans, reqs, err = ssh.NewClientConn(ic, net.JoinHostPort(c.HostName, strconv.Itoa(c.Port)), cc)
+		err = classifyHandshake(err, w, target)
+	}
 	stopped := stop()
 	if err != nil {
 		conn.Close()
 		if !stopped {
-			err = errors.Join(ctx.Err(), err)
+			err = &failure.Error{Kind: failure.Canceled, Op: "ssh handshake with", Target: target, Err: errors.Join(ctx.Err(), err)}
 		}
-		return nil, classifyHandshake(err, w, target)
+		return nil, err
 	}
 	conn.SetDeadline(time.Time{})
 	env.Debug("debug1: Authenticated to %s as %s in %v.", target, c.User, time.Since(start).Round(time.Millisecond))
 	// Global requests: the server's host keys go to UpdateHostKeys, the
 	// rest to x/crypto (which refuses them).
 	rest := make(chan *ssh.Request)
-	client := &Client{Config: c, lost: make(chan error, 1)}
+	client := &Client{Config: c, lost: make(chan error, 1), watch: w}
 	client.globalReqs = reqs
 	go func() {
 		defer close(rest)
@@ -326,8 +338,9 @@ func (c *Client) keepalive(interval time.Duration, countMax int, target string) 
 			missed++
 		}
 		if missed >= max(countMax, 1) {
-			c.lost <- &failure.Error{Kind: failure.Unreachable, Msg: fmt.Sprintf("timeout, server %s not responding", target),
-				Hint: "the network or the server went away; ServerAliveInterval and ServerAliveCountMax set how long ec2ssh waits"}
+			c.lost <- inWords(&failure.Error{Kind: failure.Unreachable, Msg: fmt.Sprintf("timeout, server %s not responding", target),
+				Hint: "the network or the server went away; ServerAliveInterval and ServerAliveCountMax set how long ec2ssh waits"},
+				fmt.Sprintf("Timeout, server %s not responding.", c.Config.HostName))
 			c.Client.Close()
 			return
 		}

@@ -217,9 +217,10 @@ func (h *HostKeys) check(key ssh.PublicKey) error {
 				Hint: "ssh(1) refuses to connect when it cannot read the revocation list; fix or remove it"}
 		}
 		if r.revoked(plain) || (isCert && r.revoked(cert.SignatureKey)) {
-			return &failure.Error{Kind: failure.HostKeyChanged,
+			return inWords(&failure.Error{Kind: failure.HostKeyChanged,
 				Msg:  fmt.Sprintf("host key %s %s for %s is revoked by %s", keyName(plain), h.fingerprint(plain), h.Name, h.cfg.RevokedHostKeys),
-				Hint: "the server's key was revoked: do not connect until its owner tells you the new key"}
+				Hint: "the server's key was revoked: do not connect until its owner tells you the new key"},
+				fmt.Sprintf("Host key %s %s revoked by file %s", keyName(plain), h.fingerprint(plain), h.cfg.RevokedHostKeys), hostKeyFailed)
 		}
 		if isCert && r.certs {
 			return &failure.Error{Kind: failure.HostKeyChanged,
@@ -246,8 +247,10 @@ func (h *HostKeys) check(key ssh.PublicKey) error {
 	name := h.lookupName()
 	for _, e := range entries {
 		if e.marker == "@revoked" && e.matches(name) && (bytes.Equal(e.key.Marshal(), plain.Marshal()) || isCert && bytes.Equal(e.key.Marshal(), cert.SignatureKey.Marshal())) {
-			return &failure.Error{Kind: failure.HostKeyChanged, Msg: fmt.Sprintf("host key for %s is marked as revoked in %s:%d", h.Name, e.file, e.line),
+			fe := &failure.Error{Kind: failure.HostKeyChanged, Msg: fmt.Sprintf("host key for %s is marked as revoked in %s:%d", h.Name, e.file, e.line),
 				Hint: "the server's key was revoked: do not connect until its owner tells you the new key"}
+			return inWords(fe, append(revokedKeyWords(name, keyName(plain)),
+				fmt.Sprintf("%s host key for %s was revoked and you have requested strict checking.", keyName(plain), name), hostKeyFailed)...)
 		}
 	}
 	if isCert {
@@ -260,8 +263,9 @@ func (h *HostKeys) check(key ssh.PublicKey) error {
 		default:
 			// A trusted CA's certificate that does not hold is refused, never
 			// downgraded to its plain key (ssh(1) does the same).
-			return &failure.Error{Kind: failure.HostKeyChanged, Msg: fmt.Sprintf("the host certificate for %s is invalid: %v", h.Name, err),
-				Hint: "the server shows a certificate its CA did not issue for this host, or one expired or revoked: do not connect until its owner fixes it"}
+			return inWords(&failure.Error{Kind: failure.HostKeyChanged, Msg: fmt.Sprintf("the host certificate for %s is invalid: %v", h.Name, err),
+				Hint: "the server shows a certificate its CA did not issue for this host, or one expired or revoked: do not connect until its owner fixes it"},
+				hostKeyFailed)
 		}
 	}
 	var same *knownHost
@@ -317,24 +321,70 @@ func (h *HostKeys) checkCertificate(cert *ssh.Certificate, entries []knownHost) 
 }
 
 func (h *HostKeys) changed(key ssh.PublicKey, w knownHost) error {
+	warning := changedKeyWords(h.lookupName(), keyName(key), h.fingerprint(key), h.Files[0], w)
 	if h.Policy == "no" {
-		h.Log("Warning: the %s host key for %s has changed (was %s in %s:%d); continuing because StrictHostKeyChecking is no.",
-			keyName(key), h.Name, h.fingerprint(w.key), w.file, w.line)
-		return nil
+		// ssh(1) warns and connects, without what a man in the middle
+		// could use.
+		for _, l := range warning {
+			h.Log("%s", l)
+		}
+		return h.continueUnsafe()
 	}
-	return &failure.Error{Kind: failure.HostKeyChanged,
+	fe := &failure.Error{Kind: failure.HostKeyChanged,
 		Msg: fmt.Sprintf("host key for %s has changed: the server sent %s %s, %s:%d has %s %s",
 			h.lookupName(), keyName(key), h.fingerprint(key), w.file, w.line, keyName(w.key), h.fingerprint(w.key)),
 		Hint: fmt.Sprintf("someone may be intercepting the connection, or the host was rebuilt; if you trust the new key, run: ssh-keygen -R '%s' -f %s",
 			h.lookupName(), w.file)}
+	return inWords(fe, append(warning,
+		fmt.Sprintf("Host key for %s has changed and you have requested strict checking.", h.lookupName()), hostKeyFailed)...)
+}
+
+// continueUnsafe is sshconnect.c's continue_unsafe: a connection whose
+// host key changed goes on, under StrictHostKeyChecking no, without
+// password or keyboard-interactive authentication, agent or port
+// forwarding, or UpdateHostKeys; with ExitOnForwardFailure and forwarding
+// asked for, it stops.
+func (h *HostKeys) continueUnsafe() error {
+	c := h.cfg
+	if c == nil {
+		return nil
+	}
+	cancelled := false
+	for _, d := range []struct {
+		on   bool
+		off  func()
+		line string
+	}{
+		{c.PasswordAuth, func() { c.PasswordAuth = false }, "Password authentication is disabled to avoid man-in-the-middle attacks."},
+		{c.KbdInteractive, func() { c.KbdInteractive = false }, "Keyboard-interactive authentication is disabled to avoid man-in-the-middle attacks."},
+		{c.ForwardAgent != "no", func() { c.ForwardAgent = "no" }, "Agent forwarding is disabled to avoid man-in-the-middle attacks."},
+		{len(c.LocalForwards)+len(c.RemoteForwards) > 0, func() { c.LocalForwards, c.RemoteForwards = nil, nil },
+			"Port forwarding is disabled to avoid man-in-the-middle attacks."},
+	} {
+		if d.on {
+			d.off()
+			h.Log("%s", d.line)
+			cancelled = true
+		}
+	}
+	if c.UpdateHostKeys != "no" {
+		c.UpdateHostKeys = "no"
+		h.Log("UpdateHostkeys is disabled because the host key is not trusted.")
+	}
+	if c.ExitOnForwardFailure && cancelled {
+		return inWords(&failure.Error{Kind: failure.HostKeyChanged, Msg: "forwarding disabled due to host key check failure",
+			Hint: "the host key changed: check it with the host's owner"}, "Error: forwarding disabled due to host key check failure")
+	}
+	return nil
 }
 
 func (h *HostKeys) unknown(key ssh.PublicKey, other []knownHost) error {
 	fp := h.fingerprint(key)
 	if len(h.Published) > 0 {
-		return &failure.Error{Kind: failure.HostKeyUnknown,
+		return inWords(&failure.Error{Kind: failure.HostKeyUnknown,
 			Msg:  fmt.Sprintf("host key for %s (%s %s) is not the one published for it (%s)", h.lookupName(), keyName(key), ssh.FingerprintSHA256(key), strings.Join(h.Published, ", ")),
-			Hint: "someone may be intercepting the connection; compare with " + h.PublishedAt + " and do not add this key unless its operator confirms it"}
+			Hint: "someone may be intercepting the connection; compare with " + h.PublishedAt + " and do not add this key unless its operator confirms it"},
+			hostKeyFailed)
 	}
 	switch h.Policy {
 	case "accept-new", "no":
@@ -359,8 +409,8 @@ func (h *HostKeys) unknown(key ssh.PublicKey, other []knownHost) error {
 				case strings.EqualFold(ans, "yes") || ans == fp:
 					return h.record(key)
 				case strings.EqualFold(ans, "no"):
-					return &failure.Error{Kind: failure.HostKeyUnknown, Msg: "host key verification failed: you answered no",
-						Hint: "compare " + fp + " with the key the host's owner gives you, then connect again"}
+					return inWords(&failure.Error{Kind: failure.HostKeyUnknown, Msg: "host key verification failed: you answered no",
+						Hint: "compare " + fp + " with the key the host's owner gives you, then connect again"}, hostKeyFailed)
 				}
 				q = "Please type 'yes', 'no' or the fingerprint: "
 			}
@@ -371,8 +421,12 @@ func (h *HostKeys) unknown(key ssh.PublicKey, other []knownHost) error {
 		msg = fmt.Sprintf("no %s host key is known for %s (%s %s; a %s key is, in %s:%d) and StrictHostKeyChecking is %s",
 			keyName(key), h.lookupName(), keyName(key), fp, keyName(other[0].key), other[0].file, other[0].line, h.Policy)
 	}
-	return &failure.Error{Kind: failure.HostKeyUnknown, Msg: msg,
+	fe := &failure.Error{Kind: failure.HostKeyUnknown, Msg: msg,
 		Hint: "check the fingerprint with the host's owner, then connect once with -o StrictHostKeyChecking=accept-new"}
+	if h.Policy == "yes" {
+		return inWords(fe, fmt.Sprintf("No %s host key is known for %s and you have requested strict checking.", keyName(key), h.lookupName()), hostKeyFailed)
+	}
+	return inWords(fe, hostKeyFailed)
 }
 
 // record adds key to the first user known_hosts file in one appending

@@ -305,6 +305,17 @@ func (r *sessionRun) wait() (int, error) {
 		<-done
 		return ExitSignal, &failure.Error{Kind: failure.Canceled, Msg: "interrupted", Err: context.Cause(r.ctx)}
 	}
+	if waitErr != nil {
+		// The keepalive says so before it closes the connection.
+		select {
+		case lost := <-r.client.Lost():
+			return ExitSignal, lost
+		default:
+		}
+		if ended, err := r.connectionEnded(); ended {
+			return ExitSignal, err
+		}
+	}
 	if r.esc != nil && r.esc.Disconnected() {
 		// ~. : ssh(1) ends with 255.
 		if !s.Passenger {
@@ -321,6 +332,33 @@ func (r *sessionRun) wait() (int, error) {
 		defer r.log("Connection to %s closed.", c.HostName)
 	}
 	return exitStatus(waitErr, c.HostName)
+}
+
+// connectionEnded says, in ssh's words, how the connection under a session
+// that ended without its status was lost (clientloop.c): the server closed
+// it ("Connection to HOST closed by remote host.", printed whatever the log
+// level, as ssh's quit_message is), or it broke (reset, timed out), where
+// ssh's last act, telling the server it disconnects, fails with "Broken
+// pipe". It reports false when the connection is still there.
+func (r *sessionRun) connectionEnded() (bool, error) {
+	if r.client.watch == nil || r.s.Passenger {
+		return false, nil
+	}
+	err := r.client.watch.peerErr()
+	host := r.c.HostName
+	switch {
+	case err == nil:
+		return false, nil
+	case errors.Is(err, io.EOF):
+		fmt.Fprintf(r.stdio.Err, "Connection to %s closed by remote host.\r\n", host)
+		if r.tty && r.c.LogLevel != "QUIET" && r.c.LogLevel != "FATAL" && r.c.LogLevel != "ERROR" && !r.s.Quiet {
+			fmt.Fprintf(r.stdio.Err, "Connection to %s closed.\r\n", host)
+		}
+		return true, nil
+	}
+	return true, inWords(&failure.Error{Kind: failure.Unreachable, Msg: fmt.Sprintf("the connection to %s broke: %v", host, err), Err: err,
+		Hint: "the connection was reset or timed out on the way: the network, a firewall's idle timeout, or the server going away"},
+		"client_loop: send disconnect: Broken pipe")
 }
 
 // brokenPipeWatch passes writes to w and, the first time w reports a
