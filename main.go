@@ -60,7 +60,14 @@ func report(stderr *os.File, err error, quiet bool) int {
 	if errors.As(err, &fe) && fe.Kind == failure.Canceled && !quiet {
 		msg = "interrupted"
 	}
-	fmt.Fprintf(stderr, "ec2ssh: error: %s\n", msg)
+	if lines := connect.SSHLines(err); lines != nil && !quiet {
+		// ssh's own words, which callers parse; ec2ssh's hint follows.
+		for _, l := range lines {
+			fmt.Fprintf(stderr, "%s\r\n", l)
+		}
+	} else {
+		fmt.Fprintf(stderr, "ec2ssh: error: %s\n", msg)
+	}
 	if hint := failure.HintOf(err); hint != "" && !quiet {
 		fmt.Fprintf(stderr, "ec2ssh: hint: %s\n", hint)
 	}

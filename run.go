@@ -36,7 +36,7 @@ func run(ctx context.Context, argv []string, stdin, stdout, stderr *os.File) int
 		return 0
 	}
 	if args.Version {
-		fmt.Fprintf(stderr, "ec2ssh %s (golang.org/x/crypto/ssh; OpenSSH-compatible command line)\n", Version)
+		fmt.Fprintln(stderr, connect.VersionLine(Version))
 		return 0
 	}
 	logw := io.Writer(stderr)
