@@ -274,10 +274,12 @@ func (m *MuxMaster) newSession(conn *net.UnixConn, msg *muxReader, rid uint32) {
 		m.debug("debug1: mux: receiving the session's descriptors: %v", err)
 		return
 	}
+	restore := nonblockingStdio(fds)
 	stdin, stdout, stderr := os.NewFile(uintptr(fds[0]), "mux-stdin"), os.NewFile(uintptr(fds[1]), "mux-stdout"), os.NewFile(uintptr(fds[2]), "mux-stderr")
 	defer stdin.Close()
 	defer stdout.Close()
 	defer stderr.Close()
+	defer restore() // before the descriptors close
 	if m.Ask && !m.confirm("Allow shared connection to %s? ") {
 		writeMuxPacket(conn, muxMsg(nil).u32(muxSPermissionDenied).u32(rid).str("Permission denied"))
 		return

@@ -120,6 +120,7 @@ type sessionRun struct {
 	tty      bool // a PTY was requested
 	esc      *escapeFilter
 	out      *brokenPipeWatch
+	outDone  chan struct{} // closed when a passenger's stdout is written out and ended
 }
 
 // sendEnv sends SetEnv, a passenger's environment, and what SendEnv allows
@@ -196,7 +197,27 @@ func (r *sessionRun) wireStreams() {
 		r.sess.Stdin = stdio.In
 	}
 	r.out = &brokenPipeWatch{w: stdio.Out, broken: func() { r.sess.Close() }}
-	r.sess.Stdout, r.sess.Stderr = r.out, stdio.Err
+	r.sess.Stderr = stdio.Err
+	f, isFile := stdio.Out.(*os.File)
+	if !s.Passenger || !isFile {
+		r.sess.Stdout = r.out
+		return
+	}
+	// A passenger's stdout ends at the channel's EOF, as OpenSSH's mux
+	// master ends it: its reader (scp -O, TRAMP, anything whose stdin and
+	// stdout are one socket) sees EOF then, not once every copy of the
+	// descriptor is gone (issue 25).
+	pipe, err := r.sess.StdoutPipe()
+	if err != nil {
+		r.sess.Stdout = r.out
+		return
+	}
+	r.outDone = make(chan struct{})
+	go func() {
+		defer close(r.outDone)
+		io.Copy(r.out, pipe)
+		shutdownWrite(f)
+	}()
 }
 
 // escapeActions are what ~., ~B, ~^Z, ~# and ~C do in this session.
@@ -301,9 +322,22 @@ func (r *sessionRun) wait() (int, error) {
 	case lost := <-r.client.Lost():
 		return ExitSignal, lost
 	case <-r.ctx.Done():
-		r.client.Close()
+		if s.Passenger {
+			r.sess.Close() // a passenger gone ends its session, not the master's connection
+		} else {
+			r.client.Close()
+		}
 		<-done
 		return ExitSignal, &failure.Error{Kind: failure.Canceled, Msg: "interrupted", Err: context.Cause(r.ctx)}
+	}
+	if r.outDone != nil {
+		// Everything the channel sent is written before the status goes
+		// back; a reader that stopped reading ends with the session's
+		// context (the passenger gone).
+		select {
+		case <-r.outDone:
+		case <-r.ctx.Done():
+		}
 	}
 	if waitErr != nil {
 		// The keepalive says so before it closes the connection.
