@@ -8,6 +8,7 @@ import (
 	"os"
 	"os/user"
 	"path/filepath"
+	"runtime"
 	"strconv"
 	"strings"
 	"time"
@@ -121,7 +122,7 @@ type Config struct {
 // ConfigFiles are the files ssh_config is read from. Empty names are skipped.
 type ConfigFiles struct {
 	User   string // ~/.ssh/config, or the -F file
-	System string // /etc/ssh/ssh_config; "" when -F is given, as in ssh(1)
+	System string // /etc/ssh/ssh_config (%ProgramData%\ssh\ssh_config); "" when -F is given, as in ssh(1)
 }
 
 // DefaultConfigFiles returns the files ssh(1) reads for the -F value given.
@@ -129,7 +130,7 @@ func DefaultConfigFiles(dashF string) ConfigFiles {
 	if dashF != "" {
 		return ConfigFiles{User: dashF}
 	}
-	return ConfigFiles{User: filepath.Join(homeDir(), ".ssh", "config"), System: "/etc/ssh/ssh_config"}
+	return ConfigFiles{User: filepath.Join(homeDir(), ".ssh", "config"), System: filepath.Join(sshDir(), "ssh_config")}
 }
 
 // ResolveConfig computes the Config for args' destination.
@@ -328,6 +329,11 @@ func (c *Config) refuse() error {
 			"its token's keys are not offered; refused by name if the server accepts none of the others"},
 		{"KbdInteractiveDevices", c.KbdInteractiveDevices != "", false, "the server's devices are used",
 			"refused by name if keyboard-interactive authentication is used"},
+		// Asked for by name (-M, ControlMaster yes or ask), a master is
+		// refused where passengers cannot hand it their descriptors
+		// (Windows); auto and autoask only share when they can.
+		{"ControlMaster", !descriptorPassing && (c.ControlMaster == "yes" || c.ControlMaster == "ask"), ControlPathFor(c) != "",
+			"connection sharing passes descriptors, which Windows cannot", "there is no ControlPath"},
 	} {
 		if err := c.refuseOne(r); err != nil {
 			return err
@@ -540,23 +546,17 @@ func ExpandPath(p string) string {
 }
 
 // homeDir is the home directory from the password database, as ssh(1)
-// expands ~ (it does not read $HOME).
+// expands ~ (it does not read $HOME), or on Windows %USERPROFILE%.
 func homeDir() string {
-	if u, err := user.Current(); err == nil && u.HomeDir != "" {
-		return u.HomeDir
-	}
-	if h := os.Getenv("HOME"); h != "" {
-		return h
-	}
-	return "/"
+	u, _ := user.Current()
+	return userProfileDir(runtime.GOOS, os.Getenv, u)
 }
 
-func localUser() string {
-	if u, err := user.Current(); err == nil {
-		return u.Username
-	}
-	return os.Getenv("USER")
-}
+// localUser is the name ssh logs in as when no User is given.
+func localUser() string { return platformLocalUser(runtime.GOOS) }
+
+// sshDir is ssh's system directory: /etc/ssh, or %ProgramData%\ssh.
+func sshDir() string { return systemSSHDir(runtime.GOOS, os.Getenv) }
 
 func shortHostname() string {
 	h, _ := os.Hostname()

@@ -211,11 +211,11 @@ func (c *Config) interpretHostKeys(in *interpreter, _ *Args) error {
 		}
 		c.UserKnownHostsFiles = append(c.UserKnownHostsFiles, p)
 	}
-	gkh := "/etc/ssh/ssh_known_hosts /etc/ssh/ssh_known_hosts2"
+	gkh := []string{sshDir() + "/ssh_known_hosts", sshDir() + "/ssh_known_hosts2"}
 	if v, ok := s.get("GlobalKnownHostsFile"); ok {
-		gkh = strings.Join(v.args, " ")
+		gkh = strings.Fields(strings.Join(v.args, " "))
 	}
-	for _, f := range strings.Fields(gkh) {
+	for _, f := range gkh {
 		c.GlobalKnownHostsFiles = append(c.GlobalKnownHostsFiles, ExpandPath(expandTokens(f, in.tokens)))
 	}
 	if c.StrictHostKeyChecking, err = choice("StrictHostKeyChecking", s.value("StrictHostKeyChecking", "ask"), strictSpellings,

@@ -367,7 +367,7 @@ func (st *readState) read(r io.Reader, name string, user bool, depth int, active
 			for _, pat := range args {
 				pat = ExpandPath(pat)
 				if !filepath.IsAbs(pat) {
-					base := "/etc/ssh"
+					base := sshDir()
 					if user {
 						base = filepath.Join(st.home, ".ssh")
 					}
