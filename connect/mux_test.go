@@ -277,3 +277,64 @@ func TestMuxOneSocketPassenger(t *testing.T) {
 		})
 	}
 }
+
+// Where descriptors cannot be passed (Windows), control commands still
+// reach a master over AF_UNIX, a shared session is made without the master,
+// and a master asked for by name is refused (issue 25).
+func TestMuxWithoutDescriptorPassing(t *testing.T) {
+	dir := t.TempDir()
+	keyPath, key, _ := writeKey(t, dir, "id")
+	srv := startXServer(t, xopts{userKeys: []ssh.PublicKey{key.PublicKey()}})
+	c := testConfigFor(srv.port, knownHostsFor(t, srv.port, srv.hostKey.PublicKey()))
+	c.IdentityAgent, c.IdentityFiles, c.IdentitiesOnly = "none", []string{keyPath}, true
+	logs := &logSink{}
+	cr, err := LoadCredentials(c, nil, logs.log)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cr.Close()
+	client, err := Dial(t.Context(), c, cr, NewHostKeys(c, nil, logs.log), nil, testEnv(logs))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer client.Close()
+	sock := filepath.Join(dir, "cm")
+	if err := ListenMux(t.Context(), &MuxMaster{Client: client, Path: sock, Log: logs.log, Debug: func(string, ...any) {}}); err != nil {
+		t.Fatal(err)
+	}
+	descriptorPassing = false
+	defer func() { descriptorPassing = true }()
+
+	errR, errW, _ := os.Pipe()
+	defer errR.Close()
+	status, err := MuxClient(t.Context(), &MuxRequest{Path: sock, Op: "check", Config: c, Stdin: os.Stdin, Stdout: os.Stdout, Stderr: errW,
+		Log: logs.log, Debug: func(string, ...any) {}})
+	errW.Close()
+	out, _ := io.ReadAll(errR)
+	if err != nil || status != 0 || !strings.Contains(string(out), "Master running (pid=") {
+		t.Errorf("-O check without descriptor passing: %d, %v, %q", status, err, out)
+	}
+	if _, err := MuxClient(t.Context(), &MuxRequest{Path: sock, Config: c, Session: &Session{Command: "true"}, Stdin: os.Stdin, Stdout: os.Stdout,
+		Stderr: os.Stderr, Log: logs.log, Debug: func(string, ...any) {}}); err != ErrNoMaster {
+		t.Errorf("a session without descriptor passing: %v, want ErrNoMaster (connect without the master)", err)
+	}
+
+	cfg := filepath.Join(dir, "config")
+	os.WriteFile(cfg, []byte("Host h\n  ControlPath "+sock+"\n"), 0o600)
+	for _, tt := range []struct {
+		master string
+		refuse bool
+	}{{"yes", true}, {"ask", true}, {"auto", false}, {"no", false}} {
+		args, err := ParseArgs([]string{"-F", cfg, "-o", "ControlMaster=" + tt.master, "h"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		rc, err := ResolveConfig(args)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := rc.Supported(); (err != nil) != tt.refuse || err != nil && !strings.Contains(err.Error(), "ControlMaster") {
+			t.Errorf("ControlMaster %s without descriptor passing: Supported() = %v, want refused: %v", tt.master, err, tt.refuse)
+		}
+	}
+}
