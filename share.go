@@ -36,8 +36,10 @@ func sharingFor(cfg *connect.Config, env *connect.Env) (sharing, error) {
 		return s, nil
 	}
 	if !connect.MuxSupported {
-		env.Debug("debug1: connection sharing needs descriptor passing, which this platform lacks: ControlMaster and ControlPath are not used")
-		return sharing{}, nil
+		// No master and no passenger here; the path stays for -O, which
+		// reaches a master over AF_UNIX.
+		env.Debug("debug1: connection sharing needs descriptor passing, which this platform lacks: ControlPath is used for -O only")
+		return sharing{path: s.path}, nil
 	}
 	p, err := connect.ControlPersistTime(cfg)
 	if err != nil {
