@@ -227,6 +227,7 @@ func handshake(ctx context.Context, c *Config, cr *Credentials, hk *HostKeys, tr
 	var reqs <-chan *ssh.Request
 	ic, err := identify(w, clientVersion, target)
 	if err == nil {
+		env.Debug("debug1: %s", ic.remoteVersion())
 		sc, chans, reqs, err = ssh.NewClientConn(ic, net.JoinHostPort(c.HostName, strconv.Itoa(c.Port)), cc)
 		err = classifyHandshake(err, w, target)
 	}

@@ -33,7 +33,7 @@ const (
 // reads start at the server's version line, and x/crypto's own write of
 // version is taken as already done. Errors are *SSHError of kind NoBanner
 // (nothing that looked like SSH), Unreachable (a timeout) or Unknown.
-func identify(w *connWatch, version, target string) (net.Conn, error) {
+func identify(w *connWatch, version, target string) (*identConn, error) {
 	if _, err := w.Write([]byte(version + "\r\n")); err != nil {
 		return nil, identError(w, target, err)
 	}
@@ -44,8 +44,9 @@ func identify(w *connWatch, version, target string) (net.Conn, error) {
 		}
 		line, err := readIdentLine(br)
 		if err != nil {
-			if errors.Is(err, errBadIdentLine) {
-				return nil, identInvalid(w, target, "kex_exchange_identification: "+err.Error())
+			var bad identLineError
+			if errors.As(err, &bad) {
+				return nil, identInvalid(w, target, "kex_exchange_identification: "+string(bad))
 			}
 			return nil, identError(w, target, err)
 		}
@@ -59,12 +60,16 @@ func identify(w *connWatch, version, target string) (net.Conn, error) {
 					Hint: "OpenSSH's ssh reads such a line; use it for this host"}, "kex_exchange_identification: banner line too long")
 			}
 			w.setBanner()
-			return &identConn{connWatch: w, r: io.MultiReader(strings.NewReader(line+"\r\n"), br), sent: []byte(version + "\r\n")}, nil
+			return &identConn{connWatch: w, r: io.MultiReader(strings.NewReader(line+"\r\n"), br), sent: []byte(version + "\r\n"),
+				remote: line}, nil
 		}
 	}
 }
 
-var errBadIdentLine = errors.New("bad identification line")
+// identLineError is a line kex.c refuses, in its words.
+type identLineError string
+
+func (e identLineError) Error() string { return string(e) }
 
 // readIdentLine reads one line ending in LF (CR LF), as kex.c reads it.
 func readIdentLine(br *bufio.Reader) (string, error) {
@@ -82,11 +87,11 @@ func readIdentLine(br *bufio.Reader) (string, error) {
 		case c == '\n':
 			return string(line), nil
 		case c == 0 || expectNL:
-			return "", fmt.Errorf("%w: banner line contains invalid characters", errBadIdentLine)
+			return "", identLineError("banner line contains invalid characters")
 		}
 		line = append(line, c)
 		if len(line) > maxBannerLen {
-			return "", fmt.Errorf("%w: banner line too long", errBadIdentLine)
+			return "", identLineError("banner line too long")
 		}
 	}
 }
@@ -160,6 +165,16 @@ type identConn struct {
 	r    io.Reader
 	mu   sync.Mutex
 	sent []byte // our identification, already written; nil once x/crypto has "written" it
+
+	remote string // the server's version line
+}
+
+// remoteVersion is ssh -v's "Remote protocol version 2.0, remote software
+// version OpenSSH_9.2p1 Debian-2" (ssh-copy-id reads the software version
+// to tell NetScreen and dropbear from the rest).
+func (c *identConn) remoteVersion() string {
+	proto, software, _ := strings.Cut(strings.TrimPrefix(c.remote, "SSH-"), "-")
+	return fmt.Sprintf("Remote protocol version %s, remote software version %s", proto, software)
 }
 
 func (c *identConn) Read(p []byte) (int, error) { return c.r.Read(p) }
