@@ -643,7 +643,7 @@ func (c *Credentials) AuthCallback() ssh.ClientAuthCallback {
 		return nil, inWords(&failure.Error{Kind: failure.AuthRejected,
 			Msg:  fmt.Sprintf("%s@%s: permission denied (%s)", c.user, c.host, strings.Join(ctx.AllowedMethods, ",")),
 			Hint: c.authHint(ctx.AllowedMethods)},
-			fmt.Sprintf("%s@%s: Permission denied (%s).", c.user, c.host, strings.Join(ctx.AllowedMethods, ",")))
+			fatalLine(fmt.Sprintf("%s@%s: Permission denied (%s).", c.user, c.host, strings.Join(ctx.AllowedMethods, ","))))
 	}
 }
 

@@ -38,18 +38,18 @@ func classifyDial(err error, host string, port int) error {
 		e.Kind = failure.DNS
 		e.Msg = fmt.Sprintf("could not resolve hostname %s: %s", host, dnsErr.Err)
 		e.Hint = "check the name, or give an address, an instance id or a Host alias from ~/.ssh/config"
-		return inWords(e, resolveWords(host, dnsErr))
+		return inWords(e, errorLines(resolveWords(host, dnsErr))...)
 	case errors.Is(err, syscall.ECONNREFUSED):
 		e.Kind = failure.Refused
 		e.Msg = fmt.Sprintf("connect to %s: connection refused", target)
 		e.Hint = fmt.Sprintf("nothing listens on port %d there: is sshd running, and on that port?", port)
-		return inWords(e, connectWords(host, port, syscall.ECONNREFUSED))
+		return inWords(e, errorLines(connectWords(host, port, syscall.ECONNREFUSED))...)
 	case isTimeout(err), errors.Is(err, syscall.EHOSTUNREACH), errors.Is(err, syscall.ENETUNREACH),
 		errors.Is(err, syscall.EHOSTDOWN):
 		e.Kind = failure.Unreachable
 		e.Msg = fmt.Sprintf("connect to %s: %s", target, unreachableReason(err))
 		e.Hint = "packets are dropped on the way: a firewall, security group or network ACL, or no route to the host"
-		return inWords(e, connectWords(host, port, err))
+		return inWords(e, errorLines(connectWords(host, port, err))...)
 	case wireMessage(err) != "":
 		e.Kind = failure.Unknown
 		e.Msg = wireMessage(err)
@@ -57,7 +57,7 @@ func classifyDial(err error, host string, port int) error {
 	default:
 		e.Kind = failure.Unknown
 		if why := strerror(err); why != "" {
-			return inWords(e, connectWords(host, port, err))
+			return inWords(e, errorLines(connectWords(host, port, err))...)
 		}
 	}
 	return e
@@ -124,30 +124,30 @@ func classifyHandshake(err error, w *connWatch, target string) error {
 		e.Hint = "the port is open but no SSH server answers there: is it sshd, and is it healthy (MaxStartups, a hung daemon)?"
 		if isTimeout(err) {
 			e.Msg = fmt.Sprintf("%s accepted the connection but sent no SSH banner in time", target)
-			return inWords(e, "Connection timed out during banner exchange", "Connection to "+id+" timed out")
+			return inWords(e, append(errorLines("Connection timed out during banner exchange"), fatalLine("Connection to "+id+" timed out"))...)
 		}
 		e.Msg = fmt.Sprintf("%s closed the connection without an SSH banner", target)
 		if errors.Is(err, syscall.ECONNRESET) {
-			return inWords(e, "kex_exchange_identification: read: Connection reset by peer", "Connection reset by "+id)
+			return inWords(e, append(errorLines("kex_exchange_identification: read: Connection reset by peer"), fatalLine("Connection reset by "+id))...)
 		}
-		return inWords(e, "kex_exchange_identification: Connection closed by remote host", "Connection closed by "+id)
+		return inWords(e, append(errorLines("kex_exchange_identification: Connection closed by remote host"), fatalLine("Connection closed by "+id))...)
 	case errors.As(err, &ane):
 		e.Kind = failure.Algorithms
 		e.Hint = "the server and ec2ssh share no algorithm; the server may be very old or very strictly configured"
-		return inWords(e, negotiationWords(id, ane.What, ane.RequestedAlgorithms))
+		return inWords(e, fatalLine(negotiationWords(id, ane.What, ane.RequestedAlgorithms)))
 	case isTimeout(err):
 		e.Kind = failure.Unreachable
 		e.Msg = fmt.Sprintf("ssh handshake with %s timed out", target)
 		e.Hint = "the server stopped answering during the handshake"
-		return inWords(e, "Connection to "+id+" timed out")
+		return inWords(e, fatalLine("Connection to "+id+" timed out"))
 	case peerEnded(err, w):
 		e.Kind = failure.Unknown
 		e.Msg = fmt.Sprintf("connection closed by %s during the handshake", target)
 		e.Hint = "the server hung up: see its log (journalctl -u ssh) for why"
 		if reset(err, w) {
-			return inWords(e, "Connection reset by "+id)
+			return inWords(e, fatalLine("Connection reset by "+id))
 		}
-		return inWords(e, "Connection closed by "+id)
+		return inWords(e, fatalLine("Connection closed by "+id))
 	default:
 		e.Kind = failure.Unknown
 	}

@@ -182,6 +182,11 @@ func Dial(ctx context.Context, c *Config, cr *Credentials, hk *HostKeys, transpo
 }
 
 func handshake(ctx context.Context, c *Config, cr *Credentials, hk *HostKeys, transport Transport, env *Env) (*Client, error) {
+	client, err := handshakeOn(ctx, c, cr, hk, transport, env)
+	return client, atLogLevel(err, c.LogLevel) // ssh's words at the level ssh prints them
+}
+
+func handshakeOn(ctx context.Context, c *Config, cr *Credentials, hk *HostKeys, transport Transport, env *Env) (*Client, error) {
 	conn, err := transport(ctx)
 	if err != nil {
 		return nil, err
@@ -339,9 +344,11 @@ func (c *Client) keepalive(interval time.Duration, countMax int, target string) 
 			missed++
 		}
 		if missed >= max(countMax, 1) {
-			c.lost <- inWords(&failure.Error{Kind: failure.Unreachable, Msg: fmt.Sprintf("timeout, server %s not responding", target),
+			lost := inWords(&failure.Error{Kind: failure.Unreachable, Msg: fmt.Sprintf("timeout, server %s not responding", target),
 				Hint: "the network or the server went away; ServerAliveInterval and ServerAliveCountMax set how long ec2ssh waits"},
-				fmt.Sprintf("Timeout, server %s not responding.", c.Config.HostName))
+				infoLine(fmt.Sprintf("Timeout, server %s not responding.", c.Config.HostName)))
+			atLogLevel(lost, c.Config.LogLevel)
+			c.lost <- lost
 			c.Client.Close()
 			return
 		}

@@ -220,7 +220,8 @@ func (h *HostKeys) check(key ssh.PublicKey) error {
 			return inWords(&failure.Error{Kind: failure.HostKeyChanged,
 				Msg:  fmt.Sprintf("host key %s %s for %s is revoked by %s", keyName(plain), h.fingerprint(plain), h.Name, h.cfg.RevokedHostKeys),
 				Hint: "the server's key was revoked: do not connect until its owner tells you the new key"},
-				fmt.Sprintf("Host key %s %s revoked by file %s", keyName(plain), h.fingerprint(plain), h.cfg.RevokedHostKeys), hostKeyFailed)
+				append(errorLines(fmt.Sprintf("Host key %s %s revoked by file %s", keyName(plain), h.fingerprint(plain), h.cfg.RevokedHostKeys)),
+					fatalLine(hostKeyFailed))...)
 		}
 		if isCert && r.certs {
 			return &failure.Error{Kind: failure.HostKeyChanged,
@@ -249,8 +250,9 @@ func (h *HostKeys) check(key ssh.PublicKey) error {
 		if e.marker == "@revoked" && e.matches(name) && (bytes.Equal(e.key.Marshal(), plain.Marshal()) || isCert && bytes.Equal(e.key.Marshal(), cert.SignatureKey.Marshal())) {
 			fe := &failure.Error{Kind: failure.HostKeyChanged, Msg: fmt.Sprintf("host key for %s is marked as revoked in %s:%d", h.Name, e.file, e.line),
 				Hint: "the server's key was revoked: do not connect until its owner tells you the new key"}
-			return inWords(fe, append(revokedKeyWords(name, keyName(plain)),
-				fmt.Sprintf("%s host key for %s was revoked and you have requested strict checking.", keyName(plain), name), hostKeyFailed)...)
+			return inWords(fe, append(errorLines(append(revokedKeyWords(name, keyName(plain)),
+				fmt.Sprintf("%s host key for %s was revoked and you have requested strict checking.", keyName(plain), name))...),
+				fatalLine(hostKeyFailed))...)
 		}
 	}
 	if isCert {
@@ -265,7 +267,7 @@ func (h *HostKeys) check(key ssh.PublicKey) error {
 			// downgraded to its plain key (ssh(1) does the same).
 			return inWords(&failure.Error{Kind: failure.HostKeyChanged, Msg: fmt.Sprintf("the host certificate for %s is invalid: %v", h.Name, err),
 				Hint: "the server shows a certificate its CA did not issue for this host, or one expired or revoked: do not connect until its owner fixes it"},
-				hostKeyFailed)
+				fatalLine(hostKeyFailed))
 		}
 	}
 	var same *knownHost
@@ -335,8 +337,9 @@ func (h *HostKeys) changed(key ssh.PublicKey, w knownHost) error {
 			h.lookupName(), keyName(key), h.fingerprint(key), w.file, w.line, keyName(w.key), h.fingerprint(w.key)),
 		Hint: fmt.Sprintf("someone may be intercepting the connection, or the host was rebuilt; if you trust the new key, run: ssh-keygen -R '%s' -f %s",
 			h.lookupName(), w.file)}
-	return inWords(fe, append(warning,
-		fmt.Sprintf("Host key for %s has changed and you have requested strict checking.", h.lookupName()), hostKeyFailed)...)
+	return inWords(fe, append(errorLines(append(warning,
+		fmt.Sprintf("Host key for %s has changed and you have requested strict checking.", h.lookupName()))...),
+		fatalLine(hostKeyFailed))...)
 }
 
 // continueUnsafe is sshconnect.c's continue_unsafe: a connection whose
@@ -373,7 +376,7 @@ func (h *HostKeys) continueUnsafe() error {
 	}
 	if c.ExitOnForwardFailure && cancelled {
 		return inWords(&failure.Error{Kind: failure.HostKeyChanged, Msg: "forwarding disabled due to host key check failure",
-			Hint: "the host key changed: check it with the host's owner"}, "Error: forwarding disabled due to host key check failure")
+			Hint: "the host key changed: check it with the host's owner"}, fatalLine("Error: forwarding disabled due to host key check failure"))
 	}
 	return nil
 }
@@ -384,7 +387,7 @@ func (h *HostKeys) unknown(key ssh.PublicKey, other []knownHost) error {
 		return inWords(&failure.Error{Kind: failure.HostKeyUnknown,
 			Msg:  fmt.Sprintf("host key for %s (%s %s) is not the one published for it (%s)", h.lookupName(), keyName(key), ssh.FingerprintSHA256(key), strings.Join(h.Published, ", ")),
 			Hint: "someone may be intercepting the connection; compare with " + h.PublishedAt + " and do not add this key unless its operator confirms it"},
-			hostKeyFailed)
+			fatalLine(hostKeyFailed))
 	}
 	switch h.Policy {
 	case "accept-new", "no":
@@ -410,7 +413,7 @@ func (h *HostKeys) unknown(key ssh.PublicKey, other []knownHost) error {
 					return h.record(key)
 				case strings.EqualFold(ans, "no"):
 					return inWords(&failure.Error{Kind: failure.HostKeyUnknown, Msg: "host key verification failed: you answered no",
-						Hint: "compare " + fp + " with the key the host's owner gives you, then connect again"}, hostKeyFailed)
+						Hint: "compare " + fp + " with the key the host's owner gives you, then connect again"}, fatalLine(hostKeyFailed))
 				}
 				q = "Please type 'yes', 'no' or the fingerprint: "
 			}
@@ -424,9 +427,10 @@ func (h *HostKeys) unknown(key ssh.PublicKey, other []knownHost) error {
 	fe := &failure.Error{Kind: failure.HostKeyUnknown, Msg: msg,
 		Hint: "check the fingerprint with the host's owner, then connect once with -o StrictHostKeyChecking=accept-new"}
 	if h.Policy == "yes" {
-		return inWords(fe, fmt.Sprintf("No %s host key is known for %s and you have requested strict checking.", keyName(key), h.lookupName()), hostKeyFailed)
+		return inWords(fe, append(errorLines(fmt.Sprintf("No %s host key is known for %s and you have requested strict checking.", keyName(key), h.lookupName())),
+			fatalLine(hostKeyFailed))...)
 	}
-	return inWords(fe, hostKeyFailed)
+	return inWords(fe, fatalLine(hostKeyFailed))
 }
 
 // record adds key to the first user known_hosts file in one appending

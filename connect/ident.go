@@ -57,7 +57,7 @@ func identify(w *connWatch, version, target string) (*identConn, error) {
 			if len(line) > xcryptoVersionMax {
 				return nil, inWords(&failure.Error{Kind: failure.Algorithms, Op: "ssh handshake with", Target: target,
 					Msg:  fmt.Sprintf("%s sent a version line of %d bytes, longer than golang.org/x/crypto/ssh reads (255)", target, len(line)),
-					Hint: "OpenSSH's ssh reads such a line; use it for this host"}, "kex_exchange_identification: banner line too long")
+					Hint: "OpenSSH's ssh reads such a line; use it for this host"}, errorLines("kex_exchange_identification: banner line too long")...)
 			}
 			w.setBanner()
 			return &identConn{connWatch: w, r: io.MultiReader(strings.NewReader(line+"\r\n"), br), sent: []byte(version + "\r\n"),
@@ -116,7 +116,7 @@ func identInvalid(w *connWatch, target, why string) error {
 	return inWords(&failure.Error{Kind: failure.NoBanner, Op: "ssh handshake with", Target: target,
 		Msg:  fmt.Sprintf("%s did not identify as an SSH server: %s", target, strings.TrimPrefix(why, "kex_exchange_identification: ")),
 		Hint: "the port is open but what answers there is not a working SSH server"},
-		why, "banner exchange: Connection to "+remoteID(w.Conn)+": invalid format")
+		append(errorLines(why), fatalLine("banner exchange: Connection to "+remoteID(w.Conn)+": invalid format"))...)
 }
 
 // BannerError is the failure of a connection that ended (err) before the
@@ -144,17 +144,17 @@ func identError(w *connWatch, target string, err error) error {
 	switch {
 	case isTimeout(err):
 		fe.Msg = fmt.Sprintf("%s accepted the connection but sent no SSH banner in time", target)
-		return inWords(fe, "Connection timed out during banner exchange", "Connection to "+id+" timed out")
+		return inWords(fe, append(errorLines("Connection timed out during banner exchange"), fatalLine("Connection to "+id+" timed out"))...)
 	case errors.Is(err, io.EOF):
 		fe.Msg = fmt.Sprintf("%s closed the connection without an SSH banner", target)
-		return inWords(fe, "kex_exchange_identification: Connection closed by remote host", "Connection closed by "+id)
+		return inWords(fe, append(errorLines("kex_exchange_identification: Connection closed by remote host"), fatalLine("Connection closed by "+id))...)
 	case errors.Is(err, syscall.ECONNRESET):
 		fe.Msg = fmt.Sprintf("%s reset the connection without an SSH banner", target)
-		return inWords(fe, "kex_exchange_identification: read: Connection reset by peer", "Connection reset by "+id)
+		return inWords(fe, append(errorLines("kex_exchange_identification: read: Connection reset by peer"), fatalLine("Connection reset by "+id))...)
 	}
 	fe.Kind = failure.Unknown
 	if why := strerror(err); why != "" {
-		return inWords(fe, "banner exchange: Connection to "+id+": "+why)
+		return inWords(fe, fatalLine("banner exchange: Connection to "+id+": "+why))
 	}
 	return fe
 }

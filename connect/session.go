@@ -390,9 +390,9 @@ func (r *sessionRun) connectionEnded() (bool, error) {
 		}
 		return true, nil
 	}
-	return true, inWords(&failure.Error{Kind: failure.Unreachable, Msg: fmt.Sprintf("the connection to %s broke: %v", host, err), Err: err,
+	return true, atLogLevel(inWords(&failure.Error{Kind: failure.Unreachable, Msg: fmt.Sprintf("the connection to %s broke: %v", host, err), Err: err,
 		Hint: "the connection was reset or timed out on the way: the network, a firewall's idle timeout, or the server going away"},
-		"client_loop: send disconnect: Broken pipe")
+		fatalLine("client_loop: send disconnect: Broken pipe")), r.c.LogLevel)
 }
 
 // brokenPipeWatch passes writes to w and, the first time w reports a

@@ -23,29 +23,94 @@ import (
 // ec2ssh's own summary and hint stay on the *failure.Error beneath, for
 // the lines that follow.
 
-// SSHError is a failure ssh(1) reports in words callers parse: Lines are
-// ssh's stderr lines for it, Err the classified failure (Kind, summary,
-// hint).
+// SSHError is a failure ssh(1) reports in words callers parse: its lines
+// are ssh's stderr lines for it, each at the log level ssh prints it at;
+// Err is the classified failure (Kind, summary, hint).
 type SSHError struct {
-	Lines []string
+	lines []sshLine
+	shown logLevel // the LogLevel in force; lines above it are not printed
 	Err   *failure.Error
 }
 
 func (e *SSHError) Error() string { return e.Err.Error() }
 func (e *SSHError) Unwrap() error { return e.Err }
 
-// SSHLines returns ssh's stderr lines for err, or nil when it has none.
+// logLevel orders ssh's log levels (log.c); a line is printed when its
+// level is at most the LogLevel in force.
+type logLevel int
+
+const (
+	levelAlways logLevel = iota // printed even under -q (quit_message)
+	levelQuiet
+	levelFatal
+	levelError
+	levelInfo
+	levelAll = 99 // no LogLevel known: every line
+)
+
+// parseLogLevel reads LogLevel as ssh_config(5) spells it.
+func parseLogLevel(s string) logLevel {
+	switch strings.ToUpper(s) {
+	case "QUIET":
+		return levelQuiet
+	case "FATAL":
+		return levelFatal
+	case "ERROR":
+		return levelError
+	case "":
+		return levelAll
+	}
+	return levelInfo // INFO, VERBOSE, DEBUG*
+}
+
+// sshLine is one line ssh prints, and the level it prints it at.
+type sshLine struct {
+	level logLevel
+	text  string
+}
+
+// errorLines are lines ssh prints with error(), fatalLine one it dies
+// with (fatal, sshpkt_fatal), infoLine one it prints with logit().
+func errorLines(texts ...string) []sshLine {
+	out := make([]sshLine, len(texts))
+	for i, t := range texts {
+		out[i] = sshLine{levelError, t}
+	}
+	return out
+}
+
+func fatalLine(text string) sshLine { return sshLine{levelFatal, text} }
+func infoLine(text string) sshLine  { return sshLine{levelInfo, text} }
+
+// SSHLines returns ssh's stderr lines for err that the LogLevel in force
+// shows: nil when err has no words of ssh's, empty when it has but the
+// level hides them all (ssh prints nothing then).
 func SSHLines(err error) []string {
 	var se *SSHError
-	if errors.As(err, &se) {
-		return se.Lines
+	if !errors.As(err, &se) {
+		return nil
 	}
-	return nil
+	out := []string{}
+	for _, l := range se.lines {
+		if l.level <= se.shown {
+			out = append(out, l.text)
+		}
+	}
+	return out
 }
 
 // inWords attaches ssh's lines to a classified failure.
-func inWords(fe *failure.Error, lines ...string) *SSHError {
-	return &SSHError{Lines: lines, Err: fe}
+func inWords(fe *failure.Error, lines ...sshLine) *SSHError {
+	return &SSHError{lines: lines, shown: levelAll, Err: fe}
+}
+
+// atLogLevel records the LogLevel in force on err's words, if it has any.
+func atLogLevel(err error, level string) error {
+	var se *SSHError
+	if errors.As(err, &se) {
+		se.shown = parseLogLevel(level)
+	}
+	return err
 }
 
 // progname is ssh's __progname: the name it was run as.
@@ -122,8 +187,8 @@ func negotiationWords(id, what string, theirs []string) string {
 // Host key verification ends with this line, whatever went wrong before.
 const hostKeyFailed = "Host key verification failed."
 
-// changedKeyWords is the warning ssh prints for a changed host key
-// (warn_changed_key and check_host_key's HOST_CHANGED case).
+// changedKeyWords is the warning ssh prints (with error()) for a changed
+// host key (warn_changed_key and check_host_key's HOST_CHANGED case).
 func changedKeyWords(name, keyType, fp, file string, w knownHost) []string {
 	return []string{
 		"@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@",
