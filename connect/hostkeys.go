@@ -204,38 +204,20 @@ func (h *HostKeys) fingerprint(key ssh.PublicKey) string {
 	return ssh.FingerprintSHA256(key)
 }
 
+// check judges the server's key: revocations and size first, then the
+// exemptions (NoHostAuthenticationForLocalhost, a published key), then
+// known_hosts (a certificate by its CA, else as its plain key).
 func (h *HostKeys) check(key ssh.PublicKey) error {
 	plain := key
 	cert, isCert := key.(*ssh.Certificate)
 	if isCert {
 		plain = cert.Key
 	}
-	if h.cfg != nil && h.cfg.RevokedHostKeys != "" {
-		r, err := revokedKeys(h.cfg.RevokedHostKeys)
-		if err != nil {
-			return &failure.Error{Kind: failure.Config, Op: "read RevokedHostKeys", Target: h.cfg.RevokedHostKeys, Err: err,
-				Hint: "ssh(1) refuses to connect when it cannot read the revocation list; fix or remove it"}
-		}
-		if r.revoked(plain) || (isCert && r.revoked(cert.SignatureKey)) {
-			return inWords(&failure.Error{Kind: failure.HostKeyChanged,
-				Msg:  fmt.Sprintf("host key %s %s for %s is revoked by %s", keyName(plain), h.fingerprint(plain), h.Name, h.cfg.RevokedHostKeys),
-				Hint: "the server's key was revoked: do not connect until its owner tells you the new key"},
-				append(errorLines(fmt.Sprintf("Host key %s %s revoked by file %s", keyName(plain), h.fingerprint(plain), h.cfg.RevokedHostKeys)),
-					fatalLine(hostKeyFailed))...)
-		}
-		if isCert && r.certs {
-			return &failure.Error{Kind: failure.HostKeyChanged,
-				Msg:  "the server shows a host certificate and " + h.cfg.RevokedHostKeys + " revokes certificates, which ec2ssh cannot check",
-				Hint: "use OpenSSH's ssh for this host, or a revocation list of plain keys"}
-		}
+	if err := h.checkRevocationList(plain, cert); err != nil {
+		return err
 	}
-	if h.cfg != nil && h.cfg.RequiredRSASize > 0 {
-		if ck, ok := plain.(ssh.CryptoPublicKey); ok {
-			if rk, ok := ck.CryptoPublicKey().(*rsa.PublicKey); ok && rk.N.BitLen() < h.cfg.RequiredRSASize {
-				return &failure.Error{Kind: failure.Algorithms, Msg: fmt.Sprintf("the server's RSA host key is %d bits, less than RequiredRSASize %d", rk.N.BitLen(), h.cfg.RequiredRSASize),
-					Hint: "the server needs a larger host key"}
-			}
-		}
+	if err := h.checkRSASize(plain); err != nil {
+		return err
 	}
 	if h.cfg != nil && h.cfg.NoHostAuthLocalhost && h.cfg.HostKeyAlias == "" && isLocalhost(h.cfg.HostName) {
 		return nil // NoHostAuthenticationForLocalhost
@@ -245,15 +227,8 @@ func (h *HostKeys) check(key ssh.PublicKey) error {
 		return nil
 	}
 	entries := h.entries(key)
-	name := h.lookupName()
-	for _, e := range entries {
-		if e.marker == "@revoked" && e.matches(name) && (bytes.Equal(e.key.Marshal(), plain.Marshal()) || isCert && bytes.Equal(e.key.Marshal(), cert.SignatureKey.Marshal())) {
-			fe := &failure.Error{Kind: failure.HostKeyChanged, Msg: fmt.Sprintf("host key for %s is marked as revoked in %s:%d", h.Name, e.file, e.line),
-				Hint: "the server's key was revoked: do not connect until its owner tells you the new key"}
-			return inWords(fe, append(errorLines(append(revokedKeyWords(name, keyName(plain)),
-				fmt.Sprintf("%s host key for %s was revoked and you have requested strict checking.", keyName(plain), name))...),
-				fatalLine(hostKeyFailed))...)
-		}
+	if err := h.checkRevokedMarker(plain, cert, entries); err != nil {
+		return err
 	}
 	if isCert {
 		err := h.checkCertificate(cert, entries)
@@ -270,10 +245,75 @@ func (h *HostKeys) check(key ssh.PublicKey) error {
 				fatalLine(hostKeyFailed))
 		}
 	}
+	return h.checkKnown(plain, isCert, entries)
+}
+
+// checkRevocationList applies RevokedHostKeys (cert is nil for a plain key).
+func (h *HostKeys) checkRevocationList(plain ssh.PublicKey, cert *ssh.Certificate) error {
+	if h.cfg == nil || h.cfg.RevokedHostKeys == "" {
+		return nil
+	}
+	r, err := revokedKeys(h.cfg.RevokedHostKeys)
+	if err != nil {
+		return &failure.Error{Kind: failure.Config, Op: "read RevokedHostKeys", Target: h.cfg.RevokedHostKeys, Err: err,
+			Hint: "ssh(1) refuses to connect when it cannot read the revocation list; fix or remove it"}
+	}
+	if r.revoked(plain) || (cert != nil && r.revoked(cert.SignatureKey)) {
+		return inWords(&failure.Error{Kind: failure.HostKeyChanged,
+			Msg:  fmt.Sprintf("host key %s %s for %s is revoked by %s", keyName(plain), h.fingerprint(plain), h.Name, h.cfg.RevokedHostKeys),
+			Hint: "the server's key was revoked: do not connect until its owner tells you the new key"},
+			append(errorLines(fmt.Sprintf("Host key %s %s revoked by file %s", keyName(plain), h.fingerprint(plain), h.cfg.RevokedHostKeys)),
+				fatalLine(hostKeyFailed))...)
+	}
+	if cert != nil && r.certs {
+		return &failure.Error{Kind: failure.HostKeyChanged,
+			Msg:  "the server shows a host certificate and " + h.cfg.RevokedHostKeys + " revokes certificates, which ec2ssh cannot check",
+			Hint: "use OpenSSH's ssh for this host, or a revocation list of plain keys"}
+	}
+	return nil
+}
+
+// checkRSASize applies RequiredRSASize to the host key.
+func (h *HostKeys) checkRSASize(plain ssh.PublicKey) error {
+	if h.cfg == nil || h.cfg.RequiredRSASize <= 0 {
+		return nil
+	}
+	ck, ok := plain.(ssh.CryptoPublicKey)
+	if !ok {
+		return nil
+	}
+	if rk, ok := ck.CryptoPublicKey().(*rsa.PublicKey); ok && rk.N.BitLen() < h.cfg.RequiredRSASize {
+		return &failure.Error{Kind: failure.Algorithms, Msg: fmt.Sprintf("the server's RSA host key is %d bits, less than RequiredRSASize %d", rk.N.BitLen(), h.cfg.RequiredRSASize),
+			Hint: "the server needs a larger host key"}
+	}
+	return nil
+}
+
+// checkRevokedMarker applies known_hosts' @revoked lines.
+func (h *HostKeys) checkRevokedMarker(plain ssh.PublicKey, cert *ssh.Certificate, entries []knownHost) error {
+	name := h.lookupName()
+	for _, e := range entries {
+		if e.marker != "@revoked" || !e.matches(name) {
+			continue
+		}
+		if bytes.Equal(e.key.Marshal(), plain.Marshal()) || cert != nil && bytes.Equal(e.key.Marshal(), cert.SignatureKey.Marshal()) {
+			fe := &failure.Error{Kind: failure.HostKeyChanged, Msg: fmt.Sprintf("host key for %s is marked as revoked in %s:%d", h.Name, e.file, e.line),
+				Hint: "the server's key was revoked: do not connect until its owner tells you the new key"}
+			return inWords(fe, append(errorLines(append(revokedKeyWords(name, keyName(plain)),
+				fmt.Sprintf("%s host key for %s was revoked and you have requested strict checking.", keyName(plain), name))...),
+				fatalLine(hostKeyFailed))...)
+		}
+	}
+	return nil
+}
+
+// checkKnown looks the plain key up: known, changed (another key of its
+// type is recorded), or unknown.
+func (h *HostKeys) checkKnown(plain ssh.PublicKey, isCert bool, entries []knownHost) error {
 	var same *knownHost
 	var other []knownHost
 	for i, e := range entries {
-		if e.marker != "" || !e.matches(name) {
+		if e.marker != "" || !e.matches(h.lookupName()) {
 			continue
 		}
 		if bytes.Equal(e.key.Marshal(), plain.Marshal()) {
