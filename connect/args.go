@@ -398,90 +398,116 @@ func (a *Args) flag(c byte) {
 
 // option applies an option that takes an argument.
 func (a *Args) option(c byte, val string) error {
-	switch c {
-	case 'i':
-		// ssh(1) checks -i files at once and drops the missing ones.
-		if _, err := os.Stat(ExpandPath(val)); err != nil {
-			reason := "No such file or directory"
-			if !errors.Is(err, os.ErrNotExist) {
-				reason = err.Error()
-			}
-			a.Warnings = append(a.Warnings, fmt.Sprintf("Warning: Identity file %s not accessible: %s.", val, reason))
-			break
-		}
-		a.add("IdentityFile", val)
-	case 'l':
-		if !validRemoteUser(val) {
+	if set := optionSetters[c]; set != nil {
+		return set(a, val)
+	}
+	if kw, ok := optionKeywords[c]; ok {
+		a.add(kw, val) // the keyword ssh(1) sets, accumulating
+		return nil
+	}
+	if kw, ok := optionLast[c]; ok {
+		a.setLast(kw, val)
+	}
+	return nil
+}
+
+// optionKeywords are options that add a value to a keyword; optionLast
+// those that set one, the last on the command line winning.
+var (
+	optionKeywords = map[byte]string{'L': "LocalForward", 'R': "RemoteForward", 'D': "DynamicForward"}
+	optionLast     = map[byte]string{'b': "BindAddress", 'B': "BindInterface", 'I': "PKCS11Provider", 'S': "ControlPath"}
+)
+
+// optionSetters apply the options that check their value or set more
+// than one thing.
+var optionSetters = map[byte]func(a *Args, val string) error{
+	'i': (*Args).identityOption,
+	'l': func(a *Args, v string) error {
+		if !validRemoteUser(v) {
 			return errInvalidUser
 		}
-		a.add("User", val)
-	case 'p':
-		if _, err := parsePort(val); err != nil {
+		a.add("User", v)
+		return nil
+	},
+	'p': func(a *Args, v string) error {
+		if _, err := parsePort(v); err != nil {
 			return err
 		}
-		a.add("Port", val)
-	case 'F':
-		a.ConfigFile = val
-	case 'o':
-		k, v, err := splitOption(val)
-		if err != nil {
-			return err
+		a.add("Port", v)
+		return nil
+	},
+	'F': func(a *Args, v string) error { a.ConfigFile = v; return nil },
+	'E': func(a *Args, v string) error { a.LogFile = v; return nil },
+	'Q': func(a *Args, v string) error { a.Query = v; return nil },
+	'o': func(a *Args, v string) error {
+		k, val, err := splitOption(v)
+		if err == nil {
+			a.add(k, val)
 		}
-		a.add(k, v)
-	case 'L':
-		a.add("LocalForward", val)
-	case 'R':
-		a.add("RemoteForward", val)
-	case 'D':
-		a.add("DynamicForward", val)
-	case 'W':
+		return err
+	},
+	'W': func(a *Args, v string) error {
 		if a.StdioFwd != "" {
 			return failure.Configf(usageHint, "only one -W option is permitted")
 		}
-		a.StdioFwd = val
-	case 'J':
+		a.StdioFwd = v
+		return nil
+	},
+	'J': func(a *Args, v string) error {
 		if _, ok := a.Setting("ProxyJump"); ok {
 			return failure.Configf(usageHint, "only one -J option is permitted")
 		}
-		a.add("ProxyJump", val)
-	case 'E':
-		a.LogFile = val
-	case 'c':
-		if !validAlgorithms(algCiphers, val) {
-			return failure.Configf("see ssh -Q cipher", "Unknown cipher type '%s'", val)
+		a.add("ProxyJump", v)
+		return nil
+	},
+	'c': func(a *Args, v string) error {
+		if !validAlgorithms(algCiphers, v) {
+			return failure.Configf("see ssh -Q cipher", "Unknown cipher type '%s'", v)
 		}
-		a.setLast("Ciphers", val)
-	case 'm':
-		if !validAlgorithms(algMACs, val) {
-			return failure.Configf("see ssh -Q mac", "Unknown mac type '%s'", val)
+		a.setLast("Ciphers", v)
+		return nil
+	},
+	'm': func(a *Args, v string) error {
+		if !validAlgorithms(algMACs, v) {
+			return failure.Configf("see ssh -Q mac", "Unknown mac type '%s'", v)
 		}
-		a.setLast("MACs", val)
-	case 'b':
-		a.setLast("BindAddress", val)
-	case 'B':
-		a.setLast("BindInterface", val)
-	case 'e':
-		if val != "none" && len(val) != 1 && !(len(val) == 2 && val[0] == '^' && val[1] >= 64 && val[1] < 128) {
-			return failure.Configf("give one character, ^X or none", "Bad escape character '%s'.", val)
+		a.setLast("MACs", v)
+		return nil
+	},
+	'e': func(a *Args, v string) error {
+		if v != "none" && len(v) != 1 && !(len(v) == 2 && v[0] == '^' && v[1] >= 64 && v[1] < 128) {
+			return failure.Configf("give one character, ^X or none", "Bad escape character '%s'.", v)
 		}
-		a.setLast("EscapeChar", val)
-	case 'I':
-		a.setLast("PKCS11Provider", val)
-	case 'w':
+		a.setLast("EscapeChar", v)
+		return nil
+	},
+	'w': func(a *Args, v string) error {
 		a.setLast("Tunnel", "point-to-point")
-		a.setLast("TunnelDevice", val)
-	case 'Q':
-		a.Query = val
-	case 'S':
-		a.setLast("ControlPath", val)
-	case 'O':
-		switch val {
+		a.setLast("TunnelDevice", v)
+		return nil
+	},
+	'O': func(a *Args, v string) error {
+		switch v {
 		case "check", "forward", "cancel", "exit", "stop", "proxy":
-			a.ControlCmd = val
-		default:
-			return failure.Configf("use -O check, forward, cancel, exit, stop or proxy", "Invalid multiplex command.")
+			a.ControlCmd = v
+			return nil
 		}
+		return failure.Configf("use -O check, forward, cancel, exit, stop or proxy", "Invalid multiplex command.")
+	},
+}
+
+// identityOption is -i: ssh(1) checks the file at once and drops a
+// missing one with a warning.
+func (a *Args) identityOption(val string) error {
+	if _, err := os.Stat(ExpandPath(val)); err != nil {
+		reason := "No such file or directory"
+		if !errors.Is(err, os.ErrNotExist) {
+			reason = err.Error()
+		}
+		a.Warnings = append(a.Warnings, fmt.Sprintf("Warning: Identity file %s not accessible: %s.", val, reason))
+		return nil
 	}
+	a.add("IdentityFile", val)
 	return nil
 }
 

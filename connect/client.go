@@ -206,25 +206,11 @@ func handshakeOn(ctx context.Context, c *Config, cr *Credentials, hk *HostKeys, 
 	// Cancellation (^C before the session is up) closes the connection,
 	// which ends a handshake x/crypto cannot otherwise interrupt.
 	stop := context.AfterFunc(ctx, func() { conn.Close() })
-	cc, err := clientConfig(c, hk)
+	cc, err := sshClientConfig(c, cr, hk, env)
 	if err != nil {
 		stop()
 		conn.Close()
 		return nil, err
-	}
-	*cc = ssh.ClientConfig{
-		Config:            cc.Config,
-		User:              c.User,
-		HostKeyCallback:   hk.Callback(),
-		HostKeyAlgorithms: cc.HostKeyAlgorithms,
-		AuthCallback:      cr.AuthCallback(),
-		BannerCallback: func(msg string) error {
-			if c.LogLevel != "QUIET" && c.LogLevel != "FATAL" && c.LogLevel != "ERROR" {
-				env.banner(failure.VisLines(msg))
-			}
-			return nil
-		},
-		ClientVersion: clientVersion,
 	}
 	start := time.Now()
 	var sc ssh.Conn
@@ -246,11 +232,42 @@ func handshakeOn(ctx context.Context, c *Config, cr *Credentials, hk *HostKeys, 
 	}
 	conn.SetDeadline(time.Time{})
 	env.Debug("debug1: Authenticated to %s as %s in %v.", target, c.User, time.Since(start).Round(time.Millisecond))
-	// Global requests: the server's host keys go to UpdateHostKeys, the
-	// rest to x/crypto (which refuses them).
+	client := &Client{Config: c, lost: make(chan error, 1), watch: w, globalReqs: reqs}
+	client.Client = ssh.NewClient(sc, chans, client.routeGlobalRequests(sc, reqs, hk))
+	client.closers = append(client.closers, conn.Close)
+	if c.ServerAliveInterval > 0 {
+		client.StartKeepalive(c.ServerAliveInterval)
+	}
+	return client, nil
+}
+
+// sshClientConfig is x/crypto's configuration for c: its algorithms, the
+// host key policy, the authentication methods, the banner's display.
+func sshClientConfig(c *Config, cr *Credentials, hk *HostKeys, env *Env) (*ssh.ClientConfig, error) {
+	cc, err := clientConfig(c, hk)
+	if err != nil {
+		return nil, err
+	}
+	return &ssh.ClientConfig{
+		Config:            cc.Config,
+		User:              c.User,
+		HostKeyCallback:   hk.Callback(),
+		HostKeyAlgorithms: cc.HostKeyAlgorithms,
+		AuthCallback:      cr.AuthCallback(),
+		BannerCallback: func(msg string) error {
+			if c.LogLevel != "QUIET" && c.LogLevel != "FATAL" && c.LogLevel != "ERROR" {
+				env.banner(failure.VisLines(msg))
+			}
+			return nil
+		},
+		ClientVersion: clientVersion,
+	}, nil
+}
+
+// routeGlobalRequests hands the server's host keys to UpdateHostKeys and
+// the rest of its global requests to x/crypto (which refuses them).
+func (client *Client) routeGlobalRequests(sc ssh.Conn, reqs <-chan *ssh.Request, hk *HostKeys) <-chan *ssh.Request {
 	rest := make(chan *ssh.Request)
-	client := &Client{Config: c, lost: make(chan error, 1), watch: w}
-	client.globalReqs = reqs
 	go func() {
 		defer close(rest)
 		for r := range reqs {
@@ -271,12 +288,7 @@ func handshakeOn(ctx context.Context, c *Config, cr *Credentials, hk *HostKeys, 
 			rest <- r
 		}
 	}()
-	client.Client = ssh.NewClient(sc, chans, rest)
-	client.closers = append(client.closers, conn.Close)
-	if c.ServerAliveInterval > 0 {
-		client.StartKeepalive(c.ServerAliveInterval)
-	}
-	return client, nil
+	return rest
 }
 
 // clientConfig is the part of the SSH configuration the algorithms
