@@ -34,6 +34,24 @@ type Credentials struct {
 	user     string
 	host     string
 	closers  []func()
+
+	mu      sync.Mutex
+	refusal error // a setting refused where a key needed it, for AuthCallback's end
+}
+
+// refuse keeps the first refusal a key met while signing.
+func (c *Credentials) refuse(err error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.refusal == nil {
+		c.refusal = err
+	}
+}
+
+func (c *Credentials) refused() error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.refusal
 }
 
 // Prepend offers s before every other key (a one-time key pushed with EC2
@@ -167,7 +185,7 @@ func (cr *Credentials) identityFiles(c *Config, tokens map[byte]string, p Prompt
 			continue
 		}
 		if sk, ok := id.signer.(*securityKeySigner); ok {
-			sk.provider = c.SecurityKeyProvider
+			sk.provider, sk.cr = c.SecurityKeyProvider, cr
 		}
 		files = append(files, id)
 		if id.pub != nil {
@@ -634,6 +652,9 @@ func (c *Credentials) AuthCallback() ssh.ClientAuthCallback {
 				}
 				return m.m, nil
 			}
+		}
+		if err := c.refused(); err != nil {
+			return nil, err // the server accepted a key ec2ssh cannot sign with
 		}
 		if c.cfg.PKCS11Provider != "" && allowed["publickey"] && c.cfg.PubkeyAuth {
 			// ssh(1) would offer the token's keys too: the connection

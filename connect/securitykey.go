@@ -25,18 +25,27 @@ import (
 type securityKeySigner struct {
 	path     string
 	pub      ssh.PublicKey
-	provider string // SecurityKeyProvider, "" for OpenSSH's built-in support
+	provider string       // SecurityKeyProvider, "" for OpenSSH's built-in support
+	cr       *Credentials // where the refusal is kept for AuthCallback
 }
 
 func (s *securityKeySigner) PublicKey() ssh.PublicKey { return s.pub }
 
-// Sign refuses: the key needs the authenticator.
+// Sign refuses: the key needs the authenticator. x/crypto goes on to the
+// next key (as ssh does when signing fails); the refusal is what the
+// connection ends with if no other key or method is accepted.
 func (s *securityKeySigner) Sign(io.Reader, []byte) (*ssh.Signature, error) {
+	var err error
 	if s.provider != "" {
-		return nil, refused("SecurityKeyProvider", s.provider, "no security-key middleware; the server accepted security key "+s.path, "")
+		err = refused("SecurityKeyProvider", s.provider, "no security-key middleware; the server accepted security key "+s.path, "")
+	} else {
+		err = failure.Configf("add it to your agent (ssh-add "+s.path+"), through which ec2ssh signs with security keys",
+			"identity file %s is a FIDO security key, which ec2ssh signs with only through ssh-agent", s.path)
 	}
-	return nil, failure.Configf("add it to your agent (ssh-add "+s.path+"), through which ec2ssh signs with security keys",
-		"identity file %s is a FIDO security key, which ec2ssh signs with only through ssh-agent", s.path)
+	if s.cr != nil {
+		s.cr.refuse(err)
+	}
+	return nil, err
 }
 
 // isSecurityKey reports whether an identity is a security key, by its
