@@ -68,12 +68,18 @@ func ParseForward(kind byte, spec string) (Forward, error) {
 	default:
 		return bad()
 	}
-	if len(listen) == 1 && isPath(listen[0]) {
-		if kind == 'D' {
-			return bad()
-		}
+	if !f.setListen(kind, listen) {
+		return bad()
+	}
+	return f, nil
+}
+
+// setListen takes a forwarding's listening side: a socket path, or
+// [bind_address:]port (0 only for -R, where the server picks).
+func (f *Forward) setListen(kind byte, listen []string) bool {
+	if len(listen) == 1 && strings.Contains(listen[0], "/") {
 		f.BindPath = listen[0]
-		return f, nil
+		return kind != 'D'
 	}
 	if len(listen) == 2 {
 		f.BindHost = listen[0]
@@ -81,10 +87,10 @@ func ParseForward(kind byte, spec string) (Forward, error) {
 	}
 	p, err := strconv.Atoi(listen[0])
 	if err != nil || p < 0 || p > 65535 || (p == 0 && kind != 'R') {
-		return bad()
+		return false
 	}
 	f.BindPort = p
-	return f, nil
+	return true
 }
 
 // splitColons splits on ':' outside [brackets] and drops the brackets.

@@ -424,6 +424,38 @@ func (st *readState) keyword(keyword string, args []string, raw, where string, a
 	return nil
 }
 
+// matchArgument evaluates a criterion that takes an argument. run is
+// false when it was not evaluated: OpenSSH runs "exec" only while the line
+// could still apply.
+func (st *readState) matchArgument(crit, arg string, result bool) (ok, run bool) {
+	switch crit {
+	case "host":
+		h := st.host
+		if st.hostSoFar != nil {
+			if hn := st.hostSoFar(); hn != "" {
+				h = hn
+			}
+		}
+		return matchPatternList(h, arg, true) == 1, true
+	case "originalhost":
+		return matchPatternList(st.originalHost, arg, true) == 1, true
+	case "user":
+		return matchPatternList(st.userSoFar(), arg, false) == 1, true
+	case "localuser":
+		return matchPatternList(st.localUser, arg, false) == 1, true
+	case "tagged":
+		return matchPatternList(st.tagSoFar(), arg, false) == 1, true
+	case "localnetwork":
+		return localNetworkMatches(arg), true
+	case "exec":
+		if !result {
+			return false, false
+		}
+		return st.exec(st.tokens(arg)), true
+	}
+	return false, true
+}
+
 // singleTakesMore are keywords of one value that may be more than one word:
 // forwardings ("8080 localhost:80").
 var singleTakesMore = map[string]bool{"localforward": true, "remoteforward": true}
@@ -458,32 +490,9 @@ func (st *readState) match(args []string, where string) (bool, error) {
 				return false, configError(where, "Match keyword %s requires argument", crit)
 			}
 			i++
-			arg := args[i]
-			switch crit {
-			case "host":
-				h := st.host
-				if st.hostSoFar != nil {
-					if hn := st.hostSoFar(); hn != "" {
-						h = hn
-					}
-				}
-				ok = matchPatternList(h, arg, true) == 1
-			case "originalhost":
-				ok = matchPatternList(st.originalHost, arg, true) == 1
-			case "user":
-				ok = matchPatternList(st.userSoFar(), arg, false) == 1
-			case "localuser":
-				ok = matchPatternList(st.localUser, arg, false) == 1
-			case "tagged":
-				ok = matchPatternList(st.tagSoFar(), arg, false) == 1
-			case "localnetwork":
-				ok = localNetworkMatches(arg)
-			case "exec":
-				// OpenSSH runs it only when the line could still apply.
-				if !result {
-					continue
-				}
-				ok = st.exec(st.tokens(arg))
+			var run bool
+			if ok, run = st.matchArgument(crit, args[i], result); !run {
+				continue
 			}
 		default:
 			return false, configError(where, "Unsupported Match attribute %s", args[i])
