@@ -83,7 +83,7 @@ func run(ctx context.Context, argv []string, stdin, stdout, stderr *os.File) int
 		return 0
 	}
 	if args.Version {
-		fmt.Fprintf(stderr, "ec2ssh %s (golang.org/x/crypto/ssh; OpenSSH-compatible command line)\n", Version)
+		fmt.Fprintln(stderr, connect.VersionLine(Version))
 		return 0
 	}
 	logw := io.Writer(stderr)
@@ -233,7 +233,14 @@ func report(w io.Writer, err error, quiet bool) int {
 	if errors.As(err, &fe) && fe.Kind == failure.Canceled {
 		msg = "interrupted"
 	}
-	fmt.Fprintf(w, "ec2ssh: error: %s\n", msg)
+	if lines := connect.SSHLines(err); lines != nil {
+		// ssh's own words, which callers parse; ec2ssh's hint follows.
+		for _, l := range lines {
+			fmt.Fprintf(w, "%s\r\n", l)
+		}
+	} else {
+		fmt.Fprintf(w, "ec2ssh: error: %s\n", msg)
+	}
 	if hint := failure.HintOf(err); hint != "" && !quiet {
 		fmt.Fprintf(w, "ec2ssh: hint: %s\n", hint)
 	}

@@ -279,79 +279,91 @@ func (a *Args) parseLong(args []string) ([]string, error) {
 	} else if !takesArg && hasVal {
 		return nil, failure.Configf(usageHint, "option --%s takes no argument", name)
 	}
-	switch name {
-	case "region":
-		a.Region = val
-	case "profile":
-		a.Profile = val
-	case "source-ip":
-		a.SourceIP = val
-	case "fallback":
-		m, ok := map[string]Mode{"auto": ModeAuto, "ssm": ModeSSM, "never": ModeDirect}[val]
-		if !ok {
-			return nil, failure.Configf("use --fallback=auto, --fallback=ssm or --fallback=never", "bad --fallback value %q", val)
+	if set := longSetters[name]; set != nil {
+		if err := set(a, val); err != nil {
+			return nil, err
 		}
-		a.Fallback = m
-	case "via":
-		// --via names the one way in: direct (no fallback), ssm, or eice;
-		// run-command hands --all's command to SSM Run Command.
-		if val == "run-command" {
-			a.RunCommand = true
-			break
-		}
-		m, ok := map[string]Mode{"direct": ModeDirect, "ssm": ModeSSM, "eice": ModeEICE}[val]
-		if !ok {
-			return nil, failure.Configf("use --via=direct, --via=ssm, --via=eice or --via=run-command", "bad --via value %q", val)
-		}
-		a.Fallback = m
-	case "address":
-		if val != "auto" && val != "public" && val != "private" {
-			return nil, failure.Configf("use --address=auto, --address=public or --address=private", "bad --address value %q", val)
-		}
-		a.Address = val
-	case "diagnose":
-		a.Diagnose = true
-	case "json":
-		a.JSON = true
-	case "no-cache":
-		a.NoCache = true
-	case "help":
-		a.Help = true
-	case "proxy":
-		a.Proxy = true
-	case "version":
-		a.Version = true
-	case "serial":
-		a.Serial = true
-	case "list":
-		a.List = true
-	case "all":
-		a.All = true
-	case "parallel":
-		// Over ssh, ec2ssh runs a process per instance: 1 to 256. Run
-		// Command's MaxConcurrency (N or N%) is checked by fleet.ParseSpec.
-		a.ParallelSpec = val
-		if n, err := strconv.Atoi(val); err == nil && n >= 1 && n <= 256 {
-			a.Parallel = n
-		}
-	case "max-errors":
-		a.MaxErrors = val
-	case "output-s3":
-		a.OutputS3 = val
-	case "stdin":
-		if val != "none" && val != "broadcast" {
-			return nil, failure.Configf("use --stdin=none or --stdin=broadcast", "bad --stdin value %q", val)
-		}
-		a.Stdin = val
-	case "completion":
-		if val != "bash" && val != "zsh" && val != "fish" {
-			return nil, failure.Configf("use --completion bash, zsh or fish", "no completion for %q", val)
-		}
-		a.Completion = val
-	case "complete-hosts":
-		a.CompleteHosts = true
 	}
 	return args, nil
+}
+
+// oneOf checks val against a long option's closed set of values.
+func oneOf(name, val, hint string, allowed ...string) error {
+	if slices.Contains(allowed, val) {
+		return nil
+	}
+	return failure.Configf(hint, "bad --%s value %q", name, val)
+}
+
+// longSetters apply each long option to Args.
+var longSetters = map[string]func(a *Args, val string) error{
+	"region":    func(a *Args, v string) error { a.Region = v; return nil },
+	"profile":   func(a *Args, v string) error { a.Profile = v; return nil },
+	"source-ip": func(a *Args, v string) error { a.SourceIP = v; return nil },
+	"fallback": func(a *Args, v string) error {
+		m, ok := map[string]Mode{"auto": ModeAuto, "ssm": ModeSSM, "never": ModeDirect}[v]
+		if !ok {
+			return failure.Configf("use --fallback=auto, --fallback=ssm or --fallback=never", "bad --fallback value %q", v)
+		}
+		a.Fallback = m
+		return nil
+	},
+	"via": func(a *Args, v string) error {
+		// --via names the one way in: direct (no fallback), ssm, or eice;
+		// run-command hands --all's command to SSM Run Command.
+		if v == "run-command" {
+			a.RunCommand = true
+			return nil
+		}
+		m, ok := map[string]Mode{"direct": ModeDirect, "ssm": ModeSSM, "eice": ModeEICE}[v]
+		if !ok {
+			return failure.Configf("use --via=direct, --via=ssm, --via=eice or --via=run-command", "bad --via value %q", v)
+		}
+		a.Fallback = m
+		return nil
+	},
+	"address": func(a *Args, v string) error {
+		if err := oneOf("address", v, "use --address=auto, --address=public or --address=private", "auto", "public", "private"); err != nil {
+			return err
+		}
+		a.Address = v
+		return nil
+	},
+	"diagnose":       func(a *Args, _ string) error { a.Diagnose = true; return nil },
+	"json":           func(a *Args, _ string) error { a.JSON = true; return nil },
+	"no-cache":       func(a *Args, _ string) error { a.NoCache = true; return nil },
+	"help":           func(a *Args, _ string) error { a.Help = true; return nil },
+	"proxy":          func(a *Args, _ string) error { a.Proxy = true; return nil },
+	"version":        func(a *Args, _ string) error { a.Version = true; return nil },
+	"serial":         func(a *Args, _ string) error { a.Serial = true; return nil },
+	"list":           func(a *Args, _ string) error { a.List = true; return nil },
+	"all":            func(a *Args, _ string) error { a.All = true; return nil },
+	"complete-hosts": func(a *Args, _ string) error { a.CompleteHosts = true; return nil },
+	"parallel": func(a *Args, v string) error {
+		// Over ssh, ec2ssh runs a process per instance: 1 to 256. Run
+		// Command's MaxConcurrency (N or N%) is checked by fleet.ParseSpec.
+		a.ParallelSpec = v
+		if n, err := strconv.Atoi(v); err == nil && n >= 1 && n <= 256 {
+			a.Parallel = n
+		}
+		return nil
+	},
+	"max-errors": func(a *Args, v string) error { a.MaxErrors = v; return nil },
+	"output-s3":  func(a *Args, v string) error { a.OutputS3 = v; return nil },
+	"stdin": func(a *Args, v string) error {
+		if err := oneOf("stdin", v, "use --stdin=none or --stdin=broadcast", "none", "broadcast"); err != nil {
+			return err
+		}
+		a.Stdin = v
+		return nil
+	},
+	"completion": func(a *Args, v string) error {
+		if !slices.Contains([]string{"bash", "zsh", "fish"}, v) {
+			return failure.Configf("use --completion bash, zsh or fish", "no completion for %q", v)
+		}
+		a.Completion = v
+		return nil
+	},
 }
 
 // flag applies an option that takes no argument.
@@ -416,90 +428,116 @@ func (a *Args) flag(c byte) {
 
 // option applies an option that takes an argument.
 func (a *Args) option(c byte, val string) error {
-	switch c {
-	case 'i':
-		// ssh(1) checks -i files at once and drops the missing ones.
-		if _, err := os.Stat(ExpandPath(val)); err != nil {
-			reason := "No such file or directory"
-			if !errors.Is(err, os.ErrNotExist) {
-				reason = err.Error()
-			}
-			a.Warnings = append(a.Warnings, fmt.Sprintf("Warning: Identity file %s not accessible: %s.", val, reason))
-			break
-		}
-		a.add("IdentityFile", val)
-	case 'l':
-		if !validRemoteUser(val) {
+	if set := optionSetters[c]; set != nil {
+		return set(a, val)
+	}
+	if kw, ok := optionKeywords[c]; ok {
+		a.add(kw, val) // the keyword ssh(1) sets, accumulating
+		return nil
+	}
+	if kw, ok := optionLast[c]; ok {
+		a.setLast(kw, val)
+	}
+	return nil
+}
+
+// optionKeywords are options that add a value to a keyword; optionLast
+// those that set one, the last on the command line winning.
+var (
+	optionKeywords = map[byte]string{'L': "LocalForward", 'R': "RemoteForward", 'D': "DynamicForward"}
+	optionLast     = map[byte]string{'b': "BindAddress", 'B': "BindInterface", 'I': "PKCS11Provider", 'S': "ControlPath"}
+)
+
+// optionSetters apply the options that check their value or set more
+// than one thing.
+var optionSetters = map[byte]func(a *Args, val string) error{
+	'i': (*Args).identityOption,
+	'l': func(a *Args, v string) error {
+		if !validRemoteUser(v) {
 			return errInvalidUser
 		}
-		a.add("User", val)
-	case 'p':
-		if _, err := parsePort(val); err != nil {
+		a.add("User", v)
+		return nil
+	},
+	'p': func(a *Args, v string) error {
+		if _, err := parsePort(v); err != nil {
 			return err
 		}
-		a.add("Port", val)
-	case 'F':
-		a.ConfigFile = val
-	case 'o':
-		k, v, err := splitOption(val)
-		if err != nil {
-			return err
+		a.add("Port", v)
+		return nil
+	},
+	'F': func(a *Args, v string) error { a.ConfigFile = v; return nil },
+	'E': func(a *Args, v string) error { a.LogFile = v; return nil },
+	'Q': func(a *Args, v string) error { a.Query = v; return nil },
+	'o': func(a *Args, v string) error {
+		k, val, err := splitOption(v)
+		if err == nil {
+			a.add(k, val)
 		}
-		a.add(k, v)
-	case 'L':
-		a.add("LocalForward", val)
-	case 'R':
-		a.add("RemoteForward", val)
-	case 'D':
-		a.add("DynamicForward", val)
-	case 'W':
+		return err
+	},
+	'W': func(a *Args, v string) error {
 		if a.StdioFwd != "" {
 			return failure.Configf(usageHint, "only one -W option is permitted")
 		}
-		a.StdioFwd = val
-	case 'J':
+		a.StdioFwd = v
+		return nil
+	},
+	'J': func(a *Args, v string) error {
 		if _, ok := a.Setting("ProxyJump"); ok {
 			return failure.Configf(usageHint, "only one -J option is permitted")
 		}
-		a.add("ProxyJump", val)
-	case 'E':
-		a.LogFile = val
-	case 'c':
-		if !validAlgorithms(algCiphers, val) {
-			return failure.Configf("see ssh -Q cipher", "Unknown cipher type '%s'", val)
+		a.add("ProxyJump", v)
+		return nil
+	},
+	'c': func(a *Args, v string) error {
+		if !validAlgorithms(algCiphers, v) {
+			return failure.Configf("see ssh -Q cipher", "Unknown cipher type '%s'", v)
 		}
-		a.setLast("Ciphers", val)
-	case 'm':
-		if !validAlgorithms(algMACs, val) {
-			return failure.Configf("see ssh -Q mac", "Unknown mac type '%s'", val)
+		a.setLast("Ciphers", v)
+		return nil
+	},
+	'm': func(a *Args, v string) error {
+		if !validAlgorithms(algMACs, v) {
+			return failure.Configf("see ssh -Q mac", "Unknown mac type '%s'", v)
 		}
-		a.setLast("MACs", val)
-	case 'b':
-		a.setLast("BindAddress", val)
-	case 'B':
-		a.setLast("BindInterface", val)
-	case 'e':
-		if val != "none" && len(val) != 1 && !(len(val) == 2 && val[0] == '^' && val[1] >= 64 && val[1] < 128) {
-			return failure.Configf("give one character, ^X or none", "Bad escape character '%s'.", val)
+		a.setLast("MACs", v)
+		return nil
+	},
+	'e': func(a *Args, v string) error {
+		if v != "none" && len(v) != 1 && !(len(v) == 2 && v[0] == '^' && v[1] >= 64 && v[1] < 128) {
+			return failure.Configf("give one character, ^X or none", "Bad escape character '%s'.", v)
 		}
-		a.setLast("EscapeChar", val)
-	case 'I':
-		a.setLast("PKCS11Provider", val)
-	case 'w':
+		a.setLast("EscapeChar", v)
+		return nil
+	},
+	'w': func(a *Args, v string) error {
 		a.setLast("Tunnel", "point-to-point")
-		a.setLast("TunnelDevice", val)
-	case 'Q':
-		a.Query = val
-	case 'S':
-		a.setLast("ControlPath", val)
-	case 'O':
-		switch val {
+		a.setLast("TunnelDevice", v)
+		return nil
+	},
+	'O': func(a *Args, v string) error {
+		switch v {
 		case "check", "forward", "cancel", "exit", "stop", "proxy":
-			a.ControlCmd = val
-		default:
-			return failure.Configf("use -O check, forward, cancel, exit, stop or proxy", "Invalid multiplex command.")
+			a.ControlCmd = v
+			return nil
 		}
+		return failure.Configf("use -O check, forward, cancel, exit, stop or proxy", "Invalid multiplex command.")
+	},
+}
+
+// identityOption is -i: ssh(1) checks the file at once and drops a
+// missing one with a warning.
+func (a *Args) identityOption(val string) error {
+	if _, err := os.Stat(ExpandPath(val)); err != nil {
+		reason := "No such file or directory"
+		if !errors.Is(err, os.ErrNotExist) {
+			reason = err.Error()
+		}
+		a.Warnings = append(a.Warnings, fmt.Sprintf("Warning: Identity file %s not accessible: %s.", val, reason))
+		return nil
 	}
+	a.add("IdentityFile", val)
 	return nil
 }
 

@@ -2,6 +2,7 @@ package connect
 
 import (
 	"reflect"
+	"regexp"
 	"strings"
 	"testing"
 
@@ -241,5 +242,18 @@ func TestLongOptionTable(t *testing.T) {
 		if _, err := ParseArgs(append(argv, rest...)); err != nil {
 			t.Errorf("--%s: %v", o.Name, err)
 		}
+	}
+}
+
+// -V names the OpenSSH whose command line ec2ssh follows, as the tools that
+// read `ssh -V` match it, without claiming to be OpenSSH.
+func TestVersionLine(t *testing.T) {
+	line := VersionLine("1.2.3")
+	m := regexp.MustCompile(`OpenSSH_(\d+)\.(\d+)`).FindStringSubmatch(line)
+	if m == nil || m[1]+"."+m[2] != "9.2" {
+		t.Errorf("VersionLine(%q) = %q, want an OpenSSH_9.2 token", "1.2.3", line)
+	}
+	if !strings.HasPrefix(line, "ec2ssh 1.2.3") || strings.HasPrefix(line, "OpenSSH") || !strings.Contains(line, "not OpenSSH") {
+		t.Errorf("VersionLine(%q) = %q, want ec2ssh's version first and no claim to be OpenSSH", "1.2.3", line)
 	}
 }

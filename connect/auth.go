@@ -34,6 +34,24 @@ type Credentials struct {
 	user     string
 	host     string
 	closers  []func()
+
+	mu      sync.Mutex
+	refusal error // a setting refused where a key needed it, for AuthCallback's end
+}
+
+// refuse keeps the first refusal a key met while signing.
+func (c *Credentials) refuse(err error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.refusal == nil {
+		c.refusal = err
+	}
+}
+
+func (c *Credentials) refused() error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.refusal
 }
 
 // Prepend offers s before every other key (a one-time key pushed with EC2
@@ -101,21 +119,56 @@ type identity struct {
 
 func loadCredentials(c *Config, p Prompter, log, warn func(string, ...any)) (*Credentials, error) {
 	cr := &Credentials{Prompter: p, cfg: c, user: c.User, host: c.HostName}
-	var agentKeys []ssh.Signer
-	if sock := agentSocket(c); sock != "" {
-		conn, err := net.Dial("unix", sock)
-		if err != nil {
-			log("debug1: could not reach the agent at %s: %v", sock, err)
-		} else {
-			cr.closers = append(cr.closers, func() { conn.Close() })
-			cr.Agent = agent.NewClient(conn)
-			if agentKeys, err = cr.Agent.Signers(); err != nil {
-				log("debug1: agent listed no keys: %v", err)
-			}
-		}
-	}
-
+	agentKeys := cr.connectAgent(c, log)
 	tokens := c.tokens()
+	files := cr.identityFiles(c, tokens, p, log, warn)
+	ids := cr.order(c, tokens, agentKeys, files, log)
+	pairCertificates(ids, agentKeys, log)
+	for _, id := range ids {
+		if id.signer == nil {
+			if id.why != nil && id.pub != nil {
+				warn("Load key \"%s\": %v", id.source, id.why)
+			}
+			continue
+		}
+		s, err := acceptedSigner(c, id)
+		if err != nil {
+			log("debug1: Skipping %s key %s: %v", keyTypeName(id.pub), id.source, err)
+			continue
+		}
+		if c.AddKeysToAgent != "no" && cr.Agent != nil && id.source != "agent" {
+			s = &addingSigner{Signer: s, id: id, cr: cr}
+		}
+		cr.Signers = append(cr.Signers, s)
+	}
+	return cr, nil
+}
+
+// connectAgent opens the agent IdentityAgent names, if any, and returns
+// its keys. An agent that cannot be reached is noted under -v and left
+// out, as ssh(1) does.
+func (cr *Credentials) connectAgent(c *Config, log func(string, ...any)) []ssh.Signer {
+	sock := agentSocket(c)
+	if sock == "" {
+		return nil
+	}
+	conn, err := net.Dial("unix", sock)
+	if err != nil {
+		log("debug1: could not reach the agent at %s: %v", sock, err)
+		return nil
+	}
+	cr.closers = append(cr.closers, func() { conn.Close() })
+	cr.Agent = agent.NewClient(conn)
+	keys, err := cr.Agent.Signers()
+	if err != nil {
+		log("debug1: agent listed no keys: %v", err)
+	}
+	return keys
+}
+
+// identityFiles loads IdentityFile's files, each followed by its
+// certificates (a certificate in key.pub, then key-cert.pub).
+func (cr *Credentials) identityFiles(c *Config, tokens map[byte]string, p Prompter, log, warn func(string, ...any)) []*identity {
 	var files []*identity
 	for _, f := range c.IdentityFiles {
 		if strings.EqualFold(f, "none") {
@@ -131,6 +184,9 @@ func loadCredentials(c *Config, p Prompter, log, warn func(string, ...any)) (*Cr
 			warn("Load key \"%s\": %v", path, err)
 			continue
 		}
+		if sk, ok := id.signer.(*securityKeySigner); ok {
+			sk.provider, sk.cr = c.SecurityKeyProvider, cr
+		}
 		files = append(files, id)
 		if id.pub != nil {
 			cr.Keys = append(cr.Keys, keyInfo(path, id.pub, id.raw))
@@ -143,9 +199,14 @@ func loadCredentials(c *Config, p Prompter, log, warn func(string, ...any)) (*Cr
 			files = append(files, &identity{source: path + "-cert.pub", pub: cert})
 		}
 	}
-	// CertificateFile's certificates go first, as in ssh(1); then identity
-	// files the agent holds, signed by the agent; then the agent's other
-	// keys; then the rest of the files.
+	return files
+}
+
+// order puts the identities in ssh(1)'s order: CertificateFile's
+// certificates first; then identity files the agent holds, signed by the
+// agent; then the agent's other keys (unless IdentitiesOnly); then the
+// rest of the files.
+func (cr *Credentials) order(c *Config, tokens map[byte]string, agentKeys []ssh.Signer, files []*identity, log func(string, ...any)) []*identity {
 	var preferred, fromAgent []*identity
 	for _, f := range c.CertificateFiles {
 		path := ExpandPath(expandTokens(f, tokens))
@@ -157,25 +218,25 @@ func loadCredentials(c *Config, p Prompter, log, warn func(string, ...any)) (*Cr
 		preferred = append(preferred, &identity{source: path, pub: cert})
 	}
 	for _, a := range agentKeys {
-		found := false
-		for i, id := range files {
-			if id.pub != nil && bytes.Equal(id.pub.Marshal(), a.PublicKey().Marshal()) {
-				id.signer, id.why = a, nil
-				preferred = append(preferred, id)
-				files = slices.Delete(files, i, i+1)
-				found = true
-				break
-			}
-		}
-		if !found && !c.IdentitiesOnly {
+		i := slices.IndexFunc(files, func(id *identity) bool {
+			return id.pub != nil && bytes.Equal(id.pub.Marshal(), a.PublicKey().Marshal())
+		})
+		switch {
+		case i >= 0:
+			files[i].signer, files[i].why = a, nil
+			preferred = append(preferred, files[i])
+			files = slices.Delete(files, i, i+1)
+		case !c.IdentitiesOnly:
 			fromAgent = append(fromAgent, &identity{source: "agent", pub: a.PublicKey(), signer: a})
 			cr.Keys = append(cr.Keys, keyInfo("agent", a.PublicKey(), nil))
 		}
 	}
-	ids := append(append(preferred, fromAgent...), files...)
+	return append(append(preferred, fromAgent...), files...)
+}
 
-	// A certificate is signed for by its key's private half: the agent's,
-	// or an identity file's.
+// pairCertificates gives each user certificate the signer of its key's
+// private half: the agent's, or an identity file's.
+func pairCertificates(ids []*identity, agentKeys []ssh.Signer, log func(string, ...any)) {
 	privateFor := func(key ssh.PublicKey) ssh.Signer {
 		for _, a := range agentKeys {
 			if bytes.Equal(a.PublicKey().Marshal(), key.Marshal()) {
@@ -204,25 +265,6 @@ func loadCredentials(c *Config, p Prompter, log, warn func(string, ...any)) (*Cr
 			id.why = fmt.Errorf("no private key for the certificate")
 		}
 	}
-
-	for _, id := range ids {
-		if id.signer == nil {
-			if id.why != nil && id.pub != nil {
-				warn("Load key \"%s\": %v", id.source, id.why)
-			}
-			continue
-		}
-		s, err := acceptedSigner(c, id)
-		if err != nil {
-			log("debug1: Skipping %s key %s: %v", keyTypeName(id.pub), id.source, err)
-			continue
-		}
-		if c.AddKeysToAgent != "no" && cr.Agent != nil && id.source != "agent" {
-			s = &addingSigner{Signer: s, id: id, cr: cr}
-		}
-		cr.Signers = append(cr.Signers, s)
-	}
-	return cr, nil
 }
 
 func keyTypeName(k ssh.PublicKey) string {
@@ -329,6 +371,9 @@ func loadIdentityFile(path string, p Prompter) (*identity, error) {
 		return id, nil
 	}
 	signer, err := loadIdentity(path, pemBytes, p)
+	if err != nil && isSecurityKey(id.pub, pemBytes) {
+		return securityKeyIdentity(id, pemBytes), nil
+	}
 	if err != nil {
 		why := err
 		if strings.Contains(err.Error(), "unsupported key type") || strings.Contains(err.Error(), "unhandled key type") {
@@ -597,13 +642,29 @@ func (c *Credentials) AuthCallback() ssh.ClientAuthCallback {
 			tried[t]++
 		}
 		for _, m := range methods {
+			if m.name == "password" && !c.cfg.PasswordAuth || m.name == "keyboard-interactive" && !c.cfg.KbdInteractive {
+				continue // turned off since, by a changed host key (HostKeys.continueUnsafe)
+			}
 			if allowed[m.name] && tried[m.name] < m.tries {
+				if m.name == "keyboard-interactive" && c.cfg.KbdInteractiveDevices != "" {
+					// Refused where it would be used (Config.refuse).
+					return nil, refused("KbdInteractiveDevices", c.cfg.KbdInteractiveDevices, "the server's devices are used", "")
+				}
 				return m.m, nil
 			}
 		}
-		return nil, &failure.Error{Kind: failure.AuthRejected,
+		if err := c.refused(); err != nil {
+			return nil, err // the server accepted a key ec2ssh cannot sign with
+		}
+		if c.cfg.PKCS11Provider != "" && allowed["publickey"] && c.cfg.PubkeyAuth {
+			// ssh(1) would offer the token's keys too: the connection
+			// needs the provider ec2ssh cannot load.
+			return nil, refused("PKCS11Provider", c.cfg.PKCS11Provider, "no PKCS#11 tokens; the server accepted none of the other keys", "")
+		}
+		return nil, inWords(&failure.Error{Kind: failure.AuthRejected,
 			Msg:  fmt.Sprintf("%s@%s: permission denied (%s)", c.user, c.host, strings.Join(ctx.AllowedMethods, ",")),
-			Hint: c.authHint(ctx.AllowedMethods)}
+			Hint: c.authHint(ctx.AllowedMethods)},
+			fatalLine(fmt.Sprintf("%s@%s: Permission denied (%s).", c.user, c.host, strings.Join(ctx.AllowedMethods, ","))))
 	}
 }
 

@@ -23,6 +23,10 @@ import (
 // server that accepts TCP and says nothing.
 const DefaultHandshakeTimeout = 30 * time.Second
 
+// clientVersion is ec2ssh's identification string: OpenSSH's, for the
+// servers that adapt to their client's version, with ec2ssh's name after.
+const clientVersion = "SSH-2.0-OpenSSH_" + OpenSSHVersion + " ec2ssh"
+
 // Transport opens the byte stream an SSH connection runs over: a TCP
 // connection, a ProxyCommand's pipes, a jump host's channel, or (in
 // fallback) an SSM session. Its errors are *failure.Error.
@@ -36,6 +40,7 @@ type Client struct {
 	lost    chan error // keepalive failures
 	kaOnce  sync.Once
 
+	watch      *connWatch          // the connection underneath, for how it ended
 	globalReqs <-chan *ssh.Request // the server's global requests, as x/crypto queues them
 	reqBusy    atomic.Bool         // one of them is being handed on
 	fwMu       sync.Mutex
@@ -177,12 +182,17 @@ func Dial(ctx context.Context, c *Config, cr *Credentials, hk *HostKeys, transpo
 }
 
 func handshake(ctx context.Context, c *Config, cr *Credentials, hk *HostKeys, transport Transport, env *Env) (*Client, error) {
+	client, err := handshakeOn(ctx, c, cr, hk, transport, env)
+	return client, atLogLevel(err, c.LogLevel) // ssh's words at the level ssh prints them
+}
+
+func handshakeOn(ctx context.Context, c *Config, cr *Credentials, hk *HostKeys, transport Transport, env *Env) (*Client, error) {
 	conn, err := transport(ctx)
 	if err != nil {
 		return nil, err
 	}
 	target := displayHostport(c.HostName, c.Port)
-	w := &bannerWatch{Conn: conn}
+	w := &connWatch{Conn: conn}
 	timeout := c.ConnectTimeout
 	if timeout == 0 {
 		timeout = DefaultHandshakeTimeout
@@ -196,13 +206,49 @@ func handshake(ctx context.Context, c *Config, cr *Credentials, hk *HostKeys, tr
 	// Cancellation (^C before the session is up) closes the connection,
 	// which ends a handshake x/crypto cannot otherwise interrupt.
 	stop := context.AfterFunc(ctx, func() { conn.Close() })
-	cc, err := clientConfig(c, hk)
+	cc, err := sshClientConfig(c, cr, hk, env)
 	if err != nil {
 		stop()
 		conn.Close()
 		return nil, err
 	}
-	*cc = ssh.ClientConfig{
+	start := time.Now()
+	var sc ssh.Conn
+	var chans <-chan ssh.NewChannel
+	var reqs <-chan *ssh.Request
+	ic, err := identify(w, clientVersion, target)
+	if err == nil {
+		env.Debug("debug1: %s", ic.remoteVersion())
+		sc, chans, reqs, err = ssh.NewClientConn(ic, net.JoinHostPort(c.HostName, strconv.Itoa(c.Port)), cc)
+		err = classifyHandshake(err, w, target)
+	}
+	stopped := stop()
+	if err != nil {
+		conn.Close()
+		if !stopped {
+			err = &failure.Error{Kind: failure.Canceled, Op: "ssh handshake with", Target: target, Err: errors.Join(ctx.Err(), err)}
+		}
+		return nil, err
+	}
+	conn.SetDeadline(time.Time{})
+	env.Debug("debug1: Authenticated to %s as %s in %v.", target, c.User, time.Since(start).Round(time.Millisecond))
+	client := &Client{Config: c, lost: make(chan error, 1), watch: w, globalReqs: reqs}
+	client.Client = ssh.NewClient(sc, chans, client.routeGlobalRequests(sc, reqs, hk))
+	client.closers = append(client.closers, conn.Close)
+	if c.ServerAliveInterval > 0 {
+		client.StartKeepalive(c.ServerAliveInterval)
+	}
+	return client, nil
+}
+
+// sshClientConfig is x/crypto's configuration for c: its algorithms, the
+// host key policy, the authentication methods, the banner's display.
+func sshClientConfig(c *Config, cr *Credentials, hk *HostKeys, env *Env) (*ssh.ClientConfig, error) {
+	cc, err := clientConfig(c, hk)
+	if err != nil {
+		return nil, err
+	}
+	return &ssh.ClientConfig{
 		Config:            cc.Config,
 		User:              c.User,
 		HostKeyCallback:   hk.Callback(),
@@ -214,25 +260,14 @@ func handshake(ctx context.Context, c *Config, cr *Credentials, hk *HostKeys, tr
 			}
 			return nil
 		},
-		ClientVersion: "SSH-2.0-OpenSSH_9.2p1 ec2ssh",
-	}
-	start := time.Now()
-	sc, chans, reqs, err := ssh.NewClientConn(w, net.JoinHostPort(c.HostName, strconv.Itoa(c.Port)), cc)
-	stopped := stop()
-	if err != nil {
-		conn.Close()
-		if !stopped {
-			err = errors.Join(ctx.Err(), err)
-		}
-		return nil, classifyHandshake(err, w, target)
-	}
-	conn.SetDeadline(time.Time{})
-	env.Debug("debug1: Authenticated to %s as %s in %v.", target, c.User, time.Since(start).Round(time.Millisecond))
-	// Global requests: the server's host keys go to UpdateHostKeys, the
-	// rest to x/crypto (which refuses them).
+		ClientVersion: clientVersion,
+	}, nil
+}
+
+// routeGlobalRequests hands the server's host keys to UpdateHostKeys and
+// the rest of its global requests to x/crypto (which refuses them).
+func (client *Client) routeGlobalRequests(sc ssh.Conn, reqs <-chan *ssh.Request, hk *HostKeys) <-chan *ssh.Request {
 	rest := make(chan *ssh.Request)
-	client := &Client{Config: c, lost: make(chan error, 1)}
-	client.globalReqs = reqs
 	go func() {
 		defer close(rest)
 		for r := range reqs {
@@ -253,12 +288,7 @@ func handshake(ctx context.Context, c *Config, cr *Credentials, hk *HostKeys, tr
 			rest <- r
 		}
 	}()
-	client.Client = ssh.NewClient(sc, chans, rest)
-	client.closers = append(client.closers, conn.Close)
-	if c.ServerAliveInterval > 0 {
-		client.StartKeepalive(c.ServerAliveInterval)
-	}
-	return client, nil
+	return rest
 }
 
 // clientConfig is the part of the SSH configuration the algorithms
@@ -326,8 +356,11 @@ func (c *Client) keepalive(interval time.Duration, countMax int, target string) 
 			missed++
 		}
 		if missed >= max(countMax, 1) {
-			c.lost <- &failure.Error{Kind: failure.Unreachable, Msg: fmt.Sprintf("timeout, server %s not responding", target),
-				Hint: "the network or the server went away; ServerAliveInterval and ServerAliveCountMax set how long ec2ssh waits"}
+			lost := inWords(&failure.Error{Kind: failure.Unreachable, Msg: fmt.Sprintf("timeout, server %s not responding", target),
+				Hint: "the network or the server went away; ServerAliveInterval and ServerAliveCountMax set how long ec2ssh waits"},
+				infoLine(fmt.Sprintf("Timeout, server %s not responding.", c.Config.HostName)))
+			atLogLevel(lost, c.Config.LogLevel)
+			c.lost <- lost
 			c.Client.Close()
 			return
 		}

@@ -8,7 +8,7 @@ import (
 	"os"
 	"os/user"
 	"path/filepath"
-	"slices"
+	"runtime"
 	"strconv"
 	"strings"
 	"time"
@@ -111,13 +111,18 @@ type Config struct {
 	// PermitLocalCommand is yes ("" otherwise).
 	LocalCommand string
 
+	// Settings refused where they would be used ("" when unset): a
+	// security-key middleware, a PKCS#11 token, keyboard-interactive
+	// devices.
+	SecurityKeyProvider, PKCS11Provider, KbdInteractiveDevices string
+
 	s *settings // everything read, for -G
 }
 
 // ConfigFiles are the files ssh_config is read from. Empty names are skipped.
 type ConfigFiles struct {
 	User   string // ~/.ssh/config, or the -F file
-	System string // /etc/ssh/ssh_config; "" when -F is given, as in ssh(1)
+	System string // /etc/ssh/ssh_config (%ProgramData%\ssh\ssh_config); "" when -F is given, as in ssh(1)
 }
 
 // DefaultConfigFiles returns the files ssh(1) reads for the -F value given.
@@ -125,7 +130,7 @@ func DefaultConfigFiles(dashF string) ConfigFiles {
 	if dashF != "" {
 		return ConfigFiles{User: dashF}
 	}
-	return ConfigFiles{User: filepath.Join(homeDir(), ".ssh", "config"), System: "/etc/ssh/ssh_config"}
+	return ConfigFiles{User: filepath.Join(homeDir(), ".ssh", "config"), System: filepath.Join(sshDir(), "ssh_config")}
 }
 
 // ResolveConfig computes the Config for args' destination.
@@ -262,392 +267,6 @@ func canonicalize(host string, s *settings) (string, bool) {
 	return host, false
 }
 
-// interpret turns the settings into the Config's fields.
-func (c *Config) interpret(args *Args, hostname string) error {
-	s := c.s
-	var err error
-	c.HostName = hostname
-	c.User = s.value("User", "")
-	c.UserSet = c.User != ""
-	if c.User == "" {
-		c.User = localUser()
-	}
-	if c.Port, err = parsePort(s.value("Port", "22")); err != nil {
-		return err
-	}
-	for _, v := range s.all("IdentityFile") {
-		c.IdentityFiles = append(c.IdentityFiles, v.args[0])
-	}
-	if len(c.IdentityFiles) == 0 {
-		for _, n := range []string{"id_rsa", "id_ecdsa", "id_ecdsa_sk", "id_ed25519", "id_ed25519_sk", "id_xmss", "id_dsa"} {
-			c.IdentityFiles = append(c.IdentityFiles, "~/.ssh/"+n)
-		}
-	}
-	for _, v := range s.all("CertificateFile") {
-		c.CertificateFiles = append(c.CertificateFiles, v.args[0])
-	}
-	yesno := func(key string, def bool) (bool, error) {
-		v := strings.ToLower(s.value(key, ""))
-		switch v {
-		case "":
-			return def, nil
-		case "yes", "true":
-			return true, nil
-		case "no", "false":
-			return false, nil
-		}
-		return false, badValue(key, v, "yes or no")
-	}
-	number := func(key string, def int) (int, error) {
-		v := s.value(key, "")
-		if v == "" {
-			return def, nil
-		}
-		n, err := strconv.Atoi(v)
-		if err != nil || n < 0 {
-			return 0, badValue(key, v, "a whole number")
-		}
-		return n, nil
-	}
-	// -W makes these default to yes, as in ssh(1).
-	stdioFwd := args != nil && args.StdioFwd != ""
-	for _, f := range []struct {
-		dst *bool
-		key string
-		def bool
-	}{{&c.IdentitiesOnly, "IdentitiesOnly", false}, {&c.PubkeyAuth, "PubkeyAuthentication", true}, {&c.PasswordAuth, "PasswordAuthentication", true},
-		{&c.KbdInteractive, "KbdInteractiveAuthentication", true}, {&c.BatchMode, "BatchMode", false}, {&c.HashKnownHosts, "HashKnownHosts", false},
-		{&c.StdinNull, "StdinNull", false}, {&c.ForkAfterAuth, "ForkAfterAuthentication", false}, {&c.Compression, "Compression", false},
-		{&c.ClearAllForwardings, "ClearAllForwardings", stdioFwd}, {&c.ExitOnForwardFailure, "ExitOnForwardFailure", stdioFwd},
-		{&c.GatewayPorts, "GatewayPorts", false}, {&c.NoHostAuthLocalhost, "NoHostAuthenticationForLocalhost", false},
-		{&c.CheckHostIP, "CheckHostIP", false}, {&c.VisualHostKey, "VisualHostKey", false},
-		{&c.StreamLocalBindUnlink, "StreamLocalBindUnlink", false}} {
-		if *f.dst, err = yesno(f.key, f.def); err != nil {
-			return err
-		}
-	}
-	if c.PasswordPrompts, err = number("NumberOfPasswordPrompts", 3); err != nil {
-		return err
-	}
-	if c.RequiredRSASize, err = number("RequiredRSASize", 1024); err != nil {
-		return err
-	}
-	c.IdentityAgent = s.value("IdentityAgent", "")
-	if v := s.value("PreferredAuthentications", ""); v != "" {
-		c.PreferredAuthentications = strings.Split(v, ",")
-	}
-	switch v := strings.ToLower(s.value("AddKeysToAgent", "no")); v {
-	case "yes", "true", "no", "false", "ask", "confirm":
-		c.AddKeysToAgent = map[string]string{"true": "yes", "false": "no"}[v]
-		if c.AddKeysToAgent == "" {
-			c.AddKeysToAgent = v
-		}
-	default:
-		secs, err := parseSeconds(v)
-		if err != nil || secs <= 0 {
-			return badValue("AddKeysToAgent", v, "yes, no, ask, confirm or a lifetime")
-		}
-		c.AddKeysToAgent = strconv.Itoa(int(secs / time.Second))
-	}
-
-	c.HostKeyAlias = s.value("HostKeyAlias", "")
-	tokens := c.tokens()
-	// Paths take ~, ${VAR} and %-tokens, as ssh(1)'s percent_dollar_expand
-	// gives them.
-	expandPath := func(key, v string) (string, error) {
-		v, err := expandDollar(ExpandPath(v))
-		if err != nil {
-			return "", failure.Configf("set the variable, or change "+key, "%s: %v", key, err)
-		}
-		return expandTokens(v, tokens), nil
-	}
-	if v := c.IdentityAgent; v != "" && !strings.EqualFold(v, "none") && v != "SSH_AUTH_SOCK" {
-		if c.IdentityAgent, err = expandPath("IdentityAgent", v); err != nil {
-			return err
-		}
-	}
-	ukh := "~/.ssh/known_hosts ~/.ssh/known_hosts2"
-	if v, ok := s.get("UserKnownHostsFile"); ok {
-		ukh = strings.Join(v.args, " ")
-	}
-	for _, f := range strings.Fields(ukh) {
-		p, err := expandPath("UserKnownHostsFile", f)
-		if err != nil {
-			return err
-		}
-		c.UserKnownHostsFiles = append(c.UserKnownHostsFiles, p)
-	}
-	gkh := "/etc/ssh/ssh_known_hosts /etc/ssh/ssh_known_hosts2"
-	if v, ok := s.get("GlobalKnownHostsFile"); ok {
-		gkh = strings.Join(v.args, " ")
-	}
-	for _, f := range strings.Fields(gkh) {
-		c.GlobalKnownHostsFiles = append(c.GlobalKnownHostsFiles, ExpandPath(expandTokens(f, tokens)))
-	}
-	switch v := strings.ToLower(s.value("StrictHostKeyChecking", "ask")); v {
-	case "ask", "accept-new":
-		c.StrictHostKeyChecking = v
-	case "yes", "true":
-		c.StrictHostKeyChecking = "yes"
-	case "no", "off", "false":
-		c.StrictHostKeyChecking = "no"
-	default:
-		return badValue("StrictHostKeyChecking", v, "ask, yes, accept-new or no")
-	}
-	if v, ok := s.get("KnownHostsCommand"); ok && !strings.EqualFold(v.raw, "none") {
-		c.KnownHostsCommand = v.raw
-	}
-	if v := s.value("RevokedHostKeys", ""); v != "" && !strings.EqualFold(v, "none") {
-		c.RevokedHostKeys = ExpandPath(expandTokens(v, tokens))
-	}
-	c.UpdateHostKeys = "yes" // ssh(1): yes unless known_hosts files are configured or host keys come from elsewhere
-	if _, ok := s.get("UserKnownHostsFile"); ok {
-		c.UpdateHostKeys = "no"
-	}
-	if _, ok := s.get("GlobalKnownHostsFile"); ok {
-		c.UpdateHostKeys = "no"
-	}
-	if v := strings.ToLower(s.value("VerifyHostKeyDNS", "no")); v == "yes" || v == "ask" {
-		c.UpdateHostKeys = "no"
-	}
-	if v, ok := s.get("UpdateHostKeys"); ok {
-		switch strings.ToLower(v.args[0]) {
-		case "yes", "true":
-			c.UpdateHostKeys = "yes"
-		case "no", "false":
-			c.UpdateHostKeys = "no"
-		case "ask":
-			c.UpdateHostKeys = "ask"
-		default:
-			return badValue("UpdateHostKeys", v.args[0], "yes, no or ask")
-		}
-	}
-	switch v := strings.ToLower(s.value("FingerprintHash", "sha256")); v {
-	case "sha256", "md5":
-		c.FingerprintHash = v
-	default:
-		return badValue("FingerprintHash", v, "sha256 or md5")
-	}
-
-	for _, a := range []struct {
-		dst  *[]string
-		kind algorithmKind
-	}{{&c.Ciphers, algCiphers}, {&c.MACs, algMACs}, {&c.KexAlgorithms, algKex}, {&c.HostKeyAlgorithms, algHostKeys},
-		{&c.PubkeyAlgorithms, algPubkeys}, {&c.CASignatureAlgorithms, algCASigs}, {&c.HostbasedAlgorithms, algHostbased}} {
-		if *a.dst, err = a.kind.assemble(s.value(a.kind.keyword, "")); err != nil {
-			return err
-		}
-	}
-	_, c.HostKeyAlgorithmsSet = s.get("HostKeyAlgorithms")
-	if v, ok := s.get("RekeyLimit"); ok {
-		if c.RekeyBytes, err = parseBytes(v.args[0]); err != nil {
-			return badValue("RekeyLimit", v.args[0], "a size (1G, 500M) or default")
-		}
-		if len(v.args) > 1 && v.args[1] != "none" {
-			secs, err := parseSeconds(v.args[1])
-			if err != nil {
-				return badValue("RekeyLimit", v.args[1], "a time (1h) or none")
-			}
-			c.RekeySeconds = int64(secs / time.Second)
-		}
-	}
-
-	if c.ConnectTimeout, err = secondsSetting(s, "ConnectTimeout"); err != nil {
-		return err
-	}
-	if c.ConnectionAttempts, err = number("ConnectionAttempts", 1); err != nil {
-		return err
-	}
-	c.ServerAliveSet = s.value("ServerAliveInterval", "") != "" || c.BatchMode
-	if v := s.value("ServerAliveInterval", ""); v == "" && c.BatchMode {
-		// ssh(1): in batch mode a dead server is noticed after 300 s × ServerAliveCountMax.
-		c.ServerAliveInterval = 300 * time.Second
-	} else if c.ServerAliveInterval, err = secondsSetting(s, "ServerAliveInterval"); err != nil {
-		return err
-	}
-	if c.ServerAliveCountMax, err = number("ServerAliveCountMax", 3); err != nil {
-		return err
-	}
-	switch v := strings.ToLower(s.value("AddressFamily", "any")); v {
-	case "any", "inet", "inet6":
-		c.AddressFamily = v
-	default:
-		return badValue("AddressFamily", v, "any, inet or inet6")
-	}
-	c.BindAddress = s.value("BindAddress", "")
-	c.StreamLocalBindMask = s.value("StreamLocalBindMask", "0177")
-	if _, err := strconv.ParseUint(c.StreamLocalBindMask, 8, 32); err != nil {
-		return badValue("StreamLocalBindMask", c.StreamLocalBindMask, "an octal mask such as 0177")
-	}
-	c.BindInterface = s.value("BindInterface", "")
-
-	requestTTY := s.value("RequestTTY", "auto")
-	if args != nil {
-		// -T, -t and -tt are assigned directly by ssh(1), ahead of any file.
-		switch {
-		case args.NoTTY, args.StdioFwd != "", args.NoCommand:
-			requestTTY = "no"
-		case args.TTY >= 2:
-			requestTTY = "force"
-		case args.TTY == 1:
-			requestTTY = "yes"
-		}
-	}
-	switch v := strings.ToLower(requestTTY); v {
-	case "auto", "yes", "no", "force":
-		c.RequestTTY = v
-	case "true":
-		c.RequestTTY = "yes"
-	case "false":
-		c.RequestTTY = "no"
-	default:
-		return badValue("RequestTTY", v, "auto, yes, no or force")
-	}
-	sessionType := s.value("SessionType", "default")
-	if args != nil {
-		// -N, -W and -s are assigned directly by ssh(1).
-		switch {
-		case args.NoCommand || args.StdioFwd != "":
-			sessionType = "none"
-		case args.Subsystem:
-			sessionType = "subsystem"
-		}
-	}
-	switch v := strings.ToLower(sessionType); v {
-	case "default", "none", "subsystem":
-		c.SessionType = v
-	default:
-		return badValue("SessionType", v, "default, none or subsystem")
-	}
-	if v, ok := s.get("RemoteCommand"); ok && !strings.EqualFold(v.raw, "none") {
-		c.RemoteCommand = expandTokens(v.raw, tokens)
-	}
-	for _, v := range s.all("SendEnv") {
-		c.SendEnv = append(c.SendEnv, v.args...)
-	}
-	if v, ok := s.get("SetEnv"); ok {
-		for _, a := range v.args {
-			if !strings.Contains(a, "=") {
-				return badValue("SetEnv", a, "NAME=VALUE")
-			}
-			// The first value of a name wins, as in ssh(1).
-			name, _, _ := strings.Cut(a, "=")
-			if !slices.ContainsFunc(c.SetEnv, func(e string) bool { return strings.HasPrefix(e, name+"=") }) {
-				c.SetEnv = append(c.SetEnv, a)
-			}
-		}
-	}
-	c.ForwardAgent = s.value("ForwardAgent", "no")
-	switch strings.ToLower(c.ForwardAgent) {
-	case "yes", "true":
-		c.ForwardAgent = "yes"
-	case "no", "false":
-		c.ForwardAgent = "no"
-	default:
-		if c.ForwardAgent, err = expandPath("ForwardAgent", c.ForwardAgent); err != nil {
-			return err
-		}
-	}
-	c.LogLevel = strings.ToUpper(s.value("LogLevel", "INFO"))
-	c.ProxyJump = s.value("ProxyJump", "")
-	if strings.EqualFold(c.ProxyJump, "none") {
-		c.ProxyJump = ""
-	}
-	if v, ok := s.get("ProxyCommand"); ok && !strings.EqualFold(v.raw, "none") {
-		c.ProxyCommand = expandTokens(v.raw, tokens)
-	}
-	switch v := s.value("EscapeChar", "~"); {
-	case strings.EqualFold(v, "none"):
-		c.EscapeChar = "none"
-	case len(v) == 1:
-		c.EscapeChar = v
-	case len(v) == 2 && v[0] == '^':
-		c.EscapeChar = string(rune(v[1] & 31))
-	default:
-		return badValue("EscapeChar", v, "a single character, ^X or none")
-	}
-	c.Tag = s.value("Tag", "")
-	switch v := strings.ToLower(s.value("ControlMaster", "no")); v {
-	case "yes", "true":
-		c.ControlMaster = "yes"
-	case "no", "false":
-		c.ControlMaster = "no"
-	case "auto", "ask", "autoask":
-		c.ControlMaster = v
-	default:
-		return badValue("ControlMaster", v, "yes, no, auto, ask or autoask")
-	}
-	if pl := strings.ToLower(s.value("PermitLocalCommand", "no")); pl == "yes" || pl == "true" {
-		if v, ok := s.get("LocalCommand"); ok && !strings.EqualFold(v.raw, "none") {
-			c.LocalCommand = v.raw
-		}
-	}
-	if v, ok := s.get("PermitRemoteOpen"); ok {
-		switch strings.ToLower(v.args[0]) {
-		case "any":
-		case "none":
-			c.PermitRemoteOpen = []string{}
-		default:
-			for _, a := range v.args {
-				if _, _, err := net.SplitHostPort(a); err != nil {
-					return badValue("PermitRemoteOpen", a, "any, none or host:port")
-				}
-				c.PermitRemoteOpen = append(c.PermitRemoteOpen, a)
-			}
-		}
-	}
-	c.ControlPath = s.value("ControlPath", "")
-	if c.ControlPath != "" && !strings.EqualFold(c.ControlPath, "none") {
-		if _, err := expandPath("ControlPath", c.ControlPath); err != nil {
-			return err
-		}
-	}
-	c.ControlPersist = strings.ToLower(s.value("ControlPersist", "no"))
-	if _, err := ControlPersistTime(c); err != nil {
-		return err
-	}
-
-	if !c.ClearAllForwardings {
-		// Unix socket paths in forwardings take ~, ${VAR} and tokens.
-		fwd := func(kind byte, raw string) (string, error) {
-			f, err := ParseForward(kind, raw)
-			if err != nil || f.BindPath == "" && f.TargetPath == "" {
-				return raw, nil // a bad one is reported where it is used
-			}
-			if f.BindPath != "" {
-				if f.BindPath, err = expandPath(map[byte]string{'L': "LocalForward", 'R': "RemoteForward"}[kind], f.BindPath); err != nil {
-					return "", err
-				}
-			}
-			if f.TargetPath != "" {
-				if f.TargetPath, err = expandPath(map[byte]string{'L': "LocalForward", 'R': "RemoteForward"}[kind], f.TargetPath); err != nil {
-					return "", err
-				}
-			}
-			return f.String(), nil
-		}
-		for _, v := range s.all("LocalForward") {
-			spec, err := fwd('L', v.raw)
-			if err != nil {
-				return err
-			}
-			c.LocalForwards = append(c.LocalForwards, spec)
-		}
-		for _, v := range s.all("RemoteForward") {
-			spec, err := fwd('R', v.raw)
-			if err != nil {
-				return err
-			}
-			c.RemoteForwards = append(c.RemoteForwards, spec)
-		}
-		for _, v := range s.all("DynamicForward") {
-			c.DynamicForwards = append(c.DynamicForwards, v.raw)
-		}
-	}
-	c.unsupported = c.refuse()
-	return nil
-}
-
 // Supported is nil when ec2ssh can connect as this configuration says, or
 // the error naming the first setting it would otherwise have to ignore.
 // ssh -G prints a configuration whatever it holds; connecting checks this.
@@ -664,39 +283,60 @@ func (c *Config) tokens() map[byte]string {
 		'C': connectionHash(hostnameFQ(), c.HostName, c.Port, c.User), 'k': k, 'j': c.ProxyJump, 'T': "NONE"}
 }
 
+// refusal is a keyword ec2ssh cannot honour as ssh does: set is whether
+// this configuration asks for the feature, inUse whether this connection
+// would use it. Asked for and used, the keyword is refused by name; asked
+// for and unused (a provider for keys nobody offers), it is accepted and
+// -v says so (issue 25: "honour or refuse at the point of use").
+type refusal struct {
+	key        string
+	set, inUse bool
+	why        string // what ec2ssh lacks
+	unused     string // why it does not matter here
+}
+
 // Refusals and acceptances for the keywords ec2ssh does not act on as ssh
 // does (SPEC.md, "Honour or refuse"): what would change the connection's
 // security or meaning is an error naming it; pure optimisations and
-// settings for features that are not in use are listed for -v.
+// settings for features that are not in use are listed for -v. Two are
+// refused later, where they would be used: SecurityKeyProvider when a
+// security-key identity file must sign, PKCS11Provider when the server
+// has accepted none of the other keys (auth.go), and KbdInteractiveDevices
+// when keyboard-interactive authentication starts.
 func (c *Config) refuse() error {
 	s := c.s
 	val := func(k string) string { return strings.ToLower(s.value(k, "")) }
-	refuseIf := func(k string, bad bool, why string) error {
-		if bad {
-			v, _ := s.get(k)
-			return failure.Configf("run OpenSSH's ssh directly for this host, or drop the option", "%s %s is not supported by ec2ssh (%s)%s",
-				k, strings.Join(v.args, " "), why, fromWhere(v.from))
-		}
-		return nil
-	}
 	isYes := func(k string) bool { v := val(k); return v == "yes" || v == "true" }
-	for _, r := range []error{
-		refuseIf("ForwardX11", isYes("ForwardX11"), "no X11 forwarding"),
-		refuseIf("Tunnel", val("Tunnel") != "" && val("Tunnel") != "no", "no tun/tap forwarding"),
-		refuseIf("PKCS11Provider", val("PKCS11Provider") != "" && val("PKCS11Provider") != "none", "no PKCS#11 tokens"),
-		refuseIf("SecurityKeyProvider", val("SecurityKeyProvider") != "" && val("SecurityKeyProvider") != "internal", "no security-key middleware"),
-		refuseIf("HostbasedAuthentication", isYes("HostbasedAuthentication"), "no host-based authentication"),
-		refuseIf("EnableSSHKeysign", isYes("EnableSSHKeysign"), "no ssh-keysign"),
-		refuseIf("VerifyHostKeyDNS", val("VerifyHostKeyDNS") == "yes" || val("VerifyHostKeyDNS") == "ask", "no SSHFP lookups"),
-		refuseIf("ProxyUseFdpass", isYes("ProxyUseFdpass"), "ProxyCommand's output is used as a stream"),
-		refuseIf("GSSAPIKeyExchange", isYes("GSSAPIKeyExchange"), "no GSSAPI key exchange"),
-		refuseIf("GSSAPIDelegateCredentials", isYes("GSSAPIDelegateCredentials"), "no Kerberos credentials to delegate"),
-		refuseIf("BindInterface", val("BindInterface") != "", "no binding to an interface"),
-		refuseIf("RekeyLimit", c.RekeySeconds > 0, "x/crypto rekeys by volume only; keep the size and set the time to none"),
-		refuseIf("KbdInteractiveDevices", val("KbdInteractiveDevices") != "", "the server's devices are used"),
+	session := c.SessionType != "none"
+	c.SecurityKeyProvider = providerSetting(s, "SecurityKeyProvider", "internal")
+	c.PKCS11Provider = providerSetting(s, "PKCS11Provider", "none")
+	c.KbdInteractiveDevices = s.value("KbdInteractiveDevices", "")
+	for _, r := range []refusal{
+		{"ForwardX11", isYes("ForwardX11"), session, "no X11 forwarding", "no session is opened"},
+		{"Tunnel", val("Tunnel") != "" && val("Tunnel") != "no", true, "no tun/tap forwarding", ""},
+		{"HostbasedAuthentication", isYes("HostbasedAuthentication"), true, "no host-based authentication", ""},
+		{"EnableSSHKeysign", isYes("EnableSSHKeysign"), isYes("HostbasedAuthentication"), "no ssh-keysign", "host-based authentication is off"},
+		{"VerifyHostKeyDNS", val("VerifyHostKeyDNS") == "yes" || val("VerifyHostKeyDNS") == "ask", true, "no SSHFP lookups", ""},
+		{"ProxyUseFdpass", isYes("ProxyUseFdpass"), c.ProxyCommand != "", "ProxyCommand's output is used as a stream", "there is no ProxyCommand"},
+		{"GSSAPIKeyExchange", isYes("GSSAPIKeyExchange"), true, "no GSSAPI key exchange", ""},
+		{"GSSAPIDelegateCredentials", isYes("GSSAPIDelegateCredentials"), isYes("GSSAPIAuthentication"), "no Kerberos credentials to delegate",
+			"GSSAPIAuthentication is off"},
+		{"BindInterface", val("BindInterface") != "", true, "no binding to an interface", ""},
+		{"RekeyLimit", c.RekeySeconds > 0, true, "x/crypto rekeys by volume only; keep the size and set the time to none", ""},
+		{"SecurityKeyProvider", c.SecurityKeyProvider != "", false, "no security-key middleware",
+			"no security-key identity file is offered; refused by name if one must sign"},
+		{"PKCS11Provider", c.PKCS11Provider != "", false, "no PKCS#11 tokens",
+			"its token's keys are not offered; refused by name if the server accepts none of the others"},
+		{"KbdInteractiveDevices", c.KbdInteractiveDevices != "", false, "the server's devices are used",
+			"refused by name if keyboard-interactive authentication is used"},
+		// Asked for by name (-M, ControlMaster yes or ask), a master is
+		// refused where passengers cannot hand it their descriptors
+		// (Windows); auto and autoask only share when they can.
+		{"ControlMaster", !descriptorPassing && (c.ControlMaster == "yes" || c.ControlMaster == "ask"), ControlPathFor(c) != "",
+			"connection sharing passes descriptors, which Windows cannot", "there is no ControlPath"},
 	} {
-		if r != nil {
-			return r
+		if err := c.refuseOne(r); err != nil {
+			return err
 		}
 	}
 	// Accepted without effect: optimisations, and settings of features
@@ -714,6 +354,36 @@ func (c *Config) refuse() error {
 		c.Ignored = append(c.Ignored, k+" (deprecated or IgnoreUnknown)")
 	}
 	return nil
+}
+
+// refuseOne refuses r when it is set and in use, and notes it for -v when
+// it is set and unused.
+func (c *Config) refuseOne(r refusal) error {
+	if !r.set {
+		return nil
+	}
+	v, _ := c.s.get(r.key)
+	if r.inUse {
+		return refused(r.key, strings.Join(v.args, " "), r.why, v.from)
+	}
+	c.Ignored = append(c.Ignored, fmt.Sprintf("%s %s (unused: %s)", r.key, strings.Join(v.args, " "), r.why+"; "+r.unused))
+	return nil
+}
+
+// refused is the error that names a keyword ec2ssh cannot honour.
+func refused(key, value, why, from string) error {
+	return failure.Configf("run OpenSSH's ssh directly for this host, or drop the option", "%s %s is not supported by ec2ssh (%s)%s",
+		key, value, why, fromWhere(from))
+}
+
+// providerSetting is a provider keyword's value, "" when it names the
+// default (internal, none).
+func providerSetting(s *settings, key, def string) string {
+	v := s.value(key, def)
+	if strings.EqualFold(v, def) {
+		return ""
+	}
+	return v
 }
 
 func fromWhere(from string) string {
@@ -876,23 +546,17 @@ func ExpandPath(p string) string {
 }
 
 // homeDir is the home directory from the password database, as ssh(1)
-// expands ~ (it does not read $HOME).
+// expands ~ (it does not read $HOME), or on Windows %USERPROFILE%.
 func homeDir() string {
-	if u, err := user.Current(); err == nil && u.HomeDir != "" {
-		return u.HomeDir
-	}
-	if h := os.Getenv("HOME"); h != "" {
-		return h
-	}
-	return "/"
+	u, _ := user.Current()
+	return userProfileDir(runtime.GOOS, os.Getenv, u)
 }
 
-func localUser() string {
-	if u, err := user.Current(); err == nil {
-		return u.Username
-	}
-	return os.Getenv("USER")
-}
+// localUser is the name ssh logs in as when no User is given.
+func localUser() string { return platformLocalUser(runtime.GOOS) }
+
+// sshDir is ssh's system directory: /etc/ssh, or %ProgramData%\ssh.
+func sshDir() string { return systemSSHDir(runtime.GOOS, os.Getenv) }
 
 func shortHostname() string {
 	h, _ := os.Hostname()

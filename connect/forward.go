@@ -68,12 +68,18 @@ func ParseForward(kind byte, spec string) (Forward, error) {
 	default:
 		return bad()
 	}
-	if len(listen) == 1 && isPath(listen[0]) {
-		if kind == 'D' {
-			return bad()
-		}
+	if !f.setListen(kind, listen) {
+		return bad()
+	}
+	return f, nil
+}
+
+// setListen takes a forwarding's listening side: a socket path, or
+// [bind_address:]port (0 only for -R, where the server picks).
+func (f *Forward) setListen(kind byte, listen []string) bool {
+	if len(listen) == 1 && strings.Contains(listen[0], "/") {
 		f.BindPath = listen[0]
-		return f, nil
+		return kind != 'D'
 	}
 	if len(listen) == 2 {
 		f.BindHost = listen[0]
@@ -81,10 +87,10 @@ func ParseForward(kind byte, spec string) (Forward, error) {
 	}
 	p, err := strconv.Atoi(listen[0])
 	if err != nil || p < 0 || p > 65535 || (p == 0 && kind != 'R') {
-		return bad()
+		return false
 	}
 	f.BindPort = p
-	return f, nil
+	return true
 }
 
 // splitColons splits on ':' outside [brackets] and drops the brackets.
@@ -396,28 +402,13 @@ func socksServe(conn net.Conn, dial func(network, addr string) (net.Conn, error)
 	if _, err := io.ReadFull(conn, ver[:]); err != nil {
 		return
 	}
-	var host string
-	var port uint16
 	switch ver[0] {
 	case 4:
-		var hdr [7]byte // cmd, port, ip
-		if _, err := io.ReadFull(conn, hdr[:]); err != nil || hdr[0] != 1 {
+		target, ok := socks4Request(conn)
+		if !ok {
 			return
 		}
-		port = binary.BigEndian.Uint16(hdr[1:3])
-		if _, err := readCString(conn); err != nil { // user id
-			return
-		}
-		ip := net.IP(hdr[3:7])
-		host = ip.String()
-		if ip[0] == 0 && ip[1] == 0 && ip[2] == 0 && ip[3] != 0 { // SOCKS4a
-			name, err := readCString(conn)
-			if err != nil {
-				return
-			}
-			host = name
-		}
-		remote, err := dial("tcp", net.JoinHostPort(host, strconv.Itoa(int(port))))
+		remote, err := dial("tcp", target)
 		if err != nil {
 			conn.Write([]byte{0, 91, 0, 0, 0, 0, 0, 0})
 			return
@@ -425,46 +416,11 @@ func socksServe(conn net.Conn, dial func(network, addr string) (net.Conn, error)
 		conn.Write([]byte{0, 90, 0, 0, 0, 0, 0, 0})
 		Splice(conn, remote)
 	case 5:
-		var n [1]byte
-		if _, err := io.ReadFull(conn, n[:]); err != nil {
+		target, ok := socks5Request(conn)
+		if !ok {
 			return
 		}
-		methods := make([]byte, n[0])
-		if _, err := io.ReadFull(conn, methods); err != nil {
-			return
-		}
-		conn.Write([]byte{5, 0})
-		var req [4]byte
-		if _, err := io.ReadFull(conn, req[:]); err != nil || req[1] != 1 {
-			conn.Write([]byte{5, 7, 0, 1, 0, 0, 0, 0, 0, 0})
-			return
-		}
-		switch req[3] {
-		case 1, 4:
-			ip := make(net.IP, map[byte]int{1: 4, 4: 16}[req[3]])
-			if _, err := io.ReadFull(conn, ip); err != nil {
-				return
-			}
-			host = ip.String()
-		case 3:
-			if _, err := io.ReadFull(conn, n[:]); err != nil {
-				return
-			}
-			name := make([]byte, n[0])
-			if _, err := io.ReadFull(conn, name); err != nil {
-				return
-			}
-			host = string(name)
-		default:
-			conn.Write([]byte{5, 8, 0, 1, 0, 0, 0, 0, 0, 0})
-			return
-		}
-		var pb [2]byte
-		if _, err := io.ReadFull(conn, pb[:]); err != nil {
-			return
-		}
-		port = binary.BigEndian.Uint16(pb[:])
-		remote, err := dial("tcp", net.JoinHostPort(host, strconv.Itoa(int(port))))
+		remote, err := dial("tcp", target)
 		if err != nil {
 			conn.Write([]byte{5, 5, 0, 1, 0, 0, 0, 0, 0, 0})
 			return
@@ -472,6 +428,74 @@ func socksServe(conn net.Conn, dial func(network, addr string) (net.Conn, error)
 		conn.Write([]byte{5, 0, 0, 1, 0, 0, 0, 0, 0, 0})
 		Splice(conn, remote)
 	}
+}
+
+// socks4Request reads a SOCKS4 (or 4a) CONNECT after its version byte and
+// returns its host:port.
+func socks4Request(conn net.Conn) (string, bool) {
+	var hdr [7]byte // cmd, port, ip
+	if _, err := io.ReadFull(conn, hdr[:]); err != nil || hdr[0] != 1 {
+		return "", false
+	}
+	port := binary.BigEndian.Uint16(hdr[1:3])
+	if _, err := readCString(conn); err != nil { // user id
+		return "", false
+	}
+	ip := net.IP(hdr[3:7])
+	host := ip.String()
+	if ip[0] == 0 && ip[1] == 0 && ip[2] == 0 && ip[3] != 0 { // SOCKS4a
+		name, err := readCString(conn)
+		if err != nil {
+			return "", false
+		}
+		host = name
+	}
+	return net.JoinHostPort(host, strconv.Itoa(int(port))), true
+}
+
+// socks5Request answers a SOCKS5 greeting (no authentication), reads a
+// CONNECT and returns its host:port; it answers a request it cannot take.
+func socks5Request(conn net.Conn) (string, bool) {
+	var n [1]byte
+	if _, err := io.ReadFull(conn, n[:]); err != nil {
+		return "", false
+	}
+	methods := make([]byte, n[0])
+	if _, err := io.ReadFull(conn, methods); err != nil {
+		return "", false
+	}
+	conn.Write([]byte{5, 0})
+	var req [4]byte
+	if _, err := io.ReadFull(conn, req[:]); err != nil || req[1] != 1 {
+		conn.Write([]byte{5, 7, 0, 1, 0, 0, 0, 0, 0, 0})
+		return "", false
+	}
+	var host string
+	switch req[3] {
+	case 1, 4:
+		ip := make(net.IP, map[byte]int{1: 4, 4: 16}[req[3]])
+		if _, err := io.ReadFull(conn, ip); err != nil {
+			return "", false
+		}
+		host = ip.String()
+	case 3:
+		if _, err := io.ReadFull(conn, n[:]); err != nil {
+			return "", false
+		}
+		name := make([]byte, n[0])
+		if _, err := io.ReadFull(conn, name); err != nil {
+			return "", false
+		}
+		host = string(name)
+	default:
+		conn.Write([]byte{5, 8, 0, 1, 0, 0, 0, 0, 0, 0})
+		return "", false
+	}
+	var pb [2]byte
+	if _, err := io.ReadFull(conn, pb[:]); err != nil {
+		return "", false
+	}
+	return net.JoinHostPort(host, strconv.Itoa(int(binary.BigEndian.Uint16(pb[:])))), true
 }
 
 func readCString(r io.Reader) (string, error) {

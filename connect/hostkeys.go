@@ -10,7 +10,6 @@ import (
 	"net"
 	"os"
 	"os/exec"
-	"path/filepath"
 	"slices"
 	"strconv"
 	"strings"
@@ -205,36 +204,20 @@ func (h *HostKeys) fingerprint(key ssh.PublicKey) string {
 	return ssh.FingerprintSHA256(key)
 }
 
+// check judges the server's key: revocations and size first, then the
+// exemptions (NoHostAuthenticationForLocalhost, a published key), then
+// known_hosts (a certificate by its CA, else as its plain key).
 func (h *HostKeys) check(key ssh.PublicKey) error {
 	plain := key
 	cert, isCert := key.(*ssh.Certificate)
 	if isCert {
 		plain = cert.Key
 	}
-	if h.cfg != nil && h.cfg.RevokedHostKeys != "" {
-		r, err := revokedKeys(h.cfg.RevokedHostKeys)
-		if err != nil {
-			return &failure.Error{Kind: failure.Config, Op: "read RevokedHostKeys", Target: h.cfg.RevokedHostKeys, Err: err,
-				Hint: "ssh(1) refuses to connect when it cannot read the revocation list; fix or remove it"}
-		}
-		if r.revoked(plain) || (isCert && r.revoked(cert.SignatureKey)) {
-			return &failure.Error{Kind: failure.HostKeyChanged,
-				Msg:  fmt.Sprintf("host key %s %s for %s is revoked by %s", keyName(plain), h.fingerprint(plain), h.Name, h.cfg.RevokedHostKeys),
-				Hint: "the server's key was revoked: do not connect until its owner tells you the new key"}
-		}
-		if isCert && r.certs {
-			return &failure.Error{Kind: failure.HostKeyChanged,
-				Msg:  "the server shows a host certificate and " + h.cfg.RevokedHostKeys + " revokes certificates, which ec2ssh cannot check",
-				Hint: "use OpenSSH's ssh for this host, or a revocation list of plain keys"}
-		}
+	if err := h.checkRevocationList(plain, cert); err != nil {
+		return err
 	}
-	if h.cfg != nil && h.cfg.RequiredRSASize > 0 {
-		if ck, ok := plain.(ssh.CryptoPublicKey); ok {
-			if rk, ok := ck.CryptoPublicKey().(*rsa.PublicKey); ok && rk.N.BitLen() < h.cfg.RequiredRSASize {
-				return &failure.Error{Kind: failure.Algorithms, Msg: fmt.Sprintf("the server's RSA host key is %d bits, less than RequiredRSASize %d", rk.N.BitLen(), h.cfg.RequiredRSASize),
-					Hint: "the server needs a larger host key"}
-			}
-		}
+	if err := h.checkRSASize(plain); err != nil {
+		return err
 	}
 	if h.cfg != nil && h.cfg.NoHostAuthLocalhost && h.cfg.HostKeyAlias == "" && isLocalhost(h.cfg.HostName) {
 		return nil // NoHostAuthenticationForLocalhost
@@ -244,12 +227,8 @@ func (h *HostKeys) check(key ssh.PublicKey) error {
 		return nil
 	}
 	entries := h.entries(key)
-	name := h.lookupName()
-	for _, e := range entries {
-		if e.marker == "@revoked" && e.matches(name) && (bytes.Equal(e.key.Marshal(), plain.Marshal()) || isCert && bytes.Equal(e.key.Marshal(), cert.SignatureKey.Marshal())) {
-			return &failure.Error{Kind: failure.HostKeyChanged, Msg: fmt.Sprintf("host key for %s is marked as revoked in %s:%d", h.Name, e.file, e.line),
-				Hint: "the server's key was revoked: do not connect until its owner tells you the new key"}
-		}
+	if err := h.checkRevokedMarker(plain, cert, entries); err != nil {
+		return err
 	}
 	if isCert {
 		err := h.checkCertificate(cert, entries)
@@ -261,14 +240,80 @@ func (h *HostKeys) check(key ssh.PublicKey) error {
 		default:
 			// A trusted CA's certificate that does not hold is refused, never
 			// downgraded to its plain key (ssh(1) does the same).
-			return &failure.Error{Kind: failure.HostKeyChanged, Msg: fmt.Sprintf("the host certificate for %s is invalid: %v", h.Name, err),
-				Hint: "the server shows a certificate its CA did not issue for this host, or one expired or revoked: do not connect until its owner fixes it"}
+			return inWords(&failure.Error{Kind: failure.HostKeyChanged, Msg: fmt.Sprintf("the host certificate for %s is invalid: %v", h.Name, err),
+				Hint: "the server shows a certificate its CA did not issue for this host, or one expired or revoked: do not connect until its owner fixes it"},
+				fatalLine(hostKeyFailed))
 		}
 	}
+	return h.checkKnown(plain, isCert, entries)
+}
+
+// checkRevocationList applies RevokedHostKeys (cert is nil for a plain key).
+func (h *HostKeys) checkRevocationList(plain ssh.PublicKey, cert *ssh.Certificate) error {
+	if h.cfg == nil || h.cfg.RevokedHostKeys == "" {
+		return nil
+	}
+	r, err := revokedKeys(h.cfg.RevokedHostKeys)
+	if err != nil {
+		return &failure.Error{Kind: failure.Config, Op: "read RevokedHostKeys", Target: h.cfg.RevokedHostKeys, Err: err,
+			Hint: "ssh(1) refuses to connect when it cannot read the revocation list; fix or remove it"}
+	}
+	if r.revoked(plain) || (cert != nil && r.revoked(cert.SignatureKey)) {
+		return inWords(&failure.Error{Kind: failure.HostKeyChanged,
+			Msg:  fmt.Sprintf("host key %s %s for %s is revoked by %s", keyName(plain), h.fingerprint(plain), h.Name, h.cfg.RevokedHostKeys),
+			Hint: "the server's key was revoked: do not connect until its owner tells you the new key"},
+			append(errorLines(fmt.Sprintf("Host key %s %s revoked by file %s", keyName(plain), h.fingerprint(plain), h.cfg.RevokedHostKeys)),
+				fatalLine(hostKeyFailed))...)
+	}
+	if cert != nil && r.certs {
+		return &failure.Error{Kind: failure.HostKeyChanged,
+			Msg:  "the server shows a host certificate and " + h.cfg.RevokedHostKeys + " revokes certificates, which ec2ssh cannot check",
+			Hint: "use OpenSSH's ssh for this host, or a revocation list of plain keys"}
+	}
+	return nil
+}
+
+// checkRSASize applies RequiredRSASize to the host key.
+func (h *HostKeys) checkRSASize(plain ssh.PublicKey) error {
+	if h.cfg == nil || h.cfg.RequiredRSASize <= 0 {
+		return nil
+	}
+	ck, ok := plain.(ssh.CryptoPublicKey)
+	if !ok {
+		return nil
+	}
+	if rk, ok := ck.CryptoPublicKey().(*rsa.PublicKey); ok && rk.N.BitLen() < h.cfg.RequiredRSASize {
+		return &failure.Error{Kind: failure.Algorithms, Msg: fmt.Sprintf("the server's RSA host key is %d bits, less than RequiredRSASize %d", rk.N.BitLen(), h.cfg.RequiredRSASize),
+			Hint: "the server needs a larger host key"}
+	}
+	return nil
+}
+
+// checkRevokedMarker applies known_hosts' @revoked lines.
+func (h *HostKeys) checkRevokedMarker(plain ssh.PublicKey, cert *ssh.Certificate, entries []knownHost) error {
+	name := h.lookupName()
+	for _, e := range entries {
+		if e.marker != "@revoked" || !e.matches(name) {
+			continue
+		}
+		if bytes.Equal(e.key.Marshal(), plain.Marshal()) || cert != nil && bytes.Equal(e.key.Marshal(), cert.SignatureKey.Marshal()) {
+			fe := &failure.Error{Kind: failure.HostKeyChanged, Msg: fmt.Sprintf("host key for %s is marked as revoked in %s:%d", h.Name, e.file, e.line),
+				Hint: "the server's key was revoked: do not connect until its owner tells you the new key"}
+			return inWords(fe, append(errorLines(append(revokedKeyWords(name, keyName(plain)),
+				fmt.Sprintf("%s host key for %s was revoked and you have requested strict checking.", keyName(plain), name))...),
+				fatalLine(hostKeyFailed))...)
+		}
+	}
+	return nil
+}
+
+// checkKnown looks the plain key up: known, changed (another key of its
+// type is recorded), or unknown.
+func (h *HostKeys) checkKnown(plain ssh.PublicKey, isCert bool, entries []knownHost) error {
 	var same *knownHost
 	var other []knownHost
 	for i, e := range entries {
-		if e.marker != "" || !e.matches(name) {
+		if e.marker != "" || !e.matches(h.lookupName()) {
 			continue
 		}
 		if bytes.Equal(e.key.Marshal(), plain.Marshal()) {
@@ -318,24 +363,71 @@ func (h *HostKeys) checkCertificate(cert *ssh.Certificate, entries []knownHost) 
 }
 
 func (h *HostKeys) changed(key ssh.PublicKey, w knownHost) error {
+	warning := changedKeyWords(h.lookupName(), keyName(key), h.fingerprint(key), h.Files[0], w)
 	if h.Policy == "no" {
-		h.Log("Warning: the %s host key for %s has changed (was %s in %s:%d); continuing because StrictHostKeyChecking is no.",
-			keyName(key), h.Name, h.fingerprint(w.key), w.file, w.line)
-		return nil
+		// ssh(1) warns and connects, without what a man in the middle
+		// could use.
+		for _, l := range warning {
+			h.Log("%s", l)
+		}
+		return h.continueUnsafe()
 	}
-	return &failure.Error{Kind: failure.HostKeyChanged,
+	fe := &failure.Error{Kind: failure.HostKeyChanged,
 		Msg: fmt.Sprintf("host key for %s has changed: the server sent %s %s, %s:%d has %s %s",
 			h.lookupName(), keyName(key), h.fingerprint(key), w.file, w.line, keyName(w.key), h.fingerprint(w.key)),
 		Hint: fmt.Sprintf("someone may be intercepting the connection, or the host was rebuilt; if you trust the new key, run: ssh-keygen -R '%s' -f %s",
 			h.lookupName(), w.file)}
+	return inWords(fe, append(errorLines(append(warning,
+		fmt.Sprintf("Host key for %s has changed and you have requested strict checking.", h.lookupName()))...),
+		fatalLine(hostKeyFailed))...)
+}
+
+// continueUnsafe is sshconnect.c's continue_unsafe: a connection whose
+// host key changed goes on, under StrictHostKeyChecking no, without
+// password or keyboard-interactive authentication, agent or port
+// forwarding, or UpdateHostKeys; with ExitOnForwardFailure and forwarding
+// asked for, it stops.
+func (h *HostKeys) continueUnsafe() error {
+	c := h.cfg
+	if c == nil {
+		return nil
+	}
+	cancelled := false
+	for _, d := range []struct {
+		on   bool
+		off  func()
+		line string
+	}{
+		{c.PasswordAuth, func() { c.PasswordAuth = false }, "Password authentication is disabled to avoid man-in-the-middle attacks."},
+		{c.KbdInteractive, func() { c.KbdInteractive = false }, "Keyboard-interactive authentication is disabled to avoid man-in-the-middle attacks."},
+		{c.ForwardAgent != "no", func() { c.ForwardAgent = "no" }, "Agent forwarding is disabled to avoid man-in-the-middle attacks."},
+		{len(c.LocalForwards)+len(c.RemoteForwards) > 0, func() { c.LocalForwards, c.RemoteForwards = nil, nil },
+			"Port forwarding is disabled to avoid man-in-the-middle attacks."},
+	} {
+		if d.on {
+			d.off()
+			h.Log("%s", d.line)
+			cancelled = true
+		}
+	}
+	if c.UpdateHostKeys != "no" {
+		c.UpdateHostKeys = "no"
+		h.Log("UpdateHostkeys is disabled because the host key is not trusted.")
+	}
+	if c.ExitOnForwardFailure && cancelled {
+		return inWords(&failure.Error{Kind: failure.HostKeyChanged, Msg: "forwarding disabled due to host key check failure",
+			Hint: "the host key changed: check it with the host's owner"}, fatalLine("Error: forwarding disabled due to host key check failure"))
+	}
+	return nil
 }
 
 func (h *HostKeys) unknown(key ssh.PublicKey, other []knownHost) error {
 	fp := h.fingerprint(key)
 	if len(h.Published) > 0 {
-		return &failure.Error{Kind: failure.HostKeyUnknown,
+		return inWords(&failure.Error{Kind: failure.HostKeyUnknown,
 			Msg:  fmt.Sprintf("host key for %s (%s %s) is not the one published for it (%s)", h.lookupName(), keyName(key), ssh.FingerprintSHA256(key), strings.Join(h.Published, ", ")),
-			Hint: "someone may be intercepting the connection; compare with " + h.PublishedAt + " and do not add this key unless its operator confirms it"}
+			Hint: "someone may be intercepting the connection; compare with " + h.PublishedAt + " and do not add this key unless its operator confirms it"},
+			fatalLine(hostKeyFailed))
 	}
 	switch h.Policy {
 	case "accept-new", "no":
@@ -360,8 +452,8 @@ func (h *HostKeys) unknown(key ssh.PublicKey, other []knownHost) error {
 				case strings.EqualFold(ans, "yes") || ans == fp:
 					return h.record(key)
 				case strings.EqualFold(ans, "no"):
-					return &failure.Error{Kind: failure.HostKeyUnknown, Msg: "host key verification failed: you answered no",
-						Hint: "compare " + fp + " with the key the host's owner gives you, then connect again"}
+					return inWords(&failure.Error{Kind: failure.HostKeyUnknown, Msg: "host key verification failed: you answered no",
+						Hint: "compare " + fp + " with the key the host's owner gives you, then connect again"}, fatalLine(hostKeyFailed))
 				}
 				q = "Please type 'yes', 'no' or the fingerprint: "
 			}
@@ -372,12 +464,17 @@ func (h *HostKeys) unknown(key ssh.PublicKey, other []knownHost) error {
 		msg = fmt.Sprintf("no %s host key is known for %s (%s %s; a %s key is, in %s:%d) and StrictHostKeyChecking is %s",
 			keyName(key), h.lookupName(), keyName(key), fp, keyName(other[0].key), other[0].file, other[0].line, h.Policy)
 	}
-	return &failure.Error{Kind: failure.HostKeyUnknown, Msg: msg,
+	fe := &failure.Error{Kind: failure.HostKeyUnknown, Msg: msg,
 		Hint: "check the fingerprint with the host's owner, then connect once with -o StrictHostKeyChecking=accept-new"}
+	if h.Policy == "yes" {
+		return inWords(fe, append(errorLines(fmt.Sprintf("No %s host key is known for %s and you have requested strict checking.", keyName(key), h.lookupName())),
+			fatalLine(hostKeyFailed))...)
+	}
+	return inWords(fe, fatalLine(hostKeyFailed))
 }
 
-// record adds key to the first user known_hosts file, atomically, so that
-// a failure leaves no half-written line behind.
+// record adds key to the first user known_hosts file in one appending
+// write, as ssh(1) does (khwrite.go).
 func (h *HostKeys) record(key ssh.PublicKey) error {
 	if h.NUser == 0 || h.Files[0] == "/dev/null" {
 		return nil
@@ -387,11 +484,7 @@ func (h *HostKeys) record(key ssh.PublicKey) error {
 	if h.Hash {
 		name = hashName(name)
 	}
-	if err := os.MkdirAll(filepath.Dir(file), 0o700); err != nil {
-		h.Log("Failed to add the host to the list of known hosts (%s): %v", file, err)
-		return nil
-	}
-	if err := appendAtomically(file, knownHostsLine(name, key)); err != nil {
+	if err := appendKnownHost(file, knownHostsLine(name, key)); err != nil {
 		// ssh(1) connects anyway and says so; the key was accepted.
 		h.Log("Failed to add the host to the list of known hosts (%s): %v", file, err)
 		return nil

@@ -12,7 +12,6 @@ import (
 	"io"
 	"net"
 	"os"
-	"path/filepath"
 	"strings"
 
 	"golang.org/x/crypto/ssh"
@@ -128,50 +127,6 @@ func hashName(name string) string {
 // knownHostsLine is the line that records key for name.
 func knownHostsLine(name string, key ssh.PublicKey) string {
 	return name + " " + key.Type() + " " + base64.StdEncoding.EncodeToString(key.Marshal())
-}
-
-// appendAtomically adds line to file by writing the whole file anew beside
-// it and renaming it into place: a full disk or a crash leaves the old file
-// whole, never half a line (ssh(1) appends in place).
-func appendAtomically(file, line string) error {
-	old, err := os.ReadFile(file)
-	if err != nil && !errors.Is(err, os.ErrNotExist) {
-		return err
-	}
-	mode := os.FileMode(0o600)
-	if st, err := os.Stat(file); err == nil {
-		mode = st.Mode().Perm()
-	}
-	if len(old) > 0 && old[len(old)-1] != '\n' {
-		old = append(old, '\n')
-	}
-	return writeAtomically(file, append(old, line+"\n"...), mode)
-}
-
-// writeAtomically replaces file with data (mode mode) by a synced
-// temporary file beside it and a rename.
-func writeAtomically(file string, data []byte, mode os.FileMode) error {
-	tmp, err := os.CreateTemp(filepath.Dir(file), "."+filepath.Base(file)+".tmp-*")
-	if err != nil {
-		return err
-	}
-	defer os.Remove(tmp.Name()) // after a successful rename, nothing is there
-	if _, err := tmp.Write(data); err != nil {
-		tmp.Close()
-		return err
-	}
-	if err := tmp.Chmod(mode); err != nil {
-		tmp.Close()
-		return err
-	}
-	if err := tmp.Sync(); err != nil {
-		tmp.Close()
-		return err
-	}
-	if err := tmp.Close(); err != nil {
-		return err
-	}
-	return os.Rename(tmp.Name(), file)
 }
 
 // revokedKeys reads a RevokedHostKeys file: public keys, one per line, or

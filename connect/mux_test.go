@@ -3,6 +3,7 @@
 package connect
 
 import (
+	"bytes"
 	"io"
 	"net"
 	"os"
@@ -12,6 +13,7 @@ import (
 	"time"
 
 	"golang.org/x/crypto/ssh"
+	"golang.org/x/sys/unix"
 )
 
 // Connection sharing in one process, against x/crypto's server: an
@@ -192,5 +194,147 @@ func TestMuxMasterDiesMidSession(t *testing.T) {
 	}
 	if err != nil || status != ExitSignal {
 		t.Errorf("master gone mid-session: status %d, %v; want 255", status, err)
+	}
+}
+
+// A passenger whose stdin and stdout are one socket (scp -O's socketpair,
+// TRAMP) gets every byte and EOF through an ec2ssh master: EOF from it
+// becomes the channel's EOF, and the channel's EOF shuts down the write
+// side of its stdout though the same socket is still open as its stdin
+// (issue 25: scp -O used to hang at the end of a download).
+func TestMuxOneSocketPassenger(t *testing.T) {
+	dir := t.TempDir()
+	keyPath, key, _ := writeKey(t, dir, "id")
+	srv := startXServer(t, xopts{userKeys: []ssh.PublicKey{key.PublicKey()}})
+	c := testConfigFor(srv.port, knownHostsFor(t, srv.port, srv.hostKey.PublicKey()))
+	c.IdentityAgent, c.IdentityFiles, c.IdentitiesOnly = "none", []string{keyPath}, true
+	logs := &logSink{}
+	cr, err := LoadCredentials(c, nil, logs.log)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cr.Close()
+	client, err := Dial(t.Context(), c, cr, NewHostKeys(c, nil, logs.log), nil, testEnv(logs))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer client.Close()
+	sock := filepath.Join(dir, "cm")
+	if err := ListenMux(t.Context(), &MuxMaster{Client: client, Path: sock, Log: logs.log, Debug: func(string, ...any) {}}); err != nil {
+		t.Fatal(err)
+	}
+	payload := bytes.Repeat([]byte("0123456789abcdef"), 64<<10) // 1 MiB
+	for _, tc := range []struct {
+		name, command string
+		send          []byte // written, then the write side shut down; nil: never shut down
+		want          []byte
+	}{
+		{"upload and echo", "cat", payload, payload},
+		{"download, stdin left open", "emit 1048576", nil, bytes.Repeat([]byte("x"), 1<<20)},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			fds, err := unix.Socketpair(unix.AF_UNIX, unix.SOCK_STREAM, 0)
+			if err != nil {
+				t.Fatal(err)
+			}
+			passenger, ours := os.NewFile(uintptr(fds[0]), "passenger"), os.NewFile(uintptr(fds[1]), "ours")
+			defer ours.Close()
+			errR, errW, _ := os.Pipe()
+			defer errR.Close()
+			go io.Copy(io.Discard, errR)
+			status := make(chan int, 1)
+			go func() {
+				n, _ := MuxClient(t.Context(), &MuxRequest{Path: sock, Config: c, Session: &Session{Command: tc.command},
+					Stdin: passenger, Stdout: passenger, Stderr: errW, Log: logs.log, Debug: func(string, ...any) {}})
+				status <- n
+			}()
+			if tc.send != nil {
+				go func() {
+					ours.Write(tc.send)
+					unix.Shutdown(int(ours.Fd()), unix.SHUT_WR)
+				}()
+			}
+			got := make(chan []byte, 1)
+			go func() { b, _ := io.ReadAll(ours); got <- b }()
+			select {
+			case b := <-got:
+				if !bytes.Equal(b, tc.want) {
+					t.Errorf("read %d bytes, want %d", len(b), len(tc.want))
+				}
+			case <-time.After(20 * time.Second):
+				t.Fatal("no EOF on the passenger's socket: the master did not end its stdout")
+			}
+			select {
+			case n := <-status:
+				if n != 0 {
+					t.Errorf("status %d, want 0", n)
+				}
+			case <-time.After(10 * time.Second):
+				t.Fatal("the passenger client did not end")
+			}
+			passenger.Close()
+			errW.Close()
+		})
+	}
+}
+
+// Where descriptors cannot be passed (Windows), control commands still
+// reach a master over AF_UNIX, a shared session is made without the master,
+// and a master asked for by name is refused (issue 25).
+func TestMuxWithoutDescriptorPassing(t *testing.T) {
+	dir := t.TempDir()
+	keyPath, key, _ := writeKey(t, dir, "id")
+	srv := startXServer(t, xopts{userKeys: []ssh.PublicKey{key.PublicKey()}})
+	c := testConfigFor(srv.port, knownHostsFor(t, srv.port, srv.hostKey.PublicKey()))
+	c.IdentityAgent, c.IdentityFiles, c.IdentitiesOnly = "none", []string{keyPath}, true
+	logs := &logSink{}
+	cr, err := LoadCredentials(c, nil, logs.log)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cr.Close()
+	client, err := Dial(t.Context(), c, cr, NewHostKeys(c, nil, logs.log), nil, testEnv(logs))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer client.Close()
+	sock := filepath.Join(dir, "cm")
+	if err := ListenMux(t.Context(), &MuxMaster{Client: client, Path: sock, Log: logs.log, Debug: func(string, ...any) {}}); err != nil {
+		t.Fatal(err)
+	}
+	descriptorPassing = false
+	defer func() { descriptorPassing = true }()
+
+	errR, errW, _ := os.Pipe()
+	defer errR.Close()
+	status, err := MuxClient(t.Context(), &MuxRequest{Path: sock, Op: "check", Config: c, Stdin: os.Stdin, Stdout: os.Stdout, Stderr: errW,
+		Log: logs.log, Debug: func(string, ...any) {}})
+	errW.Close()
+	out, _ := io.ReadAll(errR)
+	if err != nil || status != 0 || !strings.Contains(string(out), "Master running (pid=") {
+		t.Errorf("-O check without descriptor passing: %d, %v, %q", status, err, out)
+	}
+	if _, err := MuxClient(t.Context(), &MuxRequest{Path: sock, Config: c, Session: &Session{Command: "true"}, Stdin: os.Stdin, Stdout: os.Stdout,
+		Stderr: os.Stderr, Log: logs.log, Debug: func(string, ...any) {}}); err != ErrNoMaster {
+		t.Errorf("a session without descriptor passing: %v, want ErrNoMaster (connect without the master)", err)
+	}
+
+	cfg := filepath.Join(dir, "config")
+	os.WriteFile(cfg, []byte("Host h\n  ControlPath "+sock+"\n"), 0o600)
+	for _, tt := range []struct {
+		master string
+		refuse bool
+	}{{"yes", true}, {"ask", true}, {"auto", false}, {"no", false}} {
+		args, err := ParseArgs([]string{"-F", cfg, "-o", "ControlMaster=" + tt.master, "h"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		rc, err := ResolveConfig(args)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := rc.Supported(); (err != nil) != tt.refuse || err != nil && !strings.Contains(err.Error(), "ControlMaster") {
+			t.Errorf("ControlMaster %s without descriptor passing: Supported() = %v, want refused: %v", tt.master, err, tt.refuse)
+		}
 	}
 }

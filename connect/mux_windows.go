@@ -5,36 +5,19 @@ package connect
 import (
 	"context"
 	"errors"
-	"os"
-
-	"github.com/ec2ssh/ec2ssh/failure"
 )
 
-// MuxSupported: Windows has no descriptor passing, so no connection
-// sharing; -v says so once.
+// MuxSupported: Windows cannot pass descriptors, so there is no master
+// and no passenger here; control commands (-O) still reach a master over
+// AF_UNIX (muxclient.go).
 const MuxSupported = false
 
-var ErrNoMaster = errors.New("no master")
+// descriptorPassing: Windows' AF_UNIX sockets carry no descriptors.
+var descriptorPassing = false
 
-type MuxRequest struct {
-	Path     string
-	Op       string
-	Config   *Config
-	Session  *Session
-	StdioFwd string
-	Stdin    *os.File
-	Stdout   *os.File
-	Stderr   *os.File
-	Log      func(string, ...any)
-	Debug    func(string, ...any)
-}
+func (m *muxConn) session(context.Context, *MuxRequest, int) (int, error) { return 0, ErrNoMaster }
 
-func MuxClient(ctx context.Context, r *MuxRequest) (int, error) {
-	if r.Op != "" {
-		return ExitSignal, failure.Configf("connection sharing needs descriptor passing, which Windows lacks", "-O %s: connection sharing is not available on Windows", r.Op)
-	}
-	return 0, ErrNoMaster
-}
+func (m *muxConn) stdioFwd(*MuxRequest) (int, error) { return 0, ErrNoMaster }
 
 type MuxMaster struct {
 	Client   *Client

@@ -186,32 +186,8 @@ func (m *MuxMaster) handle(conn *net.UnixConn) {
 				return
 			}
 		case muxCOpenFwd, muxCCloseFwd:
-			ftype, lhost, lport, chost, cport := msg.u32(), msg.str(), msg.u32(), msg.str(), msg.u32()
-			if msg.err != nil {
+			if r := m.forward(typ, rid, msg); r == nil || !reply(r) {
 				return
-			}
-			f, err := muxForward(ftype, lhost, lport, chost, cport)
-			if err != nil {
-				fail(err.Error())
-				continue
-			}
-			fw := m.Client.Forwarder(m.ctx, m.Log)
-			if typ == muxCCloseFwd {
-				if err := fw.Cancel(f); err != nil {
-					fail(err.Error())
-				} else {
-					reply(muxMsg(nil).u32(muxSOK).u32(rid))
-				}
-				continue
-			}
-			port, err := fw.Add(f)
-			switch {
-			case err != nil:
-				fail(err.Error())
-			case port != 0:
-				reply(muxMsg(nil).u32(muxSRemotePort).u32(rid).u32(uint32(port)))
-			default:
-				reply(muxMsg(nil).u32(muxSOK).u32(rid))
 			}
 		case muxCNewSession:
 			m.newSession(conn, msg, rid)
@@ -226,6 +202,36 @@ func (m *MuxMaster) handle(conn *net.UnixConn) {
 			}
 		}
 	}
+}
+
+// forward opens or closes a forwarding for a client (MUX_C_OPEN_FWD,
+// MUX_C_CLOSE_FWD) and returns the reply; nil when the message is
+// malformed.
+func (m *MuxMaster) forward(typ, rid uint32, msg *muxReader) muxMsg {
+	failed := func(reason string) muxMsg { return muxMsg(nil).u32(muxSFailure).u32(rid).str(reason) }
+	ftype, lhost, lport, chost, cport := msg.u32(), msg.str(), msg.u32(), msg.str(), msg.u32()
+	if msg.err != nil {
+		return nil
+	}
+	f, err := muxForward(ftype, lhost, lport, chost, cport)
+	if err != nil {
+		return failed(err.Error())
+	}
+	fw := m.Client.Forwarder(m.ctx, m.Log)
+	if typ == muxCCloseFwd {
+		if err := fw.Cancel(f); err != nil {
+			return failed(err.Error())
+		}
+		return muxMsg(nil).u32(muxSOK).u32(rid)
+	}
+	port, err := fw.Add(f)
+	switch {
+	case err != nil:
+		return failed(err.Error())
+	case port != 0:
+		return muxMsg(nil).u32(muxSRemotePort).u32(rid).u32(uint32(port))
+	}
+	return muxMsg(nil).u32(muxSOK).u32(rid)
 }
 
 func (m *MuxMaster) confirm(format string) bool {
@@ -274,10 +280,12 @@ func (m *MuxMaster) newSession(conn *net.UnixConn, msg *muxReader, rid uint32) {
 		m.debug("debug1: mux: receiving the session's descriptors: %v", err)
 		return
 	}
+	restore := nonblockingStdio(fds)
 	stdin, stdout, stderr := os.NewFile(uintptr(fds[0]), "mux-stdin"), os.NewFile(uintptr(fds[1]), "mux-stdout"), os.NewFile(uintptr(fds[2]), "mux-stderr")
 	defer stdin.Close()
 	defer stdout.Close()
 	defer stderr.Close()
+	defer restore() // before the descriptors close
 	if m.Ask && !m.confirm("Allow shared connection to %s? ") {
 		writeMuxPacket(conn, muxMsg(nil).u32(muxSPermissionDenied).u32(rid).str("Permission denied"))
 		return

@@ -14,41 +14,62 @@ const gssapiKexDefault = "gss-group14-sha256-,gss-group16-sha512-,gss-nistp256-s
 // printG writes every keyword ssh -G prints, in its order, with its
 // spelling of values (ssh(1) 9.2, readconf.c's dump_client_config).
 func (c *Config) printG(w io.Writer) {
-	s := c.s
-	p := func(k string, v any) { fmt.Fprintf(w, "%s %v\n", k, v) }
-	raw := func(k string) (string, bool) {
-		v, ok := s.get(k)
-		if !ok {
-			return "", false
-		}
-		return strings.Join(v.args, " "), true
+	g := &gPrinter{w: w, s: c.s}
+	c.printFlags(g)
+	c.printNumbers(g)
+	c.printAlgorithms(g)
+	c.printLists(g)
+	c.printTail(g)
+}
+
+// gPrinter writes ssh -G's lines and reads settings as dump_client_config
+// spells them.
+type gPrinter struct {
+	w io.Writer
+	s *settings
+}
+
+func (g *gPrinter) p(k string, v any) { fmt.Fprintf(g.w, "%s %v\n", k, v) }
+
+// raw is a keyword's arguments as given, and whether it was.
+func (g *gPrinter) raw(k string) (string, bool) {
+	v, ok := g.s.get(k)
+	if !ok {
+		return "", false
 	}
-	yn := func(k string, def bool) string {
-		v := strings.ToLower(s.value(k, ""))
-		if v == "" {
-			if def {
-				return "yes"
-			}
-			return "no"
-		}
-		if v == "true" {
-			return "yes"
-		}
-		if v == "false" {
-			return "no"
-		}
-		return v
+	return strings.Join(v.args, " "), true
+}
+
+// yn is a flag ssh prints as yes/no.
+func (g *gPrinter) yn(k string, def bool) string {
+	v := strings.ToLower(g.s.value(k, ""))
+	switch v {
+	case "":
+		return map[bool]string{true: "yes", false: "no"}[def]
+	case "true":
+		return "yes"
+	case "false":
+		return "no"
 	}
-	tf := func(k string, def string) string { // flags ssh prints as true/false
-		v := strings.ToLower(s.value(k, def))
-		switch v {
-		case "yes", "true":
-			return "true"
-		case "no", "false":
-			return "false"
-		}
-		return v
+	return v
+}
+
+// tf is a flag ssh prints as true/false.
+func (g *gPrinter) tf(k string, def string) string {
+	v := strings.ToLower(g.s.value(k, def))
+	switch v {
+	case "yes", "true":
+		return "true"
+	case "no", "false":
+		return "false"
 	}
+	return v
+}
+
+// printFlags: the yes/no and true/false keywords, from host to
+// enableescapecommandline.
+func (c *Config) printFlags(g *gPrinter) {
+	p, yn, tf, raw, s := g.p, g.yn, g.tf, g.raw, g.s
 	p("host", c.Alias)
 	p("user", c.User)
 	p("hostname", c.HostName)
@@ -100,6 +121,11 @@ func (c *Config) printG(w io.Writer) {
 	p("visualhostkey", yn("VisualHostKey", false))
 	p("updatehostkeys", map[string]string{"yes": "true", "no": "false", "ask": "ask"}[c.UpdateHostKeys])
 	p("enableescapecommandline", yn("EnableEscapeCommandline", false))
+}
+
+// printNumbers: the numeric keywords and the bind addresses.
+func (c *Config) printNumbers(g *gPrinter) {
+	p, s := g.p, g.s
 	p("canonicalizemaxdots", s.value("CanonicalizeMaxDots", "1"))
 	p("connectionattempts", c.ConnectionAttempts)
 	p("forwardx11timeout", secondsOf(s.value("ForwardX11Timeout", "1200")))
@@ -113,6 +139,12 @@ func (c *Config) printG(w io.Writer) {
 	if c.BindInterface != "" {
 		p("bindinterface", c.BindInterface)
 	}
+}
+
+// printAlgorithms: the algorithm lists, with the single-valued keywords
+// ssh prints among them.
+func (c *Config) printAlgorithms(g *gPrinter) {
+	p, raw, s := g.p, g.raw, g.s
 	p("ciphers", strings.Join(c.Ciphers, ","))
 	if c.ControlPath != "" {
 		p("controlpath", ControlPathFor(c))
@@ -156,6 +188,12 @@ func (c *Config) printG(w io.Writer) {
 	if v, ok := s.get("KnownHostsCommand"); ok {
 		p("knownhostscommand", v.raw)
 	}
+}
+
+// printLists: forwardings, identity and certificate files, known_hosts
+// files and the environment.
+func (c *Config) printLists(g *gPrinter) {
+	p, raw := g.p, g.raw
 	for _, set := range []struct {
 		kind  byte
 		name  string
@@ -185,6 +223,11 @@ func (c *Config) printG(w io.Writer) {
 		p("setenv", e)
 	}
 	p("logverbose", orNone(raw("LogVerbose")))
+}
+
+// printTail: the keywords dump_client_config prints last.
+func (c *Config) printTail(g *gPrinter) {
+	p, raw, s := g.p, g.raw, g.s
 	v, ok := raw("PermitRemoteOpen")
 	if !ok {
 		v = "any"

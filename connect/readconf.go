@@ -343,75 +343,117 @@ func (st *readState) read(r io.Reader, name string, user bool, depth int, active
 		if perr != nil {
 			return configError(where, "%v", perr)
 		}
-		if keyword == "" {
-			continue
-		}
 		switch strings.ToLower(keyword) {
+		case "":
 		case "host":
 			if len(args) == 0 {
 				return configError(where, "Missing Host criteria")
 			}
 			active = matchHostPatterns(st.host, args) && !neverMatch
-			continue
 		case "match":
 			a, err := st.match(args, where)
 			if err != nil {
 				return err
 			}
 			active = a && !neverMatch
-			continue
 		case "include":
-			if len(args) == 0 {
-				return configError(where, "Include missing argument")
+			if err := st.include(args, where, user, depth, active, neverMatch); err != nil {
+				return err
 			}
-			for _, pat := range args {
-				pat = ExpandPath(pat)
-				if !filepath.IsAbs(pat) {
-					base := "/etc/ssh"
-					if user {
-						base = filepath.Join(st.home, ".ssh")
-					}
-					pat = filepath.Join(base, pat)
-				}
-				matches, err := filepath.Glob(pat)
-				if err != nil {
-					return configError(where, "bad Include pattern %q", pat)
-				}
-				sort.Strings(matches)
-				for _, m := range matches {
-					if err := st.readFile(m, user, depth+1, active, neverMatch || !active); err != nil {
-						if errors.Is(err, os.ErrNotExist) {
-							continue
-						}
-						return err
-					}
-				}
+		default:
+			if err := st.keyword(keyword, args, raw, where, active); err != nil {
+				return err
 			}
-			continue
-		}
-		k, ok := lookupKeyword(keyword)
-		if !ok {
-			if st.ignoreUnk != "" && matchPatternList(strings.ToLower(keyword), st.ignoreUnk, true) == 1 {
-				if active {
-					st.out.ignored = append(st.out.ignored, keyword)
-				}
-				continue
-			}
-			return configError(where, "Bad configuration option: %s", keyword)
-		}
-		if (k.kind == kwSingle || k.kind == kwMulti) && len(args) > 1 && !singleTakesMore[strings.ToLower(k.name)] {
-			return configError(where, "keyword %s extra arguments at end of line", strings.ToLower(keyword))
-		}
-		if len(args) == 0 && k.kind != kwIgnore {
-			return configError(where, "%s: missing argument", keyword)
-		}
-		if strings.EqualFold(k.name, "IgnoreUnknown") && active && st.ignoreUnk == "" {
-			st.ignoreUnk = strings.Join(args, ",")
-		}
-		if active {
-			st.out.put(k, setting{args: args, raw: raw, from: where})
 		}
 	}
+}
+
+// include reads the files an Include line names (relative to ~/.ssh for
+// the user's file, to ssh's system directory for the system's), in order.
+func (st *readState) include(args []string, where string, user bool, depth int, active, neverMatch bool) error {
+	if len(args) == 0 {
+		return configError(where, "Include missing argument")
+	}
+	for _, pat := range args {
+		pat = ExpandPath(pat)
+		if !filepath.IsAbs(pat) {
+			base := sshDir()
+			if user {
+				base = filepath.Join(st.home, ".ssh")
+			}
+			pat = filepath.Join(base, pat)
+		}
+		matches, err := filepath.Glob(pat)
+		if err != nil {
+			return configError(where, "bad Include pattern %q", pat)
+		}
+		sort.Strings(matches)
+		for _, m := range matches {
+			if err := st.readFile(m, user, depth+1, active, neverMatch || !active); err != nil && !errors.Is(err, os.ErrNotExist) {
+				return err
+			}
+		}
+	}
+	return nil
+}
+
+// keyword takes one keyword line: checked always, recorded when active.
+func (st *readState) keyword(keyword string, args []string, raw, where string, active bool) error {
+	k, ok := lookupKeyword(keyword)
+	if !ok {
+		if st.ignoreUnk != "" && matchPatternList(strings.ToLower(keyword), st.ignoreUnk, true) == 1 {
+			if active {
+				st.out.ignored = append(st.out.ignored, keyword)
+			}
+			return nil
+		}
+		return configError(where, "Bad configuration option: %s", keyword)
+	}
+	if (k.kind == kwSingle || k.kind == kwMulti) && len(args) > 1 && !singleTakesMore[strings.ToLower(k.name)] {
+		return configError(where, "keyword %s extra arguments at end of line", strings.ToLower(keyword))
+	}
+	if len(args) == 0 && k.kind != kwIgnore {
+		return configError(where, "%s: missing argument", keyword)
+	}
+	if strings.EqualFold(k.name, "IgnoreUnknown") && active && st.ignoreUnk == "" {
+		st.ignoreUnk = strings.Join(args, ",")
+	}
+	if active {
+		st.out.put(k, setting{args: args, raw: raw, from: where})
+	}
+	return nil
+}
+
+// matchArgument evaluates a criterion that takes an argument. run is
+// false when it was not evaluated: OpenSSH runs "exec" only while the line
+// could still apply.
+func (st *readState) matchArgument(crit, arg string, result bool) (ok, run bool) {
+	switch crit {
+	case "host":
+		h := st.host
+		if st.hostSoFar != nil {
+			if hn := st.hostSoFar(); hn != "" {
+				h = hn
+			}
+		}
+		return matchPatternList(h, arg, true) == 1, true
+	case "originalhost":
+		return matchPatternList(st.originalHost, arg, true) == 1, true
+	case "user":
+		return matchPatternList(st.userSoFar(), arg, false) == 1, true
+	case "localuser":
+		return matchPatternList(st.localUser, arg, false) == 1, true
+	case "tagged":
+		return matchPatternList(st.tagSoFar(), arg, false) == 1, true
+	case "localnetwork":
+		return localNetworkMatches(arg), true
+	case "exec":
+		if !result {
+			return false, false
+		}
+		return st.exec(st.tokens(arg)), true
+	}
+	return false, true
 }
 
 // singleTakesMore are keywords of one value that may be more than one word:
@@ -448,32 +490,9 @@ func (st *readState) match(args []string, where string) (bool, error) {
 				return false, configError(where, "Match keyword %s requires argument", crit)
 			}
 			i++
-			arg := args[i]
-			switch crit {
-			case "host":
-				h := st.host
-				if st.hostSoFar != nil {
-					if hn := st.hostSoFar(); hn != "" {
-						h = hn
-					}
-				}
-				ok = matchPatternList(h, arg, true) == 1
-			case "originalhost":
-				ok = matchPatternList(st.originalHost, arg, true) == 1
-			case "user":
-				ok = matchPatternList(st.userSoFar(), arg, false) == 1
-			case "localuser":
-				ok = matchPatternList(st.localUser, arg, false) == 1
-			case "tagged":
-				ok = matchPatternList(st.tagSoFar(), arg, false) == 1
-			case "localnetwork":
-				ok = localNetworkMatches(arg)
-			case "exec":
-				// OpenSSH runs it only when the line could still apply.
-				if !result {
-					continue
-				}
-				ok = st.exec(st.tokens(arg))
+			var run bool
+			if ok, run = st.matchArgument(crit, args[i], result); !run {
+				continue
 			}
 		default:
 			return false, configError(where, "Unsupported Match attribute %s", args[i])

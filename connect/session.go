@@ -8,6 +8,7 @@ import (
 	"io"
 	"os"
 	"os/exec"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -86,183 +87,312 @@ func Run(ctx context.Context, client *Client, s *Session, stdio Stdio, log func(
 		return ExitSignal, &failure.Error{Kind: failure.Unknown, Op: "open session on", Target: c.HostName, Err: err}
 	}
 	defer sess.Close()
-
-	for _, kv := range c.SetEnv {
-		if k, v, ok := strings.Cut(kv, "="); ok {
-			sess.Setenv(k, unquote(v))
-		}
-	}
-	for _, kv := range s.Env {
-		if k, v, ok := strings.Cut(kv, "="); ok {
-			sess.Setenv(k, v)
-		}
-	}
-	for _, kv := range os.Environ() {
-		if s.Passenger {
-			break // the client sent what SendEnv allows of its own environment
-		}
-		k, v, _ := strings.Cut(kv, "=")
-		for _, pat := range c.SendEnv {
-			if matchPattern(k, pat) {
-				sess.Setenv(k, v)
-				break
-			}
-		}
-	}
+	r := &sessionRun{ctx: ctx, client: client, c: c, s: s, sess: sess, stdio: stdio, log: log}
+	r.sendEnv()
 	if c.ForwardAgent != "no" {
 		if err := forwardAgent(client, sess, c); err != nil {
 			log("Warning: agent forwarding failed: %v", err)
 		}
 	}
+	if err := r.requestPTY(); err != nil {
+		return ExitSignal, err
+	}
+	r.wireStreams()
+	restore, err := r.start()
+	if err != nil {
+		return ExitSignal, err
+	}
+	defer restore()
+	return r.wait()
+}
 
-	stdinTTY := stdio.InFile != nil && term.IsTerminal(int(stdio.InFile.Fd()))
-	tty, notice := s.WantTTY(c, stdinTTY)
+// sessionRun is one session's state across Run's steps.
+type sessionRun struct {
+	ctx    context.Context
+	client *Client
+	c      *Config
+	s      *Session
+	sess   *ssh.Session
+	stdio  Stdio
+	log    func(string, ...any)
+
+	stdinTTY bool // stdio.InFile is a terminal
+	tty      bool // a PTY was requested
+	esc      *escapeFilter
+	out      *brokenPipeWatch
+	outDone  chan struct{} // closed when a passenger's stdout is written out and ended
+}
+
+// sendEnv sends SetEnv, a passenger's environment, and what SendEnv allows
+// of ours.
+func (r *sessionRun) sendEnv() {
+	for _, kv := range r.c.SetEnv {
+		if k, v, ok := strings.Cut(kv, "="); ok {
+			r.sess.Setenv(k, unquote(v))
+		}
+	}
+	for _, kv := range r.s.Env {
+		if k, v, ok := strings.Cut(kv, "="); ok {
+			r.sess.Setenv(k, v)
+		}
+	}
+	if r.s.Passenger {
+		return // the client sent what SendEnv allows of its own environment
+	}
+	for _, kv := range os.Environ() {
+		k, v, _ := strings.Cut(kv, "=")
+		if slices.ContainsFunc(r.c.SendEnv, func(pat string) bool { return matchPattern(k, pat) }) {
+			r.sess.Setenv(k, v)
+		}
+	}
+}
+
+// requestPTY decides on a terminal as ssh(1) does and asks for one with
+// our size and TERM.
+func (r *sessionRun) requestPTY() error {
+	s, stdio := r.s, r.stdio
+	r.stdinTTY = stdio.InFile != nil && term.IsTerminal(int(stdio.InFile.Fd()))
+	tty, notice := s.WantTTY(r.c, r.stdinTTY)
 	if s.Passenger {
 		tty, notice = s.TTY, ""
 	}
 	if notice != "" && !s.Quiet {
-		log("%s", notice)
+		r.log("%s", notice)
 	}
-	if tty {
-		cols, rows := 80, 24
-		if stdinTTY {
-			if w, h, err := term.GetSize(int(stdio.InFile.Fd())); err == nil {
-				cols, rows = w, h
-			}
-		}
-		termName := os.Getenv("TERM")
-		if s.Passenger {
-			termName = s.TermType
-		}
-		if termName == "" {
-			termName = "vt100"
-		}
-		modes := ssh.TerminalModes{ssh.ECHO: 1, ssh.TTY_OP_ISPEED: 38400, ssh.TTY_OP_OSPEED: 38400}
-		if err := sess.RequestPty(termName, rows, cols, modes); err != nil {
-			return ExitSignal, &failure.Error{Kind: failure.Unknown, Op: "request a terminal on", Target: c.HostName, Err: err}
+	r.tty = tty
+	if !tty {
+		return nil
+	}
+	cols, rows := 80, 24
+	if r.stdinTTY {
+		if w, h, err := term.GetSize(int(stdio.InFile.Fd())); err == nil {
+			cols, rows = w, h
 		}
 	}
+	termName := os.Getenv("TERM")
+	if s.Passenger {
+		termName = s.TermType
+	}
+	if termName == "" {
+		termName = "vt100"
+	}
+	modes := ssh.TerminalModes{ssh.ECHO: 1, ssh.TTY_OP_ISPEED: 38400, ssh.TTY_OP_OSPEED: 38400}
+	if err := r.sess.RequestPty(termName, rows, cols, modes); err != nil {
+		return &failure.Error{Kind: failure.Unknown, Op: "request a terminal on", Target: r.c.HostName, Err: err}
+	}
+	return nil
+}
 
-	var esc *escapeFilter
-	if s.NullStdin || c.StdinNull {
-		sess.Stdin = strings.NewReader("")
-	} else if tty && stdinTTY && c.EscapeChar != "none" && c.EscapeChar != "" {
-		fd := int(stdio.InFile.Fd())
-		orig, _ := term.GetState(fd)
-		cooked := func() func() {
-			if orig == nil {
-				return func() {}
-			}
-			term.Restore(fd, orig)
-			return func() {
-				term.MakeRaw(fd)
-				if w, h, err := term.GetSize(fd); err == nil {
-					sess.WindowChange(h, w)
-				}
-			}
-		}
-		act := escapeActions{
-			disconnect: func() {
-				if s.Passenger {
-					sess.Close()
-				} else {
-					client.Close()
-				}
-			},
-			sendBreak: func() { sess.SendRequest("break", false, ssh.Marshal(struct{ Ms uint32 }{1000})) },
-			suspend: func() {
-				if s.Passenger {
-					fmt.Fprintf(stdio.Err, "ec2ssh: ^Z does not suspend a shared session\r\n")
-					return
-				}
-				resume := cooked()
-				if err := suspendSelf(); err != nil {
-					fmt.Fprintf(stdio.Err, "ec2ssh: cannot suspend: %v\r\n", err)
-				}
-				resume()
-			},
-			list: func() []string {
-				out := []string{"#0 client-session (the terminal session)"}
-				if client.forwarder != nil {
-					out = append(out, client.forwarder.List()...)
-				}
-				return out
-			},
-			command: func(line string) string {
-				// ssh(1) reports these at LogLevel INFO.
-				for _, l := range strings.Split(strings.TrimRight(escapeCommand(client.Forwarder(ctx, log), line), "\n"), "\n") {
-					log("%s", l)
-				}
-				return ""
-			},
-		}
-		// ~C is off unless EnableEscapeCommandline is yes (OpenSSH 9.3's
-		// default, and Debian's 9.2).
-		if v, ok := c.s.get("EnableEscapeCommandline"); ok && !s.Passenger && (strings.EqualFold(v.args[0], "yes") || strings.EqualFold(v.args[0], "true")) {
-			act.readLine = func(prompt string) (string, error) {
-				resume := cooked()
-				defer resume()
-				return TTYPrompter{}.Ask(prompt, true)
-			}
-		}
-		esc = newEscapeFilter(stdio.In, c.EscapeChar[0], stdio.Err, act)
-		sess.Stdin = esc
-	} else {
-		sess.Stdin = stdio.In
-	}
-	out := &brokenPipeWatch{w: stdio.Out, broken: func() { sess.Close() }}
-	sess.Stdout, sess.Stderr = out, stdio.Err
-
+// wireStreams connects stdin (through the escape filter on a terminal,
+// or nothing with -n), stdout (watched for a broken pipe) and stderr.
+func (r *sessionRun) wireStreams() {
+	c, s, stdio := r.c, r.s, r.stdio
 	switch {
-	case s.Command != "":
-		err = sess.Start(s.Command)
+	case s.NullStdin || c.StdinNull:
+		r.sess.Stdin = strings.NewReader("")
+	case r.tty && r.stdinTTY && c.EscapeChar != "none" && c.EscapeChar != "":
+		r.esc = newEscapeFilter(stdio.In, c.EscapeChar[0], stdio.Err, r.escapeActions())
+		r.sess.Stdin = r.esc
 	default:
-		err = sess.Shell()
+		r.sess.Stdin = stdio.In
+	}
+	r.out = &brokenPipeWatch{w: stdio.Out, broken: func() { r.sess.Close() }}
+	r.sess.Stderr = stdio.Err
+	f, isFile := stdio.Out.(*os.File)
+	if !s.Passenger || !isFile {
+		r.sess.Stdout = r.out
+		return
+	}
+	// A passenger's stdout ends at the channel's EOF, as OpenSSH's mux
+	// master ends it: its reader (scp -O, TRAMP, anything whose stdin and
+	// stdout are one socket) sees EOF then, not once every copy of the
+	// descriptor is gone (issue 25).
+	pipe, err := r.sess.StdoutPipe()
+	if err != nil {
+		r.sess.Stdout = r.out
+		return
+	}
+	r.outDone = make(chan struct{})
+	go func() {
+		defer close(r.outDone)
+		io.Copy(r.out, pipe)
+		shutdownWrite(f)
+	}()
+}
+
+// escapeActions are what ~., ~B, ~^Z, ~# and ~C do in this session.
+func (r *sessionRun) escapeActions() escapeActions {
+	c, s, stdio, client, sess := r.c, r.s, r.stdio, r.client, r.sess
+	fd := int(stdio.InFile.Fd())
+	orig, _ := term.GetState(fd)
+	// cooked gives the terminal back for a moment and returns what puts
+	// it back into raw mode.
+	cooked := func() func() {
+		if orig == nil {
+			return func() {}
+		}
+		term.Restore(fd, orig)
+		return func() {
+			term.MakeRaw(fd)
+			if w, h, err := term.GetSize(fd); err == nil {
+				sess.WindowChange(h, w)
+			}
+		}
+	}
+	act := escapeActions{
+		disconnect: func() {
+			if s.Passenger {
+				sess.Close()
+			} else {
+				client.Close()
+			}
+		},
+		sendBreak: func() { sess.SendRequest("break", false, ssh.Marshal(struct{ Ms uint32 }{1000})) },
+		suspend: func() {
+			if s.Passenger {
+				fmt.Fprintf(stdio.Err, "ec2ssh: ^Z does not suspend a shared session\r\n")
+				return
+			}
+			resume := cooked()
+			if err := suspendSelf(); err != nil {
+				fmt.Fprintf(stdio.Err, "ec2ssh: cannot suspend: %v\r\n", err)
+			}
+			resume()
+		},
+		list: func() []string {
+			out := []string{"#0 client-session (the terminal session)"}
+			if client.forwarder != nil {
+				out = append(out, client.forwarder.List()...)
+			}
+			return out
+		},
+		command: func(line string) string {
+			// ssh(1) reports these at LogLevel INFO.
+			for _, l := range strings.Split(strings.TrimRight(escapeCommand(client.Forwarder(r.ctx, r.log), line), "\n"), "\n") {
+				r.log("%s", l)
+			}
+			return ""
+		},
+	}
+	// ~C is off unless EnableEscapeCommandline is yes (OpenSSH 9.3's
+	// default, and Debian's 9.2).
+	if v, ok := c.s.get("EnableEscapeCommandline"); ok && !s.Passenger && (strings.EqualFold(v.args[0], "yes") || strings.EqualFold(v.args[0], "true")) {
+		act.readLine = func(prompt string) (string, error) {
+			resume := cooked()
+			defer resume()
+			return TTYPrompter{}.Ask(prompt, true)
+		}
+	}
+	return act
+}
+
+// start starts the command or shell and puts our terminal into raw mode
+// when the session has one; the function returned undoes that.
+func (r *sessionRun) start() (func(), error) {
+	var err error
+	if r.s.Command != "" {
+		err = r.sess.Start(r.s.Command)
+	} else {
+		err = r.sess.Shell()
 	}
 	if err != nil {
-		return ExitSignal, &failure.Error{Kind: failure.Unknown, Op: "start the remote command on", Target: c.HostName, Err: err}
+		return nil, &failure.Error{Kind: failure.Unknown, Op: "start the remote command on", Target: r.c.HostName, Err: err}
 	}
-
-	if tty && stdinTTY && s.Passenger {
+	resize := func(cols, rows int) { r.sess.WindowChange(rows, cols) }
+	switch {
+	case r.tty && r.stdinTTY && r.s.Passenger:
 		// The client owns its terminal's mode; sizes are read from it when
 		// the client relays SIGWINCH here.
-		defer watchResize(stdio.InFile, func(cols, rows int) { sess.WindowChange(rows, cols) })()
-	} else if tty && stdinTTY {
-		restore, err := RawTerminal(stdio.InFile, func(cols, rows int) { sess.WindowChange(rows, cols) })
-		if err != nil {
-			return ExitSignal, err
-		}
-		defer restore()
+		return watchResize(r.stdio.InFile, resize), nil
+	case r.tty && r.stdinTTY:
+		return RawTerminal(r.stdio.InFile, resize)
 	}
+	return func() {}, nil
+}
 
+// wait waits for the session, the connection's loss or ctx, and says how
+// the session ended as ssh(1) does.
+func (r *sessionRun) wait() (int, error) {
+	c, s := r.c, r.s
 	done := make(chan error, 1)
-	go func() { done <- sess.Wait() }()
+	go func() { done <- r.sess.Wait() }()
 	var waitErr error
 	select {
 	case waitErr = <-done:
-	case lost := <-client.Lost():
+	case lost := <-r.client.Lost():
 		return ExitSignal, lost
-	case <-ctx.Done():
-		client.Close()
+	case <-r.ctx.Done():
+		if s.Passenger {
+			r.sess.Close() // a passenger gone ends its session, not the master's connection
+		} else {
+			r.client.Close()
+		}
 		<-done
-		return ExitSignal, &failure.Error{Kind: failure.Canceled, Msg: "interrupted", Err: context.Cause(ctx)}
+		return ExitSignal, &failure.Error{Kind: failure.Canceled, Msg: "interrupted", Err: context.Cause(r.ctx)}
 	}
-	if esc != nil && esc.Disconnected() {
+	if r.outDone != nil {
+		// Everything the channel sent is written before the status goes
+		// back; a reader that stopped reading ends with the session's
+		// context (the passenger gone).
+		select {
+		case <-r.outDone:
+		case <-r.ctx.Done():
+		}
+	}
+	if waitErr != nil {
+		// The keepalive says so before it closes the connection.
+		select {
+		case lost := <-r.client.Lost():
+			return ExitSignal, lost
+		default:
+		}
+		if ended, err := r.connectionEnded(); ended {
+			return ExitSignal, err
+		}
+	}
+	if r.esc != nil && r.esc.Disconnected() {
 		// ~. : ssh(1) ends with 255.
 		if !s.Passenger {
-			log("Connection to %s closed.", c.HostName)
+			r.log("Connection to %s closed.", c.HostName)
 		}
 		return ExitSignal, nil
 	}
-	if out.isBroken() {
+	if r.out.isBroken() {
 		// Whoever read stdout went away (… | head -1): the session is
 		// closed and, as in ssh(1), the status is 255.
 		return ExitSignal, nil
 	}
-	if tty && c.LogLevel != "QUIET" && !s.Quiet && !s.Passenger {
-		defer log("Connection to %s closed.", c.HostName)
+	if r.tty && c.LogLevel != "QUIET" && !s.Quiet && !s.Passenger {
+		defer r.log("Connection to %s closed.", c.HostName)
 	}
 	return exitStatus(waitErr, c.HostName)
+}
+
+// connectionEnded says, in ssh's words, how the connection under a session
+// that ended without its status was lost (clientloop.c): the server closed
+// it ("Connection to HOST closed by remote host.", printed whatever the log
+// level, as ssh's quit_message is), or it broke (reset, timed out), where
+// ssh's last act, telling the server it disconnects, fails with "Broken
+// pipe". It reports false when the connection is still there.
+func (r *sessionRun) connectionEnded() (bool, error) {
+	if r.client.watch == nil || r.s.Passenger {
+		return false, nil
+	}
+	err := r.client.watch.peerErr()
+	host := r.c.HostName
+	switch {
+	case err == nil:
+		return false, nil
+	case errors.Is(err, io.EOF):
+		fmt.Fprintf(r.stdio.Err, "Connection to %s closed by remote host.\r\n", host)
+		if r.tty && r.c.LogLevel != "QUIET" && r.c.LogLevel != "FATAL" && r.c.LogLevel != "ERROR" && !r.s.Quiet {
+			fmt.Fprintf(r.stdio.Err, "Connection to %s closed.\r\n", host)
+		}
+		return true, nil
+	}
+	return true, atLogLevel(inWords(&failure.Error{Kind: failure.Unreachable, Msg: fmt.Sprintf("the connection to %s broke: %v", host, err), Err: err,
+		Hint: "the connection was reset or timed out on the way: the network, a firewall's idle timeout, or the server going away"},
+		fatalLine("client_loop: send disconnect: Broken pipe")), r.c.LogLevel)
 }
 
 // brokenPipeWatch passes writes to w and, the first time w reports a

@@ -35,61 +35,16 @@ func (h *HostKeys) learnHostKeys(conn ssh.Conn, payload []byte) {
 		h.debug("debug1: UpdateHostKeys: the host key was found in %s, not in a file of yours; skipping", h.verified.file)
 		return
 	}
-	var offered []ssh.PublicKey
-	for rest := payload; len(rest) > 0; {
-		blob, r, ok := sshString(rest)
-		if !ok {
-			h.debug("debug1: UpdateHostKeys: a malformed announcement")
-			return
-		}
-		rest = r
-		key, err := ssh.ParsePublicKey(blob)
-		if err != nil {
-			continue // a type x/crypto does not know
-		}
-		if _, isCert := key.(*ssh.Certificate); isCert {
-			continue
-		}
-		if !h.keyTypeAllowed(key) || slices.ContainsFunc(offered, func(k ssh.PublicKey) bool { return bytes.Equal(k.Marshal(), key.Marshal()) }) {
-			continue
-		}
-		offered = append(offered, key)
-	}
-	if len(offered) == 0 {
+	offered, ok := h.announced(payload)
+	if !ok || len(offered) == 0 {
 		return
 	}
-
 	file := h.verified.file
-	f, err := os.Open(file)
-	if err != nil {
+	have, ok := h.recorded(file)
+	if !ok {
 		return
 	}
-	entries, _ := parseKnownHosts(f, file)
-	f.Close()
-	name := h.lookupName()
-	var have []knownHost
-	for _, e := range entries {
-		if e.marker != "" || !e.matches(name) {
-			continue
-		}
-		if len(e.hosts) != 1 || strings.ContainsAny(e.hosts[0], "*?!,") {
-			h.debug("debug1: UpdateHostKeys: %s:%d names several hosts or a pattern; skipping", e.file, e.line)
-			return
-		}
-		have = append(have, e)
-	}
-	var fresh []ssh.PublicKey
-	for _, k := range offered {
-		if !slices.ContainsFunc(have, func(e knownHost) bool { return bytes.Equal(e.key.Marshal(), k.Marshal()) }) {
-			fresh = append(fresh, k)
-		}
-	}
-	drop := map[int]bool{}
-	for _, e := range have {
-		if !slices.ContainsFunc(offered, func(k ssh.PublicKey) bool { return bytes.Equal(e.key.Marshal(), k.Marshal()) }) {
-			drop[e.line] = true
-		}
-	}
+	fresh, drop := keysDiff(offered, have)
 	if len(fresh) == 0 && len(drop) == 0 {
 		return
 	}
@@ -99,24 +54,14 @@ func (h *HostKeys) learnHostKeys(conn ssh.Conn, payload []byte) {
 			return
 		}
 	}
-	if h.cfg.UpdateHostKeys == "ask" {
-		if h.Prompter == nil {
-			return
-		}
-		var list []string
-		for _, k := range fresh {
-			list = append(list, "  "+keyName(k)+" "+h.fingerprint(k))
-		}
-		ans, err := h.Prompter.Ask(fmt.Sprintf("The server has updated its host keys.\n%s\nAccept updated hostkeys? (yes/no): ", strings.Join(list, "\n")), true)
-		if err != nil || !strings.EqualFold(strings.TrimSpace(ans), "yes") {
-			return
-		}
+	if h.cfg.UpdateHostKeys == "ask" && !h.acceptUpdate(fresh) {
+		return
 	}
 	var add []string
 	for _, k := range fresh {
-		n := name
+		n := h.lookupName()
 		if h.Hash {
-			n = hashName(name)
+			n = hashName(n)
 		}
 		add = append(add, knownHostsLine(n, k))
 	}
@@ -125,6 +70,85 @@ func (h *HostKeys) learnHostKeys(conn ssh.Conn, payload []byte) {
 		return
 	}
 	h.debug("debug1: UpdateHostKeys: %s: %d keys added, %d removed", file, len(add), len(drop))
+}
+
+// announced reads the keys of an announcement that HostKeyAlgorithms
+// allows, without certificates, types x/crypto does not know, or repeats;
+// false for a malformed announcement.
+func (h *HostKeys) announced(payload []byte) ([]ssh.PublicKey, bool) {
+	var offered []ssh.PublicKey
+	for rest := payload; len(rest) > 0; {
+		blob, r, ok := sshString(rest)
+		if !ok {
+			h.debug("debug1: UpdateHostKeys: a malformed announcement")
+			return nil, false
+		}
+		rest = r
+		key, err := ssh.ParsePublicKey(blob)
+		if err != nil {
+			continue // a type x/crypto does not know
+		}
+		if _, isCert := key.(*ssh.Certificate); isCert {
+			continue
+		}
+		if h.keyTypeAllowed(key) && !slices.ContainsFunc(offered, func(k ssh.PublicKey) bool { return bytes.Equal(k.Marshal(), key.Marshal()) }) {
+			offered = append(offered, key)
+		}
+	}
+	return offered, true
+}
+
+// recorded is what file holds for this host: plain lines naming it alone;
+// false when a line names it among others or by a pattern, which ssh
+// leaves alone.
+func (h *HostKeys) recorded(file string) ([]knownHost, bool) {
+	f, err := os.Open(file)
+	if err != nil {
+		return nil, false
+	}
+	entries, _ := parseKnownHosts(f, file)
+	f.Close()
+	var have []knownHost
+	for _, e := range entries {
+		if e.marker != "" || !e.matches(h.lookupName()) {
+			continue
+		}
+		if len(e.hosts) != 1 || strings.ContainsAny(e.hosts[0], "*?!,") {
+			h.debug("debug1: UpdateHostKeys: %s:%d names several hosts or a pattern; skipping", e.file, e.line)
+			return nil, false
+		}
+		have = append(have, e)
+	}
+	return have, true
+}
+
+// keysDiff is what the server has that the file lacks, and the file's
+// lines for keys the server no longer has.
+func keysDiff(offered []ssh.PublicKey, have []knownHost) (fresh []ssh.PublicKey, drop []knownHost) {
+	for _, k := range offered {
+		if !slices.ContainsFunc(have, func(e knownHost) bool { return bytes.Equal(e.key.Marshal(), k.Marshal()) }) {
+			fresh = append(fresh, k)
+		}
+	}
+	for _, e := range have {
+		if !slices.ContainsFunc(offered, func(k ssh.PublicKey) bool { return bytes.Equal(e.key.Marshal(), k.Marshal()) }) {
+			drop = append(drop, e)
+		}
+	}
+	return fresh, drop
+}
+
+// acceptUpdate asks the person, for UpdateHostKeys ask.
+func (h *HostKeys) acceptUpdate(fresh []ssh.PublicKey) bool {
+	if h.Prompter == nil {
+		return false
+	}
+	var list []string
+	for _, k := range fresh {
+		list = append(list, "  "+keyName(k)+" "+h.fingerprint(k))
+	}
+	ans, err := h.Prompter.Ask(fmt.Sprintf("The server has updated its host keys.\n%s\nAccept updated hostkeys? (yes/no): ", strings.Join(list, "\n")), true)
+	return err == nil && strings.EqualFold(strings.TrimSpace(ans), "yes")
 }
 
 // keyTypeAllowed: a key HostKeyAlgorithms would accept.
@@ -171,23 +195,25 @@ func proveHostKeys(conn ssh.Conn, keys []ssh.PublicKey) error {
 	return nil
 }
 
-// rewriteKnownHosts drops the given lines (1-based) of file and appends
-// add, in one atomic rename.
-func rewriteKnownHosts(file string, drop map[int]bool, add []string) error {
-	old, err := os.ReadFile(file)
-	if err != nil {
-		return err
+// rewriteKnownHosts drops the lines that record drop's keys under drop's
+// names and appends add, in one atomic rename under the known_hosts lock
+// (khwrite.go). Lines are matched by what they say, not by number, so a
+// line another writer added meanwhile moves nothing.
+func rewriteKnownHosts(file string, drop []knownHost, add []string) error {
+	dropped := func(line string) bool {
+		e, ok := parseKnownHostLine(strings.TrimSpace(line))
+		return ok && e.marker == "" && slices.ContainsFunc(drop, func(d knownHost) bool {
+			return slices.Equal(d.hosts, e.hosts) && bytes.Equal(d.key.Marshal(), e.key.Marshal())
+		})
 	}
-	st, err := os.Stat(file)
-	if err != nil {
-		return err
-	}
-	var out []string
-	for i, l := range strings.Split(strings.TrimRight(string(old), "\n"), "\n") {
-		if !drop[i+1] {
-			out = append(out, l)
+	return rewriteKnownHostsFile(file, func(old []byte) []byte {
+		var out []string
+		for _, l := range strings.Split(strings.TrimRight(string(old), "\n"), "\n") {
+			if !dropped(l) {
+				out = append(out, l)
+			}
 		}
-	}
-	out = append(out, add...)
-	return writeAtomically(file, []byte(strings.Join(out, "\n")+"\n"), st.Mode().Perm())
+		out = append(out, add...)
+		return []byte(strings.Join(out, "\n") + "\n")
+	})
 }

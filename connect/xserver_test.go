@@ -12,6 +12,7 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"regexp"
 	"strconv"
 	"strings"
 	"sync"
@@ -169,7 +170,17 @@ func (s *xserver) serve(c net.Conn) {
 						var cmd struct{ Command string }
 						ssh.Unmarshal(r.Payload, &cmd)
 						r.Reply(true, nil)
-						fmt.Fprintf(ch, "ran %s\n", cmd.Command)
+						switch {
+						case cmd.Command == "cat":
+							// stdin to stdout until EOF, as cat does.
+							io.Copy(ch, ch)
+						case strings.HasPrefix(cmd.Command, "emit "):
+							// N bytes out, stdin never read, as scp -f sends a file.
+							n, _ := strconv.Atoi(strings.TrimPrefix(cmd.Command, "emit "))
+							ch.Write(bytes.Repeat([]byte("x"), n))
+						default:
+							fmt.Fprintf(ch, "ran %s\n", cmd.Command)
+						}
 						ch.SendRequest("exit-status", false, binary.BigEndian.AppendUint32(nil, 0))
 						ch.Close()
 						return
@@ -274,6 +285,9 @@ func TestFailureKindsFromXCrypto(t *testing.T) {
 			if err != nil {
 				return
 			}
+			// Read the request (ec2ssh's identification, as ssh sends
+			// its own first) before answering, as a web server does.
+			c.Read(make([]byte, 256))
 			c.Write([]byte("HTTP/1.1 400 Bad Request\r\n\r\n"))
 			c.Close()
 		}
@@ -311,6 +325,15 @@ func TestFailureKindsFromXCrypto(t *testing.T) {
 				return
 			}
 			c.Write([]byte("SSH-2.0-OpenSSH_9.2p1\r\n"))
+			// Everything the client sends (its identification, its
+			// KEXINIT) is read before hanging up, so that the close is
+			// clean: a close with unread data is a reset.
+			for {
+				c.SetReadDeadline(time.Now().Add(200 * time.Millisecond))
+				if _, err := c.Read(make([]byte, 4096)); err != nil {
+					break
+				}
+			}
 			c.Close()
 		}
 	}()
@@ -322,31 +345,32 @@ func TestFailureKindsFromXCrypto(t *testing.T) {
 		config  func() *Config
 		signers []ssh.Signer
 		want    failure.Kind
+		words   string // ssh(1)'s stderr lines for it, as a regexp
 	}{
-		{"refused", func() *Config { return testConfigFor(closedPort, goodKH) }, []ssh.Signer{key}, failure.Refused},
+		{"refused", func() *Config { return testConfigFor(closedPort, goodKH) }, []ssh.Signer{key}, failure.Refused, `^ssh: connect to host 127\.0\.0\.1 port \d+: Connection refused$`},
 		{"dns", func() *Config {
 			c := testConfigFor(good.port, goodKH)
 			c.HostName = "no-such-host.invalid"
 			return c
-		}, []ssh.Signer{key}, failure.DNS},
-		{"not ssh", func() *Config { return testConfigFor(port(httpLn), goodKH) }, []ssh.Signer{key}, failure.NoBanner},
+		}, []ssh.Signer{key}, failure.DNS, `^connect\.test: Could not resolve hostname no-such-host\.invalid: (Name or service not known|Temporary failure in name resolution)$`},
+		{"not ssh", func() *Config { return testConfigFor(port(httpLn), goodKH) }, []ssh.Signer{key}, failure.NoBanner, `^kex_exchange_identification: Connection closed by remote host\nConnection closed by 127\.0\.0\.1 port \d+$`},
 		{"silent", func() *Config {
 			c := testConfigFor(port(silentLn), goodKH)
 			c.ConnectTimeout = 300 * time.Millisecond
 			return c
-		}, []ssh.Signer{key}, failure.NoBanner},
-		{"hangs up after the banner", func() *Config { return testConfigFor(port(hangupLn), goodKH) }, []ssh.Signer{key}, failure.Unknown},
+		}, []ssh.Signer{key}, failure.NoBanner, `^Connection timed out during banner exchange\nConnection to 127\.0\.0\.1 port \d+ timed out$`},
+		{"hangs up after the banner", func() *Config { return testConfigFor(port(hangupLn), goodKH) }, []ssh.Signer{key}, failure.Unknown, `^Connection closed by 127\.0\.0\.1 port \d+$`},
 		{"no common key exchange", func() *Config {
 			return testConfigFor(oldKex.port, knownHostsFor(t, oldKex.port, oldKex.hostKey.PublicKey()))
-		}, []ssh.Signer{key}, failure.Algorithms},
-		{"key rejected", func() *Config { return testConfigFor(good.port, goodKH) }, []ssh.Signer{newSigner(t)}, failure.AuthRejected},
-		{"no key at all", func() *Config { return testConfigFor(good.port, goodKH) }, nil, failure.AuthRejected},
+		}, []ssh.Signer{key}, failure.Algorithms, `^Unable to negotiate with 127\.0\.0\.1 port \d+: no matching key exchange method found\. Their offer: diffie-hellman-group1-sha1(,kex-strict-s-v00@openssh\.com)?$`},
+		{"key rejected", func() *Config { return testConfigFor(good.port, goodKH) }, []ssh.Signer{newSigner(t)}, failure.AuthRejected, `^tester@127\.0\.0\.1: Permission denied \(publickey\)\.$`},
+		{"no key at all", func() *Config { return testConfigFor(good.port, goodKH) }, nil, failure.AuthRejected, `^tester@127\.0\.0\.1: Permission denied \(publickey\)\.$`},
 		{"host key unknown", func() *Config {
 			return testConfigFor(good.port, filepath.Join(t.TempDir(), "empty_known_hosts"))
-		}, []ssh.Signer{key}, failure.HostKeyUnknown},
+		}, []ssh.Signer{key}, failure.HostKeyUnknown, `^No ED25519 host key is known for \[127\.0\.0\.1\]:\d+ and you have requested strict checking\.\nHost key verification failed\.$`},
 		{"host key changed", func() *Config {
 			return testConfigFor(good.port, knownHostsFor(t, good.port, newSigner(t).PublicKey()))
-		}, []ssh.Signer{key}, failure.HostKeyChanged},
+		}, []ssh.Signer{key}, failure.HostKeyChanged, `(?s)^@+\n@    WARNING: REMOTE HOST IDENTIFICATION HAS CHANGED!     @\n.*\nHost key for \[127\.0\.0\.1\]:\d+ has changed and you have requested strict checking\.\nHost key verification failed\.$`},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -356,6 +380,9 @@ func TestFailureKindsFromXCrypto(t *testing.T) {
 			}
 			if err != nil && failure.HintOf(err) == "" && tt.want != failure.Unknown {
 				t.Errorf("Dial: %v has no hint", err)
+			}
+			if got := strings.Join(SSHLines(err), "\n"); !regexp.MustCompile(tt.words).MatchString(got) {
+				t.Errorf("Dial: ssh's words %q, want %s (%#v)", got, tt.words, errors.Unwrap(err))
 			}
 		})
 	}
@@ -485,9 +512,15 @@ func TestHostKeyPolicies(t *testing.T) {
 	t.Run("changed key under no is a warning", func(t *testing.T) {
 		c := testConfigFor(srv.port, knownHostsFor(t, srv.port, newSigner(t).PublicKey()))
 		c.StrictHostKeyChecking = "no"
+		c.ForwardAgent = "yes"
 		_, logs, err := dialX(t, c, []ssh.Signer{key}, nil)
-		if err != nil || !strings.Contains(logs.String(), "has changed") {
+		if err != nil || !strings.Contains(logs.String(), "WARNING: REMOTE HOST IDENTIFICATION HAS CHANGED!") {
 			t.Errorf("Dial = %v, logs %q; want a warning and a connection", err, logs)
+		}
+		// As ssh(1)'s continue_unsafe: nothing a man in the middle could use.
+		if c.PasswordAuth || c.KbdInteractive || c.ForwardAgent != "no" || !strings.Contains(logs.String(), "Password authentication is disabled") {
+			t.Errorf("after a changed key under no: password %v, keyboard-interactive %v, agent %q; logs %q; want all off",
+				c.PasswordAuth, c.KbdInteractive, c.ForwardAgent, logs)
 		}
 	})
 	t.Run("revoked", func(t *testing.T) {

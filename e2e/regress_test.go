@@ -83,7 +83,12 @@ func TestOpenSSHRegress(t *testing.T) {
 			cmd := exec.CommandContext(ctx, "sh", "test-exec.sh", obj, filepath.Join(obj, name+".sh"))
 			cmd.Dir = obj
 			// Each test gets its own ports (it uses PORT and the next few).
-			cmd.Env = append(cleanEnv(), "PATH="+obj+":"+os.Getenv("PATH"), "TEST_SHELL=/bin/sh",
+			// BUILDDIR is where test-exec.sh reads config.h, as OpenSSH's
+			// own "make tests" sets it: the suite's config.h says the
+			// default build's ENABLE_SK, so SecurityKeyProvider (the
+			// suite's sk-dummy.so) is in its ssh_config for every host,
+			// as it is when OpenSSH tests itself (issue 25).
+			cmd.Env = append(cleanEnv(), "BUILDDIR="+obj, "PATH="+obj+":"+os.Getenv("PATH"), "TEST_SHELL=/bin/sh",
 				"TEST_SSH_SSH="+bin, "TEST_SSH_SSHD=/usr/sbin/sshd", "TEST_SSH_SFTPSERVER=/usr/lib/openssh/sftp-server",
 				"TEST_SSH_UNSAFE_PERMISSIONS=1", fmt.Sprintf("TEST_SSH_PORT=%d", 5200+10*i), "TEST_SSH_QUIET=")
 			// A file, not a pipe: sshd daemons the tests start keep their

@@ -12,8 +12,11 @@ set -eu
 # fingerprint recipes), procps (pgrep: no process may outlive ec2ssh),
 # util-linux (unshare: a lab instance's own view of its files), ansible (it
 # drives ssh with connection sharing by default), dash and busybox (the SSM
-# command wrapper runs under each sh an image may have).
-packages="openssh-server openssh-client openssh-tests rsync git tmux nftables iproute2 openssl procps util-linux ansible bash zsh fish dash busybox"
+# command wrapper runs under each sh an image may have), autossh (a caller
+# that restarts ssh by its exit status), wine64 and the MinGW compiler (the
+# Windows build run under Wine, with the bcryptprimitives.dll stand-in Wine 8
+# lacks).
+packages="openssh-server openssh-client openssh-tests rsync git tmux nftables iproute2 openssl procps util-linux ansible bash zsh fish dash busybox autossh wine64 gcc-mingw-w64-x86-64-win32"
 if [ "${1:-}" = bench ]; then
   packages="$packages ansible sshpass"
 fi

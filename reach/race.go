@@ -5,7 +5,6 @@ import (
 	"context"
 	"errors"
 	"net"
-	"os"
 	"sync"
 	"time"
 
@@ -320,12 +319,7 @@ func awaitBanner(ctx context.Context, conn net.Conn, limit time.Duration, name s
 		}
 		if len(line) == 0 {
 			conn.Close()
-			msg := name + " closed the connection without an SSH banner"
-			if errors.Is(err, os.ErrDeadlineExceeded) {
-				msg = name + " accepted the connection but sent no SSH banner in time"
-			}
-			return nil, &failure.Error{Kind: failure.NoBanner, Msg: msg, Err: err,
-				Hint: "the port is open but no SSH server answers there: is it sshd, and is it healthy (MaxStartups, a hung daemon)?"}
+			return nil, connect.BannerError(conn, name, err)
 		}
 	}
 	return &replayConn{Conn: conn, pre: append([]byte(nil), line...), rest: br}, nil

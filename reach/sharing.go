@@ -38,8 +38,10 @@ func SharingFor(r *Run) (Sharing, error) {
 		return s, nil
 	}
 	if !connect.MuxSupported {
-		r.Env.Debug("debug1: connection sharing needs descriptor passing, which this platform lacks: ControlMaster and ControlPath are not used")
-		return Sharing{}, nil
+		// No master and no passenger here; the path stays for -O, which
+		// reaches a master over AF_UNIX.
+		r.Env.Debug("debug1: connection sharing needs descriptor passing, which this platform lacks: ControlPath is used for -O only")
+		return Sharing{Path: s.Path}, nil
 	}
 	p, err := connect.ControlPersistTime(cfg)
 	if err != nil {
