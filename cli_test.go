@@ -52,6 +52,7 @@ func TestCommandLineInProcess(t *testing.T) {
 		{"unknown long option", []string{"--frobnicate", "host"}, 255, "", "unknown option --frobnicate", false},
 		{"unknown -o keyword", []string{"-F", "none", "-o", "Frobnicate=yes", "host"}, 255, "", `unknown -o option "Frobnicate"`, false},
 		{"X11 refused by name", []string{"-F", "none", "-o", "ForwardX11=yes", "host"}, 255, "", "ForwardX11 yes is not supported by ec2ssh", false},
+		{"-X refused as typed", []string{"-F", "none", "-X", "host"}, 255, "", "ec2ssh: error: option -X is not supported by ec2ssh (no X11 forwarding)", false},
 		{"json alone", []string{"-F", "none", "--json", "host"}, 255, "", "--json goes with --diagnose", false},
 		{"bad fallback", []string{"--fallback=maybe", "host"}, 255, "", `bad --fallback value "maybe"`, false},
 		{"bad port", []string{"-p", "70000", "host"}, 255, "", `bad port "70000"`, false},

@@ -72,6 +72,10 @@ type Args struct {
 
 	Warnings []string // ssh(1)'s parse-time warnings, printed even with -q
 
+	// typed is the option as typed (-X, -w, …) for a keyword a flag set,
+	// so that a refusal names what the person wrote (issue 21).
+	typed map[string]string
+
 	Destination string   // the host part, as typed (an alias, a name, an address)
 	ProxyPort   string   // with --proxy
 	Command     []string // the remote command's words, as given
@@ -407,21 +411,21 @@ func (a *Args) flag(c byte) {
 	case 'k':
 		a.setLast("GSSAPIDelegateCredentials", "no")
 	case 'K':
-		a.setLast("GSSAPIAuthentication", "yes")
-		a.setLast("GSSAPIDelegateCredentials", "yes")
+		a.setFlag("GSSAPIAuthentication", "yes", "-K")
+		a.setFlag("GSSAPIDelegateCredentials", "yes", "-K")
 	case 'X':
-		a.setLast("ForwardX11", "yes")
+		a.setFlag("ForwardX11", "yes", "-X")
 	case 'Y':
-		a.setLast("ForwardX11", "yes")
-		a.setLast("ForwardX11Trusted", "yes")
+		a.setFlag("ForwardX11", "yes", "-Y")
+		a.setFlag("ForwardX11Trusted", "yes", "-Y")
 	case 'y':
 		a.Syslog = true
 	case 'M':
 		a.masters++
 		if a.masters == 1 {
-			a.setLast("ControlMaster", "yes")
+			a.setFlag("ControlMaster", "yes", "-M")
 		} else {
-			a.setLast("ControlMaster", "ask")
+			a.setFlag("ControlMaster", "ask", "-MM")
 		}
 	}
 }
@@ -436,7 +440,7 @@ func (a *Args) option(c byte, val string) error {
 		return nil
 	}
 	if kw, ok := optionLast[c]; ok {
-		a.setLast(kw, val)
+		a.setFlag(kw, val, "-"+string(c))
 	}
 	return nil
 }
@@ -512,8 +516,8 @@ var optionSetters = map[byte]func(a *Args, val string) error{
 		return nil
 	},
 	'w': func(a *Args, v string) error {
-		a.setLast("Tunnel", "point-to-point")
-		a.setLast("TunnelDevice", v)
+		a.setFlag("Tunnel", "point-to-point", "-w")
+		a.setFlag("TunnelDevice", v, "-w")
 		return nil
 	},
 	'O': func(a *Args, v string) error {
@@ -581,9 +585,21 @@ func validAlgorithms(kind algorithmKind, spec string) bool {
 
 func (a *Args) add(key, val string) { a.Settings = append(a.Settings, Setting{key, val}) }
 
+// Typed is the option as typed that set key ("-X" for ForwardX11), or ""
+// when -o or no option set it.
+func (a *Args) Typed(key string) string { return a.typed[strings.ToLower(key)] }
+
 // setLast records a flag whose last occurrence wins (ssh(1) assigns these
 // directly), ahead of any -o for the same keyword.
-func (a *Args) setLast(key, val string) {
+func (a *Args) setLast(key, val string) { a.setFlag(key, val, "") }
+
+// setFlag is setLast for the option typed as flag ("-X"), which a refusal
+// of the keyword then names.
+func (a *Args) setFlag(key, val, flag string) {
+	if a.typed == nil {
+		a.typed = map[string]string{}
+	}
+	a.typed[strings.ToLower(key)] = flag
 	for i, s := range a.Settings {
 		if strings.EqualFold(s.Key, key) {
 			a.Settings = append(a.Settings[:i], a.Settings[i+1:]...)

@@ -648,7 +648,7 @@ func (c *Credentials) AuthCallback() ssh.ClientAuthCallback {
 			if allowed[m.name] && tried[m.name] < m.tries {
 				if m.name == "keyboard-interactive" && c.cfg.KbdInteractiveDevices != "" {
 					// Refused where it would be used (Config.refuse).
-					return nil, refused("KbdInteractiveDevices", c.cfg.KbdInteractiveDevices, "the server's devices are used", "")
+					return nil, c.cfg.refused("KbdInteractiveDevices", c.cfg.KbdInteractiveDevices, "the server's devices are used")
 				}
 				return m.m, nil
 			}
@@ -659,7 +659,7 @@ func (c *Credentials) AuthCallback() ssh.ClientAuthCallback {
 		if c.cfg.PKCS11Provider != "" && allowed["publickey"] && c.cfg.PubkeyAuth {
 			// ssh(1) would offer the token's keys too: the connection
 			// needs the provider ec2ssh cannot load.
-			return nil, refused("PKCS11Provider", c.cfg.PKCS11Provider, "no PKCS#11 tokens; the server accepted none of the other keys", "")
+			return nil, c.cfg.refused("PKCS11Provider", c.cfg.PKCS11Provider, "no PKCS#11 tokens; the server accepted none of the other keys")
 		}
 		return nil, inWords(&failure.Error{Kind: failure.AuthRejected,
 			Msg:  fmt.Sprintf("%s@%s: permission denied (%s)", c.user, c.host, strings.Join(ctx.AllowedMethods, ",")),

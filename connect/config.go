@@ -141,10 +141,16 @@ func ResolveConfig(args *Args) (*Config, error) {
 // readPass reads the command line and the files once.
 func readPass(args *Args, st *readState, files ConfigFiles, explicit bool) error {
 	if args != nil {
+		seen := map[string]bool{}
 		for _, set := range args.Settings {
 			k, ok := lookupKeyword(set.Key)
 			if !ok {
 				continue
+			}
+			// A flag's value comes first for its keyword (setFlag).
+			typed := ""
+			if key := strings.ToLower(k.name); !seen[key] {
+				seen[key], typed = true, args.Typed(k.name)
 			}
 			a, err := splitArgs(set.Value)
 			if err != nil || len(a) == 0 {
@@ -153,7 +159,7 @@ func readPass(args *Args, st *readState, files ConfigFiles, explicit bool) error
 			if k.kind == kwMulti {
 				a = []string{set.Value}
 			}
-			st.out.put(k, setting{args: a, raw: set.Value, from: "command-line"})
+			st.out.put(k, setting{args: a, raw: set.Value, from: "command-line", typed: typed})
 		}
 	}
 	for i, name := range []string{files.User, files.System} {
@@ -364,10 +370,24 @@ func (c *Config) refuseOne(r refusal) error {
 	}
 	v, _ := c.s.get(r.key)
 	if r.inUse {
-		return refused(r.key, strings.Join(v.args, " "), r.why, v.from)
+		return c.refused(r.key, strings.Join(v.args, " "), r.why)
 	}
 	c.Ignored = append(c.Ignored, fmt.Sprintf("%s %s (unused: %s)", r.key, strings.Join(v.args, " "), r.why+"; "+r.unused))
 	return nil
+}
+
+// refused is the error that names a setting ec2ssh cannot honour as it
+// was written: the option as typed (-X) when a flag set it, else the
+// keyword and its value (-o ForwardX11=yes, a file's ForwardX11 yes).
+func (c *Config) refused(key, value, why string) error {
+	var v setting
+	if c.s != nil {
+		v, _ = c.s.get(key)
+	}
+	if v.typed != "" {
+		return failure.Configf("run OpenSSH's ssh directly for this host, or drop the option", "option %s is not supported by ec2ssh (%s)", v.typed, why)
+	}
+	return refused(key, value, why, v.from)
 }
 
 // refused is the error that names a keyword ec2ssh cannot honour.

@@ -101,6 +101,9 @@ type setting struct {
 	args []string
 	raw  string
 	from string // file:line, for messages
+	// typed is the option that set it on the command line as typed
+	// ("-X"), "" for -o and the files: a refusal names what was written.
+	typed string
 }
 
 // settings are what the configuration says about one destination.
