@@ -108,7 +108,7 @@ func checkNetworkPath(f *Facts) Result {
 	v6 := dst.Unmap().Is6()
 	public := in.IsPublic(addr) || v6
 	if f.Source.Private && (!public || v6) {
-		return Result{Status: Pass, Summary: "the source " + f.Source.Address + " is inside the VPC: the private address " + addr + " is used",
+		return Result{Status: Pass, Summary: f.Source.side() + ": the private address " + addr + " is used",
 			Evidence: []string{"source " + f.Source.Address + " (" + f.Source.How + ")", "VPC " + in.VPCID + " " + strings.Join(f.VPCCIDRs, " ")}}
 	}
 	if f.RouteTableErr != nil {
@@ -147,9 +147,9 @@ func checkNetworkPath(f *Facts) Result {
 			return Result{Status: Fail, Summary: prob, Evidence: ev, Fix: fix}
 		}
 		if strings.HasPrefix(best.Target, "igw-") || strings.HasPrefix(best.Target, "nat-") || best.Target == "local" {
-			summary := fmt.Sprintf("the source %s is outside the VPC and the replies to it leave through %s, so the private address %s does not answer", p, best.Target, addr)
+			summary := fmt.Sprintf("%s and the replies to it leave through %s, so the private address %s does not answer", f.Source.side(), best.Target, addr)
 			if in.PublicIP == "" && len(in.IPv6) == 0 {
-				summary = in.ID + " has no public address, and the source is outside its VPC (" + summary + ")"
+				summary = in.ID + " has no public address, and " + summary
 			}
 			return Result{Status: Fail, Summary: summary, Evidence: ev,
 				Fix: fmt.Sprintf("connect from inside the VPC (VPN, bastion with -J), use SSM (--fallback=ssm), or give it an Elastic IP: aws ec2 allocate-address --region %s, then aws ec2 associate-address --instance-id %s --allocation-id eipalloc-…", f.Region, in.ID)}

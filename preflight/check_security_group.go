@@ -248,9 +248,9 @@ func checkSecurityGroup(f *Facts) Result {
 			names = append(names, g)
 		}
 		sort.Strings(names)
-		why := "no network interface in AWS holds that address (it is outside the VPC)"
+		why := "no network interface in AWS holds that address (" + f.Source.side() + ")"
 		if len(f.SourceInterfaces) > 0 {
-			why = "its interface is in none of them"
+			why = "its interface is in none of them (" + f.Source.side() + ")"
 		}
 		return Result{Status: Fail,
 			Summary:  fmt.Sprintf("port %d is allowed only from members of %s, and the source %s is not one: %s", f.Port, joinIDs(names), src, why),

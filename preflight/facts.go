@@ -395,6 +395,22 @@ type Source struct {
 	EphemeralHigh int `json:"ephemeral_high"`
 }
 
+// side phrases which side of the instance's VPC the source is on, in the
+// words every check uses (issue 21: network-path and security-group said
+// inside and outside of the same client): inside when Private, decided
+// once in gather (an address in the VPC's CIDRs dialling a private
+// address), else outside: "the source 10.0.1.7 is inside the VPC".
+func (s Source) side() string {
+	who := "the source"
+	if s.Address != "" {
+		who += " " + s.Address
+	}
+	if s.Private {
+		return who + " is inside the VPC"
+	}
+	return who + " is outside the VPC"
+}
+
 // Addr returns the source address parsed, or false when unknown.
 func (s Source) Addr() (netip.Addr, bool) {
 	a, err := netip.ParseAddr(s.Address)
