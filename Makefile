@@ -78,6 +78,12 @@ release:
 	done
 	cd dist && sha256sum ec2ssh-* > SHA256SUMS
 
+# The manual page, ec2ssh(1), from its Markdown source; both are committed
+# (a test, TestManual, fails when they part or the page misses an option).
+GO_MD2MAN := github.com/cpuguy83/go-md2man/v2@v2.0.7
+man:
+	$(GO) run $(GO_MD2MAN) -in docs/ec2ssh.1.md -out docs/ec2ssh.1
+
 install:
 	BINDIR=$(BINDIR) ./install.sh
 
