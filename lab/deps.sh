@@ -15,8 +15,9 @@ set -eu
 # command wrapper runs under each sh an image may have), autossh (a caller
 # that restarts ssh by its exit status), wine64 and the MinGW compiler (the
 # Windows build run under Wine, with the bcryptprimitives.dll stand-in Wine 8
-# lacks).
-packages="openssh-server openssh-client openssh-tests rsync git tmux nftables iproute2 openssl procps util-linux ansible bash zsh fish dash busybox autossh wine64 gcc-mingw-w64-x86-64-win32"
+# lacks), groff-base and man-db (the manual page is checked with groff -ww,
+# and install.sh's test asks man where it finds it).
+packages="openssh-server openssh-client openssh-tests rsync git tmux nftables iproute2 openssl procps util-linux ansible bash zsh fish dash busybox autossh wine64 gcc-mingw-w64-x86-64-win32 groff-base man-db"
 if [ "${1:-}" = bench ]; then
   packages="$packages ansible sshpass"
 fi
