@@ -746,7 +746,7 @@ ec2ssh options:
 }
 
 // filterHelp says what a FILTER of --list and --all means: EC2's own
-// DescribeInstances filters, sent as typed (issue 24; docs/filters.md).
+// DescribeInstances filters, sent as typed (issue 24; ec2ssh(1), FILTERS AND REACH).
 const filterHelp = `
 FILTER (--list, --all) is EC2's own instance filter, sent to EC2 as typed and
 meaning what EC2 makes of it; terminated instances are left out:
