@@ -460,7 +460,7 @@ func TestFailuresAreClassified(t *testing.T) {
 		{"no banner", []string{"-p", strconv.Itoa(silent.Addr().(*net.TCPAddr).Port), "-o", "ConnectTimeout=1", "lab", "true"}, "Connection timed out during banner exchange\r\n"},
 		{"dns", []string{"-o", "HostName=no-such-host.invalid", "lab", "true"}, "ec2ssh: Could not resolve hostname no-such-host.invalid: "},
 		{"auth rejected", []string{"-i", wrongKey, "-o", "IdentityFile=" + wrongKey, "lab", "true"}, "root@127.0.0.1: Permission denied (publickey).\r\n"},
-		{"bad option", []string{"-X", "lab"}, "ec2ssh: error: ForwardX11 yes is not supported by ec2ssh"},
+		{"bad option", []string{"-X", "lab"}, "ec2ssh: error: option -X is not supported by ec2ssh"},
 		{"bad config value", []string{"-o", "Port=70000", "lab"}, "ec2ssh: error: bad port"},
 	}
 	for _, tt := range tests {
