@@ -104,9 +104,9 @@ func TestWindowsBinaryUnderWine(t *testing.T) {
 		!(r.code == 0 && strings.Contains(string(r.stderr), "Master running")) && !(r.code == 255 && strings.Contains(string(r.stderr), "Control socket connect(")) {
 		t.Errorf("-S path -O check under Wine: exit %d, %q; want the master's answer or the socket's connect error", r.code, r.stderr)
 	}
-	// A master asked for by name is refused: passengers cannot pass descriptors.
+	// A master asked for by name is refused, as typed (-M): passengers cannot pass descriptors.
 	r = wine(time.Minute, "-M", "-S", `Z:\tmp\nowhere`, "lab", "true")
-	if r.code != 255 || !strings.Contains(string(r.stderr), "ControlMaster yes is not supported by ec2ssh") {
+	if r.code != 255 || !strings.Contains(string(r.stderr), "option -M is not supported by ec2ssh") {
 		t.Errorf("-M under Wine: exit %d, %q", r.code, r.stderr)
 	}
 }
