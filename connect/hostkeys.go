@@ -424,9 +424,11 @@ func (h *HostKeys) continueUnsafe() error {
 func (h *HostKeys) unknown(key ssh.PublicKey, other []knownHost) error {
 	fp := h.fingerprint(key)
 	if len(h.Published) > 0 {
-		return inWords(&failure.Error{Kind: failure.HostKeyUnknown,
-			Msg:  fmt.Sprintf("host key for %s (%s %s) is not the one published for it (%s)", h.lookupName(), keyName(key), ssh.FingerprintSHA256(key), strings.Join(h.Published, ", ")),
-			Hint: "someone may be intercepting the connection; compare with " + h.PublishedAt + " and do not add this key unless its operator confirms it"},
+		// ssh's words are its one line; what was compared is in the hint,
+		// the line under them.
+		published := fmt.Sprintf("the host key of %s (%s %s) is not the one published for it (%s)", h.lookupName(), keyName(key), ssh.FingerprintSHA256(key), strings.Join(h.Published, ", "))
+		return inWords(&failure.Error{Kind: failure.HostKeyUnknown, Msg: published,
+			Hint: published + ": someone may be intercepting the connection; compare with " + h.PublishedAt + " and do not add this key unless its operator confirms it"},
 			fatalLine(hostKeyFailed))
 	}
 	switch h.Policy {

@@ -138,6 +138,11 @@ func BannerError(conn net.Conn, target string, err error) error {
 
 // identError: the connection failed before the server's version line.
 func identError(w *connWatch, target string, err error) error {
+	if inner := (*failure.Error)(nil); errors.As(err, &inner) {
+		// The transport said why it ended (an SSM port session the agent
+		// closed, a tunnel refused): its kind decides what comes next.
+		return err
+	}
 	id := remoteID(w.Conn)
 	fe := &failure.Error{Kind: failure.NoBanner, Op: "ssh handshake with", Target: target, Err: err,
 		Hint: "the port is open but no SSH server answers there: is it sshd, and is it healthy (MaxStartups, a hung daemon)?"}

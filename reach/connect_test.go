@@ -198,6 +198,20 @@ func TestConnectLadder(t *testing.T) {
 			},
 			// The shell rung's session is denied by the fake SSM.
 			code: 255, stderr: []string{"sshd refuses connections, also from inside the instance"}, err: true, kind: failure.Unknown},
+		{name: "refused, the port session says it ended (SessionEnded), sshd down inside: the shell rung",
+			setup: func(w *world) {
+				w.direct = refusedDial
+				s := w.sshd(nil)
+				w.instance("i-0123456789abcdef0", "web-1", s)
+				w.cloud.port = endsAtOnce
+				w.cloud.facts = func(req preflight.Request) *preflight.Facts {
+					return &preflight.Facts{Region: "us-east-1", Port: req.Port, Instance: req.Instance,
+						SSM: &preflight.SSMAgent{Registered: true, PingStatus: "Online"}}
+				}
+				w.cloud.inside = &preflight.Inside{Complete: true, PortsListed: true, Ports: []string{"0.0.0.0:80"}}
+			},
+			// The shell rung's session is denied by the fake SSM.
+			code: 255, stderr: []string{"sshd refuses connections, also from inside the instance"}, err: true, kind: failure.Unknown},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

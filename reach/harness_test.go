@@ -306,6 +306,23 @@ func closesAtOnce(ctx context.Context, id string, port int) (net.Conn, error) {
 	return a, nil
 }
 
+// endedConn is a port session whose data channel the agent ended: reads
+// and writes fail with the channel's own error, as fallback.Channel's do.
+type endedConn struct{ net.Conn }
+
+func (endedConn) Read([]byte) (int, error) { return 0, sessionEnded }
+func (endedConn) Write([]byte) (int, error) {
+	return 0, sessionEnded
+}
+
+var sessionEnded = &failure.Error{Kind: failure.SessionEnded, Msg: "the SSM port session ended before the port on the instance sent anything"}
+
+// endsAtOnce is a port session whose channel says it ended, before a byte.
+func endsAtOnce(ctx context.Context, id string, port int) (net.Conn, error) {
+	a, _ := net.Pipe()
+	return endedConn{a}, nil
+}
+
 // run makes a Run of argv (ssh's command line) in the world.
 func (w *world) run(argv ...string) *Run {
 	w.t.Helper()
