@@ -279,9 +279,12 @@ func TestStreamOutputBackpressure(t *testing.T) {
 	api, _ := standIn(t, lab.SSMOptions{})
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
-	counter := filepath.Join(t.TempDir(), "chunks")
-	// 64 KiB at a time, counting, for ever.
-	st, err := api.StartStream(ctx, testInstance, fmt.Sprintf(`i=0; while :; do head -c 65536 /dev/zero; i=$((i+1)); echo $i > %s; done`, counter))
+	dir := t.TempDir()
+	counter, group := filepath.Join(dir, "chunks"), filepath.Join(dir, "group")
+	// 64 KiB at a time, counting, for ever. The count is renamed into
+	// place: a plain `echo $i > chunks` truncates the file first, and a
+	// read in between saw no count at all.
+	st, err := api.StartStream(ctx, testInstance, fmt.Sprintf(`echo $$ > %[2]s; i=0; while :; do head -c 65536 /dev/zero; i=$((i+1)); echo $i > %[1]s.new; mv %[1]s.new %[1]s; done`, counter, group))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -316,4 +319,42 @@ func TestStreamOutputBackpressure(t *testing.T) {
 	cancel()
 	<-done
 	t.Logf("held at %d chunks (%d KiB) while stdout waited", stalled, stalled*64)
+	// The cancel hangs the command up on the instance, a moment after Run
+	// has returned (TerminateSession does not wait for it): its last
+	// iteration may still write here. The test's directory goes once the
+	// command's process group is gone.
+	b, _ := os.ReadFile(group)
+	pgid, err := strconv.Atoi(strings.TrimSpace(string(b)))
+	if err != nil {
+		t.Fatalf("the command's process group: %q", b)
+	}
+	for deadline := time.Now().Add(5 * time.Second); groupRuns(pgid); time.Sleep(20 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Errorf("the command's process group %d still runs 5 s after the cancel", pgid)
+			syscall.Kill(-pgid, syscall.SIGKILL)
+			break
+		}
+	}
+}
+
+// groupRuns reports whether a process of the group pgid is alive here (a
+// zombie is not: it only waits for its parent, or init, to reap it).
+func groupRuns(pgid int) bool {
+	stats, _ := filepath.Glob("/proc/[0-9]*/stat")
+	for _, f := range stats {
+		b, err := os.ReadFile(f)
+		if err != nil {
+			continue
+		}
+		// pid (comm) state ppid pgrp ...: comm may hold spaces.
+		i := bytes.LastIndexByte(b, ')')
+		if i < 0 {
+			continue
+		}
+		fields := strings.Fields(string(b[i+1:]))
+		if len(fields) > 2 && fields[2] == strconv.Itoa(pgid) && fields[0] != "Z" && fields[0] != "X" {
+			return true
+		}
+	}
+	return false
 }

@@ -7,6 +7,8 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"os"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"sync"
@@ -39,6 +41,8 @@ type ssmStandIn struct {
 	terminated int
 	started    int
 	rc         runCommands // Run Command (runcommand.go)
+	home       string      // the session user's home, once made (sessionHome)
+	homeErr    error
 }
 
 // SSMOptions configure the stand-in.
@@ -243,6 +247,9 @@ func (s *ssmStandIn) stop() {
 	defer s.mu.Unlock()
 	for _, sess := range s.sessions {
 		go sess.end(OutcomeTerminated)
+	}
+	if s.home != "" {
+		os.RemoveAll(filepath.Dir(s.home))
 	}
 }
 

@@ -3,6 +3,9 @@ package lab
 import (
 	"bufio"
 	"encoding/json"
+	"errors"
+	"fmt"
+	"io/fs"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -65,6 +68,55 @@ func (a *agentSession) instanceCommand(name string, args ...string) *exec.Cmd {
 	return exec.Command(name, args...)
 }
 
+// sessionEnv is the environment the agent gives a session's process
+// (shell/shell_unix.go StartCommandExecutor): its own, TERM, LANG when
+// unset, and HOME of the user the session runs as.
+func (a *agentSession) sessionEnv() ([]string, error) {
+	home, err := a.s.sessionHome()
+	if err != nil {
+		return nil, err
+	}
+	env := append(os.Environ(), "TERM=xterm-256color")
+	if os.Getenv("LANG") == "" {
+		env = append(env, "LANG=C.UTF-8")
+	}
+	return append(env, "HOME="+home), nil
+}
+
+// sessionHome is the home of the user sessions run as. The agent runs
+// them as ssm-user, which it makes with `useradd -m` before the first
+// session (utility.CreateLocalAdminUser), with HOME set to its home; the
+// lab runs them as itself, so it makes such a home, from /etc/skel as
+// useradd does, once per stand-in. A login shell then reads what a fresh
+// user's reads on an instance, not the dotfiles of whoever runs the lab
+// (a profile that waited a minute on a stale lock in ~/.pyenv held every
+// terminal session's first command back that long).
+func (s *ssmStandIn) sessionHome() (string, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.home == "" && s.homeErr == nil {
+		s.home, s.homeErr = makeHome()
+	}
+	return s.home, s.homeErr
+}
+
+func makeHome() (string, error) {
+	dir, err := os.MkdirTemp("", "ec2ssh-lab-home-")
+	if err != nil {
+		return "", err
+	}
+	home := filepath.Join(dir, "ssm-user")
+	err = os.CopyFS(home, os.DirFS("/etc/skel"))
+	if errors.Is(err, fs.ErrNotExist) {
+		err = os.Mkdir(home, 0o700)
+	}
+	if err != nil {
+		os.RemoveAll(dir)
+		return "", fmt.Errorf("make ssm-user's home: %w", err)
+	}
+	return home, nil
+}
+
 // runTerminal runs a shell (Standard_Stream) or "sh -c COMMAND"
 // (InteractiveCommands) on a terminal, as the agent's shell plugin does
 // (shell/shell_unix.go StartCommandExecutor, shell.go writePump): TERM and
@@ -86,10 +138,15 @@ func (a *agentSession) runTerminal(kind string) {
 		// The agent runs plain sh; the lab's prompt says whose it is.
 		cmd = a.instanceCommand("sh")
 	}
-	cmd.Env = append(os.Environ(), "PS1=ssm$ ", "TERM=xterm-256color")
-	if os.Getenv("LANG") == "" {
-		cmd.Env = append(cmd.Env, "LANG=C.UTF-8")
+	env, err := a.sessionEnv()
+	if err != nil {
+		slave.Close()
+		m.Close()
+		a.closeChannel("Unable to start shell: " + err.Error())
+		a.end(OutcomeFailed)
+		return
 	}
+	cmd.Env = append(env, "PS1=ssm$ ")
 	cmd.Stdin, cmd.Stdout, cmd.Stderr = slave, slave, slave
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true, Setctty: true, Ctty: 0}
 	if err := cmd.Start(); err != nil {
@@ -150,7 +207,15 @@ func (a *agentSession) runNonInteractive() {
 		a.end(OutcomeFailed)
 		return
 	}
+	env, err := a.sessionEnv()
+	if err != nil {
+		out.Close()
+		a.closeChannel("Unable to start command: " + err.Error())
+		a.end(OutcomeFailed)
+		return
+	}
 	cmd := a.instanceCommand(words[0], words[1:]...)
+	cmd.Env = env
 	cmd.Stdout, cmd.Stderr = out, out
 	if err := cmd.Start(); err != nil {
 		out.Close()
