@@ -23,13 +23,25 @@ func TestDemoTranscript(t *testing.T) {
 	if m == nil {
 		t.Fatal("README.md has no demo transcript between its markers")
 	}
-	dir := t.TempDir()
-	cfg, env := lab.DemoEnv(world, dir, bin, cleanEnv())
-	var out strings.Builder
-	if err := lab.Demo(&out, bin, cfg, env, false); err != nil {
-		t.Fatal(err)
+	var got string
+	want := string(m[1])
+	// A check moto did not answer within its budget (the machine busy with
+	// the other packages' tests) is weather, not drift: the demo runs again,
+	// at most twice more, and a third slow run is a failure.
+	for try := 1; ; try++ {
+		// Each run its own known_hosts and cache, as a first run has.
+		cfg, env := lab.DemoEnv(world, t.TempDir(), bin, cleanEnv())
+		var out strings.Builder
+		if err := lab.Demo(&out, bin, cfg, env, false); err != nil {
+			t.Fatal(err)
+		}
+		got = lab.Stabilise(out.String())
+		slow := lab.Slow(got)
+		if got == want || slow == "" || try == 3 {
+			break
+		}
+		t.Logf("run %d: the stand-ins were slow (%s); again", try, slow)
 	}
-	got, want := lab.Stabilise(out.String()), string(m[1])
 	if got != want {
 		os.WriteFile(filepath.Join(os.TempDir(), "ec2ssh-demo.txt"), []byte(got), 0o644)
 		gl, wl := strings.Split(got, "\n"), strings.Split(want, "\n")

@@ -111,6 +111,20 @@ var stabilise = []struct {
 	{regexp.MustCompile(`[ \t]+\n`), "\n"},
 }
 
+// Slow says why a transcript is not the demo's fair weather: a check the
+// stand-ins did not answer within its budget (AWS answers those calls in
+// tens of milliseconds; moto on a loaded machine can take seconds), so the
+// transcript shows "could not be checked" where a quiet run shows the
+// answer. "" when none.
+func Slow(transcript string) string {
+	for _, line := range strings.Split(transcript, "\n") {
+		if strings.Contains(line, "did not answer in") {
+			return strings.TrimSpace(line)
+		}
+	}
+	return ""
+}
+
 // Stabilise makes a transcript comparable between runs: ids, times and
 // temporary paths replaced with "…", colours and trailing blanks dropped.
 func Stabilise(s string) string {
