@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"net"
@@ -14,6 +15,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"syscall"
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
@@ -259,6 +261,15 @@ const SSMFrontPort = 5003
 func (o *overrides) startSSMFront() (*http.Server, error) {
 	base, _ := url.Parse(fmt.Sprintf("http://127.0.0.1:%d", SSMPort))
 	proxy := httputil.NewSingleHostReverseProxy(base)
+	// The front is not in the path a client sees: a reset behind it (the
+	// weather's) is a reset in front of it too, not a 502 of its own.
+	proxy.ErrorHandler = func(w http.ResponseWriter, r *http.Request, err error) {
+		if errors.Is(err, syscall.ECONNRESET) || errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) {
+			resetConn(w)
+			return
+		}
+		w.WriteHeader(http.StatusBadGateway)
+	}
 	ln, err := net.Listen("tcp", fmt.Sprintf("127.0.0.1:%d", SSMFrontPort))
 	if err != nil {
 		return nil, fmt.Errorf("ssm front: %w", err)
