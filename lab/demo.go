@@ -102,7 +102,7 @@ var stabilise = []struct {
 }{
 	{regexp.MustCompile(`\b(i|sg|acl|vpc|subnet|eni|rtb|igw|nat|eice|eipalloc|vpce|ami|pl)-[0-9a-f]{8,17}\b`), "$1-…"},
 	{regexp.MustCompile(`\(exit (\d+), [0-9.]+s\)`), "(exit $1)"},
-	{regexp.MustCompile(`\b\d+(\.\d+)?(ms|µs|s)\b`), "…$2"},
+	{regexp.MustCompile(`\b\d+(\.\d+)?(ms|µs|s)\b`), "…"}, // "383ms" one run, "1.2s" the next
 	{regexp.MustCompile(`\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d+)?(Z|[+-]\d\d:\d\d)`), "…"},
 	{regexp.MustCompile(`SHA256:[A-Za-z0-9+/]{43}`), "SHA256:…"},
 	{regexp.MustCompile(`/tmp/ec2ssh-[a-z0-9-]+/`), "~/lab/"},
