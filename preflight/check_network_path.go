@@ -111,6 +111,11 @@ func checkNetworkPath(f *Facts) Result {
 		return Result{Status: Pass, Summary: f.Source.side() + ": the private address " + addr + " is used",
 			Evidence: []string{"source " + f.Source.Address + " (" + f.Source.How + ")", "VPC " + in.VPCID + " " + strings.Join(f.VPCCIDRs, " ")}}
 	}
+	if f.SubnetErr != nil && !public {
+		// Whether the source is inside the VPC is its CIDRs' to say: not
+		// learnt, the private address may well answer (unknown, not fail).
+		return unknownFrom(f.SubnetErr)
+	}
 	if f.RouteTableErr != nil {
 		return unknownFrom(f.RouteTableErr)
 	}
