@@ -105,7 +105,7 @@ var stabilise = []struct {
 	{regexp.MustCompile(`\b\d+(\.\d+)?(ms|µs|s)\b`), "…"}, // "383ms" one run, "1.2s" the next
 	{regexp.MustCompile(`\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d+)?(Z|[+-]\d\d:\d\d)`), "…"},
 	{regexp.MustCompile(`SHA256:[A-Za-z0-9+/]{43}`), "SHA256:…"},
-	{regexp.MustCompile(`/tmp/ec2ssh-[a-z0-9-]+/`), "~/lab/"},
+	{regexp.MustCompile(`/tmp/ec2ssh-[a-z0-9-]+/(world/)?`), "~/lab/"}, // make demo's lab, or the e2e tests' world
 	{regexp.MustCompile(`"took_ns": \d+`), `"took_ns": …`},
 	{regexp.MustCompile(`\x1b\[[0-9;]*m`), ""},
 	{regexp.MustCompile(`[ \t]+\n`), "\n"},

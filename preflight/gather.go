@@ -40,6 +40,10 @@ type Request struct {
 	// online (InsideScript), as User.
 	Inside InsideRunner
 	User   string
+	// UserFromImage: no user was given, so the image's login user is the
+	// user. The image is looked up with the other parts (not before them),
+	// and the look inside waits for it.
+	UserFromImage bool
 	// UserFrom says where User came from: UserFromCommandLine,
 	// UserFromConfig, UserFromAMI, UserFromLocal (or "" when not known).
 	UserFrom string
@@ -115,8 +119,14 @@ func (a *AWS) Gather(ctx context.Context, req Request) *Facts {
 		f.PrefixLists, f.PrefixListsErr = a.prefixLists(ctx, rulePrefixLists(f.SecurityGroups))
 	})
 	do("network ACL", func() { f.NetworkACL, f.NetworkACLErr = a.networkACL(ctx, in) })
+	imageDone := make(chan struct{})
 	if in.ImageID != "" {
-		do("image", func() { f.Image, f.ImageErr = a.image(ctx, in.ImageID) })
+		do("image", func() {
+			defer close(imageDone)
+			f.Image, f.ImageErr = a.image(ctx, in.ImageID)
+		})
+	} else {
+		close(imageDone)
 	}
 	if in.VPCID != "" {
 		do("VPC endpoints", func() { a.vpcEndpoints(ctx, in, f) })
@@ -142,14 +152,24 @@ func (a *AWS) Gather(ctx context.Context, req Request) *Facts {
 	do("SSM agent", func() {
 		f.SSM, f.SSMErr = a.ssmAgent(ctx, in.ID)
 		if req.Inside != nil && f.SSM != nil && f.SSM.PingStatus == "Online" && in.State.Running() {
+			ireq := req
+			if req.UserFromImage {
+				<-imageDone // the image part has its own budget
+				if u := imageUser(f.Image); u != "" {
+					ireq.User = u
+				}
+			}
 			start := time.Now()
-			f.Inside, f.InsideErr = a.lookInside(ctx, req, in)
+			f.Inside, f.InsideErr = a.lookInside(ctx, ireq, in)
 			mu.Lock()
 			f.Timings["look inside"] = time.Since(start)
 			mu.Unlock()
 		}
 	})
 	wg.Wait()
+	if u := imageUser(f.Image); req.UserFromImage && u != "" {
+		f.User, f.UserFrom = u, UserFromAMI
+	}
 	for id, cidrs := range routePLs {
 		if f.PrefixLists == nil {
 			f.PrefixLists = map[string][]string{}
@@ -241,6 +261,15 @@ func (a *AWS) interfacesHolding(ctx context.Context, addr string) ([]Interface, 
 		ifcs = append(ifcs, ifc)
 	}
 	return ifcs, nil
+}
+
+// imageUser is the login user of im's family ("" when not known).
+func imageUser(im *Image) string {
+	if im == nil {
+		return ""
+	}
+	fam, _ := IdentifyImage(*im)
+	return fam.User
 }
 
 // InsideTimeout bounds the look inside: a session, the script, its output.

@@ -28,6 +28,7 @@ type fakeEC2 struct {
 	ifcs     []ec2types.NetworkInterface
 	impaired bool   // the instance's status check fails
 	console  string // its console output
+	image    *ec2types.Image
 }
 
 func (f *fakeEC2) deny(op string) error {
@@ -47,6 +48,9 @@ func (f *fakeEC2) DescribeInstances(ctx context.Context, in *ec2.DescribeInstanc
 	}}}}}, nil
 }
 func (f *fakeEC2) DescribeImages(context.Context, *ec2.DescribeImagesInput, ...func(*ec2.Options)) (*ec2.DescribeImagesOutput, error) {
+	if f.image != nil {
+		return &ec2.DescribeImagesOutput{Images: []ec2types.Image{*f.image}}, nil
+	}
 	return &ec2.DescribeImagesOutput{}, nil
 }
 func (f *fakeEC2) DescribeInstanceStatus(context.Context, *ec2.DescribeInstanceStatusInput, ...func(*ec2.Options)) (*ec2.DescribeInstanceStatusOutput, error) {
@@ -228,6 +232,34 @@ func TestGatherWithFakeAWS(t *testing.T) {
 	f = a.Gather(ctx, Request{Instance: in, Address: in.PrivateIP, Port: 22, NoProbe: true, SourceIP: "10.0.2.7"})
 	if c, _ := NewReport(f, in.PrivateIP).Result(CheckSecurityGroup); c.Status != Unknown || !strings.Contains(c.Fix, "ec2:DescribeNetworkInterfaces") {
 		t.Errorf("security-group with the lookup denied = %s (%s / %s)", c.Status, c.Summary, c.Fix)
+	}
+}
+
+// TestGatherUserFromImage: with no user given, the image is looked up
+// beside the other parts (not before them) and its login user is the one
+// the look inside asks about and the login-user check names.
+func TestGatherUserFromImage(t *testing.T) {
+	ctx := context.Background()
+	e := &fakeEC2{image: &ec2types.Image{ImageId: aws.String("ami-1"), Name: aws.String("ubuntu/images/hvm-ssd/ubuntu-jammy-22.04-amd64-server-20240101"),
+		OwnerId: aws.String("099720109477")}}
+	a := fakeAWS(e)
+	in, _ := a.Resolve(ctx, "i-0abc")
+	in.ImageID = "ami-1"
+	inside := &fakeInside{out: "@@ec2ssh:end\n"}
+	f := a.Gather(ctx, Request{Instance: in, Address: in.PrivateIP, Port: 22, NoProbe: true, SourceIP: "10.0.2.7",
+		User: "me", UserFrom: UserFromLocal, UserFromImage: true, Inside: inside})
+	if f.User != "ubuntu" || f.UserFrom != UserFromAMI {
+		t.Errorf("user %q from %q, want ubuntu from the AMI", f.User, f.UserFrom)
+	}
+	if len(inside.args) == 0 || inside.args[0] != "ubuntu" {
+		t.Errorf("the look inside asked about %q, want ubuntu", inside.args)
+	}
+	// The image unknown: the user given stays, and says where it came from.
+	e.image = nil
+	f = a.Gather(ctx, Request{Instance: in, Address: in.PrivateIP, Port: 22, NoProbe: true, SourceIP: "10.0.2.7",
+		User: "me", UserFrom: UserFromLocal, UserFromImage: true, Inside: inside})
+	if f.User != "me" || f.UserFrom != UserFromLocal || inside.args[0] != "me" {
+		t.Errorf("no image: user %q from %q, inside %q; want me from the local user", f.User, f.UserFrom, inside.args)
 	}
 }
 

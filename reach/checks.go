@@ -166,6 +166,9 @@ func (d *doomedError) asFailure() error {
 type gatherOpts struct {
 	probe  bool // probe the SSH port (else the dial answers for it)
 	inside bool // look inside the instance when its SSM agent is online
+	// userFromImage: no user was given and the image's login user is
+	// wanted: gather looks the image up beside the other parts.
+	userFromImage bool
 	// found, when set, hears of the instance as soon as it is resolved,
 	// before the facts are gathered.
 	found func(*Target)
@@ -178,7 +181,7 @@ func (s *side) gather(ctx context.Context, dest string, t *Target, cfg *connect.
 		return nil, t, err
 	}
 	if t == nil || t.Instance == nil {
-		rt, err := s.resolve(ctx, dest, resolveOpts{user: !cfg.UserSet && (t == nil || t.User == "")})
+		rt, err := s.resolve(ctx, dest, resolveOpts{user: !cfg.UserSet && !o.userFromImage && (t == nil || t.User == "")})
 		if err != nil {
 			return nil, nil, err
 		}
@@ -206,6 +209,7 @@ func (s *side) gather(ctx context.Context, dest string, t *Target, cfg *connect.
 			req.User, req.UserFrom = t.User, preflight.UserFromAMI
 		}
 	}
+	req.UserFromImage = o.userFromImage && !cfg.UserSet && req.UserFrom != preflight.UserFromAMI
 	if o.inside {
 		req.Inside = &insideRunner{ssm: c.SSM()}
 	}

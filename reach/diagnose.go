@@ -28,11 +28,13 @@ func Diagnose(ctx context.Context, r *Run) (int, error) {
 		// Without AWS there is only the port to look at; say so.
 		r.Env.Log("ec2ssh: no AWS credentials are configured: only the SSH port can be checked")
 	}
-	t, err := s.locate(ctx, cfg.HostName, s.configured(), resolveOpts{user: !cfg.UserSet})
+	// The image's login user (when none was given) is looked up beside the
+	// checks, not before them: only the look inside waits for it.
+	t, err := s.locate(ctx, cfg.HostName, s.configured(), resolveOpts{})
 	if err != nil {
 		return connect.ExitSignal, err
 	}
-	facts, t, err := s.gather(ctx, cfg.HostName, t, cfg, creds, gatherOpts{probe: true, inside: true})
+	facts, t, err := s.gather(ctx, cfg.HostName, t, cfg, creds, gatherOpts{probe: true, inside: true, userFromImage: !cfg.UserSet})
 	if err != nil {
 		return connect.ExitSignal, err
 	}
