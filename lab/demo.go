@@ -49,7 +49,7 @@ var DemoScenes = []DemoScene{
 	{"The instance's key pair is not one of the local keys: a one-time key pushed with EC2 Instance Connect.",
 		[]string{"wrong-key", "echo in as $(whoami) with a one-time key"}},
 	{"sshd is stopped: the command runs over SSM, with its stdin, stdout, stderr and exit status.",
-		[]string{"sshd-stopped", "echo out; echo err >&2; exit 5"}},
+		[]string{"sshd-stopped", "echo out; sleep 1; echo err >&2; exit 5"}},
 	{"Two instances share a Name tag: ec2ssh lists them and asks for the id.", []string{"twin", "true"}},
 	{"The fleet: how each instance would be reached now.", []string{"--list", "tag:Fleet=lab"}},
 	{"As JSON, for scripts.", []string{"--diagnose", "--json", "no-profile"}},
@@ -105,6 +105,7 @@ var stabilise = []struct {
 	{regexp.MustCompile(`\b\d+(\.\d+)?(ms|µs|s)\b`), "…"}, // "383ms" one run, "1.2s" the next
 	{regexp.MustCompile(`\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d+)?(Z|[+-]\d\d:\d\d)`), "…"},
 	{regexp.MustCompile(`SHA256:[A-Za-z0-9+/]{43}`), "SHA256:…"},
+	{regexp.MustCompile(`\b[0-9a-f]{2}(:[0-9a-f]{2}){15,}\b`), "…"},    // a key pair's fingerprint: the lab's keys are new each run
 	{regexp.MustCompile(`/tmp/ec2ssh-[a-z0-9-]+/(world/)?`), "~/lab/"}, // make demo's lab, or the e2e tests' world
 	{regexp.MustCompile(`"took_ns": \d+`), `"took_ns": …`},
 	{regexp.MustCompile(`\x1b\[[0-9;]*m`), ""},

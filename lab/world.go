@@ -364,7 +364,17 @@ func (w *World) build(ctx context.Context) error {
 	if err := os.MkdirAll(w.root, 0o755); err != nil {
 		return err
 	}
+	var twinAt time.Time
 	for _, s := range specs {
+		if s.name == "twin" && !twinAt.IsZero() {
+			// The second twin launches in a later second than the first, as
+			// twins launched apart do: the ambiguity lists them oldest
+			// first, and the demo's transcript stays the same run to run.
+			time.Sleep(time.Until(twinAt.Truncate(time.Second).Add(time.Second + 10*time.Millisecond)))
+		}
+		if s.name == "twin" {
+			twinAt = time.Now()
+		}
 		in := &ec2.RunInstancesInput{ImageId: ami, MinCount: aws.Int32(1), MaxCount: aws.Int32(1), InstanceType: ec2types.InstanceTypeT3Micro,
 			KeyName: aws.String(s.key), SubnetId: subnets[s.subnet], PrivateIpAddress: aws.String(s.ip), SecurityGroupIds: []string{*sgs[s.sg]},
 			TagSpecifications: []ec2types.TagSpecification{{ResourceType: ec2types.ResourceTypeInstance, Tags: []ec2types.Tag{{Key: aws.String("Name"), Value: aws.String(s.name)}}}}}
