@@ -84,7 +84,10 @@ func TestWindowFollowsThePath(t *testing.T) {
 		{"200 ms, the real agent's pace", agentPath{200 * time.Millisecond, 13000}, [2]int{2600, 4000}, 0.9, 2600, 0},
 		{"200 ms, a fast agent", agentPath{200 * time.Millisecond, 40000}, [2]int{7000, MaxWindow}, 0.8, 7000, 0},
 		{"200 ms, a slow agent", agentPath{200 * time.Millisecond, 3000}, [2]int{600, 900}, 0.95, 600, 0},
-		{"300 ms, a fast agent: MaxWindow bounds it", agentPath{300 * time.Millisecond, 40000}, [2]int{MaxWindow, MaxWindow}, 0.75, MaxWindow - 1, 1},
+		// 64 MiB is over in about five round trips at this pace, and slow
+		// start takes two or three of them: a smaller share of an ideal that
+		// assumes the full window from the first frame.
+		{"300 ms, a faster agent: MaxWindow bounds it", agentPath{300 * time.Millisecond, 60000}, [2]int{MaxWindow, MaxWindow}, 0.55, MaxWindow - 1, 1},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
 			w := newWindow(0)
