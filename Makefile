@@ -38,7 +38,7 @@ unit:
 # namespace. It installs what it needs first, and a test that cannot run
 # fails: it never passes by skipping.
 test: vet deps
-	set -o pipefail; $(GO) test -count=1 -timeout 30m -json ./... 2>&1 | $(GO) run ./lab/cmd/testsum
+	set -o pipefail; $(GO) test -count=1 -timeout 50m -json ./... 2>&1 | $(GO) run ./lab/cmd/testsum
 	$(GO) test -race -count=1 -timeout 10m ./fallback ./preflight ./connect ./reach ./fleet
 
 # A short fuzzing pass over the parsers.

@@ -83,6 +83,25 @@ func main() {
 			delete(outputs, key)
 		}
 	}
+	// Tests that never ended: the package was killed (a -timeout panic is
+	// written as the running test's output, and no "fail" follows it).
+	var unfinished []string
+	for key, lines := range outputs {
+		if strings.HasSuffix(key, "/") || len(lines) == 0 {
+			continue
+		}
+		unfinished = append(unfinished, key)
+	}
+	sort.Strings(unfinished)
+	for _, key := range unfinished {
+		if !badPackage {
+			break
+		}
+		fmt.Printf("did not finish: %s\n", key)
+		for _, l := range outputs[key] {
+			fmt.Print(l)
+		}
+	}
 	sort.Strings(failedNames)
 	sort.Strings(skippedNames)
 	if len(failedNames) > 0 {
