@@ -102,7 +102,8 @@ func TestNoSessionEndsWithTheConnection(t *testing.T) {
 	s := w.sshd(nil)
 	r := w.run("-N", "-p", port(s), "127.0.0.1")
 	spec, _ := SpecFor(r)
-	go func() { time.Sleep(300 * time.Millisecond); s.Close() }()
+	first := s // s is the second server below: the goroutine closes this one
+	go func() { time.Sleep(300 * time.Millisecond); first.Close() }()
 	code, err := Connect(context.Background(), r, spec)
 	if code != 255 {
 		t.Errorf("-N after the server went = %d, %v", code, err)
