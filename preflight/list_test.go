@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"net/url"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -112,12 +113,19 @@ type listEC2 struct {
 	groups    map[string]ec2types.SecurityGroup
 	acls      []ec2types.NetworkAcl
 	endpoints []ec2types.Ec2InstanceConnectEndpoint
+	mu        sync.Mutex // ListFacts asks in parallel
 	calls     map[string]int
 	fail      map[string]error
 }
 
+func (e *listEC2) count(op string) {
+	e.mu.Lock()
+	e.calls[op]++
+	e.mu.Unlock()
+}
+
 func (e *listEC2) DescribeSecurityGroups(ctx context.Context, in *ec2.DescribeSecurityGroupsInput, _ ...func(*ec2.Options)) (*ec2.DescribeSecurityGroupsOutput, error) {
-	e.calls["DescribeSecurityGroups"]++
+	e.count("DescribeSecurityGroups")
 	if err := e.fail["DescribeSecurityGroups"]; err != nil {
 		return nil, err
 	}
@@ -131,12 +139,12 @@ func (e *listEC2) DescribeSecurityGroups(ctx context.Context, in *ec2.DescribeSe
 }
 
 func (e *listEC2) DescribeNetworkAcls(ctx context.Context, in *ec2.DescribeNetworkAclsInput, _ ...func(*ec2.Options)) (*ec2.DescribeNetworkAclsOutput, error) {
-	e.calls["DescribeNetworkAcls"]++
+	e.count("DescribeNetworkAcls")
 	return &ec2.DescribeNetworkAclsOutput{NetworkAcls: e.acls}, nil
 }
 
 func (e *listEC2) DescribeInstanceConnectEndpoints(ctx context.Context, in *ec2.DescribeInstanceConnectEndpointsInput, _ ...func(*ec2.Options)) (*ec2.DescribeInstanceConnectEndpointsOutput, error) {
-	e.calls["DescribeInstanceConnectEndpoints"]++
+	e.count("DescribeInstanceConnectEndpoints")
 	return &ec2.DescribeInstanceConnectEndpointsOutput{InstanceConnectEndpoints: e.endpoints}, nil
 }
 
