@@ -107,6 +107,7 @@ const (
 // matches (failure.Config), the agents cannot be read or the first
 // SendCommand fails (failure.AWSAuth when denied).
 func Run(ctx context.Context, req Request, instances []*preflight.Instance, deps Deps, stdout, stderr io.Writer) (int, error) {
+	ctx = preflight.WithRole(ctx, preflight.RoleFleet) // each call a fleet's budget, whoever calls
 	e := &engine{req: req, deps: deps, rand: rand.Float64, byKey: map[string]*Result{}}
 	if err := e.check(); err != nil {
 		return ExitNotRun, err

@@ -7,7 +7,6 @@ import (
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
-	"github.com/aws/aws-sdk-go-v2/aws/retry"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
 	s3types "github.com/aws/aws-sdk-go-v2/service/s3/types"
 	"github.com/aws/aws-sdk-go-v2/service/ssm"
@@ -49,14 +48,12 @@ type Deps struct {
 // callTimeout bounds one call, the SDK's retries of it included.
 const callTimeout = 30 * time.Second
 
-// retryAttempts is how often a throttled or failed call is tried: the
-// adaptive mode's client-side rate limiter slows the calls when SSM
-// throttles them, so a fleet's polling settles under the account's rate
-// instead of failing (aws-sdk-go-v2 aws/retry, "adaptive" retry mode).
-const retryAttempts = 10
-
 // NewDeps builds clients from the SDK's usual chain with --profile, one
-// set per region, with the adaptive retry mode. The S3 client uses
+// set per region, with preflight's adaptive retry mode: the client-side
+// rate limiter slows the calls when SSM throttles them, so a fleet's
+// polling settles under the account's rate instead of failing, and each
+// call's retries and backoff fit its budget (preflight.RoleFleet's: Run marks
+// its context so). The S3 client uses
 // path-style addressing when an endpoint is set (AWS_ENDPOINT_URL_S3,
 // AWS_ENDPOINT_URL or the shared config's), as S3 stand-ins need. Errors
 // are preflight.LoadAWS's (failure.AWSAuth).
@@ -69,7 +66,7 @@ func NewDeps(ctx context.Context, profile string) Deps {
 		if c, ok := cfgs[region]; ok {
 			return c, nil
 		}
-		a, err := preflight.LoadAWS(ctx, profile, region)
+		a, err := preflight.Load(ctx, preflight.Options{Profile: profile, Region: region, Adaptive: true})
 		if err != nil {
 			return aws.Config{}, err
 		}
@@ -82,7 +79,7 @@ func NewDeps(ctx context.Context, profile string) Deps {
 			if err != nil {
 				return nil, err
 			}
-			return ssm.NewFromConfig(cfg, func(o *ssm.Options) { o.Retryer = adaptive() }), nil
+			return ssm.NewFromConfig(cfg), nil
 		},
 		S3: func(region string) (S3API, error) {
 			cfg, err := load(region)
@@ -94,16 +91,9 @@ func NewDeps(ctx context.Context, profile string) Deps {
 	}
 }
 
-func adaptive() aws.Retryer {
-	return retry.NewAdaptiveMode(func(o *retry.AdaptiveModeOptions) {
-		o.StandardOptions = append(o.StandardOptions, func(so *retry.StandardOptions) { so.MaxAttempts = retryAttempts })
-	})
-}
-
 // s3Options: the endpoint is resolved before these run, so BaseEndpoint
 // is set exactly when the configuration names one.
 func s3Options(o *s3.Options) {
-	o.Retryer = adaptive()
 	if o.BaseEndpoint != nil {
 		o.UsePathStyle = true
 	}

@@ -671,7 +671,9 @@ func TestAdaptiveRetryAbsorbsThrottling(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := api.ListCommands(t.Context(), &ssm.ListCommandsInput{}); err != nil || n.Load() != 3 {
+	// As Run's callers call it: a fleet's budget per call.
+	ctx := preflight.WithRole(t.Context(), preflight.RoleFleet)
+	if _, err := api.ListCommands(ctx, &ssm.ListCommandsInput{}); err != nil || n.Load() != 3 {
 		t.Errorf("ListCommands through 2 throttles: %v after %d tries", err, n.Load())
 	}
 }
