@@ -61,11 +61,25 @@ import (
 //     credit: each pump holds OutputCredit frames and gets one back per
 //     frame the client has written out.
 //   - The command runs under setsid: its own session and process group and
-//     no controlling terminal, as under sshd without a pty. A guard in the
-//     wrapper's group sends SIGHUP to that group when the session is torn
-//     down (TerminateSession kills the wrapper; the kernel then hangs up the
-//     terminal's foreground group), so ^C, SIGTERM and SIGHUP to ec2ssh end
-//     the command and its children, as ssh -tt's closed terminal does.
+//     no controlling terminal, as under sshd without a pty. A guard sends
+//     SIGHUP to that group when the session is torn down, so ^C, SIGTERM
+//     and SIGHUP to ec2ssh end the command and its children, as ssh -tt's
+//     closed terminal does; then it ends what is left of the wrapper. The
+//     guard learns of the teardown from a FIFO that only the wrapper's own
+//     shell holds open for writing (opened before the guard starts, so
+//     there is no moment when neither is there; the children started after
+//     it close it with exec, since a shell keeps a copy of a descriptor a
+//     function call's redirection replaces): TerminateSession kills that
+//     shell and closes the terminal, and the FIFO's end of file follows, in
+//     whichever order the two come. (A signal cannot be relied on: a shell cannot
+//     trap one that was ignored when it started, as under an agent started
+//     with nohup, and a guard waiting for SIGHUP, as round 2's did, then
+//     waits for ever, and so do the wrapper's readers.) The wrapper
+//     writes "ok" to the FIFO when the command has ended, before its status
+//     goes out and the client may end the session: the command's group is
+//     then left alone, as sshd leaves a finished command's children; and
+//     "done" when it has finished: without it, the guard ends what is left
+//     of the wrapper (its pumps and readers) and removes its files.
 //
 // A wrapper that finds a tool missing says so (":M") before it runs
 // anything, and the caller falls back to the non-interactive path.
@@ -103,7 +117,7 @@ for t in stty dd base64 mkfifo mktemp setsid cat; do command -v $t >/dev/null 2>
 [ -n "$m" ] || dd if=/dev/null of=/dev/null iflag=fullblock 2>/dev/null || m=" dd(iflag=fullblock)"
 [ -z "$m" ] || { printf ':M%s%s;' "$N" "$m"; exit 0; }
 d=$(mktemp -d 2>&1) || f "mktemp -d: $d"
-mkfifo "$d/i" "$d/o" "$d/e" "$d/co" "$d/ce" "$d/q" 2>"$d/w" || f "mkfifo: $(cat "$d/w")"
+mkfifo "$d/i" "$d/o" "$d/e" "$d/co" "$d/ce" "$d/q" "$d/g" 2>"$d/w" || f "mkfifo: $(cat "$d/w")"
 stty raw -echo 2>"$d/w" || f "stty raw -echo: $(cat "$d/w")"
 exec 2>>"$d/w" 3<&0 6<>"$d/co" 7<>"$d/ce" 8<>"$d/q"
 S=$(getent passwd "$(id -un)" 2>/dev/null | cut -d: -f7)
@@ -121,13 +135,15 @@ p() { i=0; a=; b=
 p O 6 "$d/po" <"$d/o" 3<&- & po=$!
 p E 7 "$d/pe" <"$d/e" 3<&- & pe=$!
 setsid "$S" -c "$C" <"$d/i" >"$d/o" 2>"$d/e" 3<&- 4>&- 6>&- 7>&- 8>&- & c=$!
-( trap 'kill -s HUP -- "-$c" 2>/dev/null; rm -rf "$d"; exit 0' HUP
-  while :; do sleep 3600 & wait $!; done ) </dev/null >/dev/null 2>&1 3<&- 4>&- 6>&- 7>&- 8>&- & g=$!
+exec 9<>"$d/g" 5<"$d/g"
+( trap '' HUP TERM; read -r x <&5 || x=; [ "$x" = ok ] || kill -s HUP -- "-$c"
+  read -r x <&5 || x=; [ "$x" = done ] || { kill -s TERM 0; rm -rf "$d"; } ) </dev/null >/dev/null 2>&1 3<&- 4>&- 6>&- 7>&- 8>&- 9>&- & g=$!
+exec 5<&-
 q() { x=0; while read -r s <&8; do
   if [ "$s" = e ]; then exec 5>&-; continue; fi
   [ $x = 1 ] || cat "$d/r$((s % ` + "SLOTS" + `))" >&5 || x=1
   printf ':A%s;' "$s" >&4; done; }
-q 5>"$d/i" 3<&- & 
+( exec 3<&- 9>&-; q 5>"$d/i" ) &
 r() { i=0; while IFS= read -r n; do case $n in
   cO) echo >&6 ;; cE) echo >&7 ;;
   kHUP|kINT|kTERM) kill -s "${n#k}" -- "-$c" 2>/dev/null ;;
@@ -135,12 +151,12 @@ r() { i=0; while IFS= read -r n; do case $n in
   ''|*[!0-9]*) break ;;
   *) i=$((i+1)); dd bs="$n" count=1 iflag=fullblock of="$d/r$((i % ` + "SLOTS" + `))" 2>/dev/null; echo $i >&8 ;;
   esac; done; }
-dd bs=65536 <&3 2>/dev/null | r &
-wait "$c"; s=$?
+( exec 9>&-; dd bs=65536 <&3 2>/dev/null | r ) &
+wait "$c"; s=$?; echo ok >&9
 wait "$po"; wait "$pe"
 [ -s "$d/w" ] && e W "$(base64 <"$d/w")"
 e X "$s"
-kill "$g" 2>/dev/null; wait "$g" 2>/dev/null
+echo done >&9; exec 9>&-; wait "$g"
 rm -rf "$d"
 trap '' TERM; kill -s TERM 0 2>/dev/null
 exit 0

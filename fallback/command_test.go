@@ -9,7 +9,9 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"os/exec"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -186,24 +188,12 @@ func TestStreamCancelEndsTheCommand(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	done := make(chan error, 1)
+	mark := marker()
 	go func() {
-		_, _, _, err := runStream(t, api, ctx, fmt.Sprintf("sleep 60 & echo $! > %s/child; echo $$ > %s/cmd; wait", dir, dir), endless{})
+		_, _, _, err := runStream(t, api, ctx, fmt.Sprintf("sleep 60 & echo $! > %s/child; echo $$ > %s/cmd; wait # %s", dir, dir, mark), endless{})
 		done <- err
 	}()
-	var pids []int
-	for deadline := time.Now().Add(20 * time.Second); len(pids) < 2 && time.Now().Before(deadline); time.Sleep(50 * time.Millisecond) {
-		pids = pids[:0]
-		for _, f := range []string{"cmd", "child"} {
-			if b, err := os.ReadFile(filepath.Join(dir, f)); err == nil {
-				if n, err := strconv.Atoi(strings.TrimSpace(string(b))); err == nil {
-					pids = append(pids, n)
-				}
-			}
-		}
-	}
-	if len(pids) < 2 {
-		t.Fatal("the command did not start")
-	}
+	pids := waitPids(t, dir, "cmd", "child")
 	cancel()
 	select {
 	case err := <-done:
@@ -214,20 +204,164 @@ func TestStreamCancelEndsTheCommand(t *testing.T) {
 		t.Fatal("Run did not return after cancel")
 	}
 	for _, pid := range pids {
-		gone := false
-		for deadline := time.Now().Add(5 * time.Second); time.Now().Before(deadline); time.Sleep(50 * time.Millisecond) {
-			if syscall.Kill(pid, 0) != nil {
-				gone = true
-				break
-			}
-		}
-		if !gone {
+		if !gone(pid, 5*time.Second) {
 			t.Errorf("process %d still runs after the cancel", pid)
 			syscall.Kill(pid, syscall.SIGKILL)
 		}
 	}
 	if open, _ := s.Sessions(); open != 0 {
 		t.Errorf("%d sessions still open", open)
+	}
+	noneLeft(t, mark)
+}
+
+// TestStreamTerminatedElsewhere: a session ended from elsewhere (the
+// console, another client's TerminateSession; the client sends no hang-up
+// of its own) ends the command, its children and the whole wrapper: in the
+// agent's order (kill, then close the terminal), in the other, which the
+// kill's lateness can make, and when the agent's processes have SIGHUP
+// ignored (started under nohup, as this suite's own CI run once was). A
+// shell cannot trap a signal ignored when it started: round 2's guard,
+// which waited for SIGHUP, then stayed for ever with its sleep, and so did
+// the wrapper's readers. The command inherits the ignored SIGHUP, as under
+// nohup, and is left to the test to end.
+func TestStreamTerminatedElsewhere(t *testing.T) {
+	for _, v := range teardowns {
+		t.Run(v.name, func(t *testing.T) {
+			api, s := standIn(t, lab.SSMOptions{HangUpFirst: v.hangUpFirst, IgnoreHUP: v.ignoreHUP})
+			dir := t.TempDir()
+			mark := marker()
+			done := make(chan error, 1)
+			go func() {
+				_, _, _, err := runStream(t, api, context.Background(), fmt.Sprintf("sleep 60 & echo $! > %s/child; echo $$ > %s/cmd; wait # %s", dir, dir, mark), endless{})
+				done <- err
+			}()
+			pids := waitPids(t, dir, "cmd", "child")
+			if n := s.TerminateAll(); n != 1 {
+				t.Fatalf("%d sessions terminated, want 1", n)
+			}
+			select {
+			case err := <-done:
+				if err == nil {
+					t.Error("Run after the session was terminated: no error")
+				}
+			case <-time.After(10 * time.Second):
+				t.Fatal("Run did not return after the session was terminated")
+			}
+			var nohup []int // the command, which ignores SIGHUP as under nohup
+			if v.ignoreHUP {
+				nohup = pids
+			}
+			noneLeft(t, mark, nohup...)
+			for _, pid := range pids {
+				if v.ignoreHUP {
+					syscall.Kill(pid, syscall.SIGKILL)
+				} else if !gone(pid, 5*time.Second) {
+					t.Errorf("process %d still runs after the session was terminated", pid)
+					syscall.Kill(pid, syscall.SIGKILL)
+				}
+			}
+		})
+	}
+}
+
+// teardowns are the ways an agent ends a terminal session that the
+// command path must survive without leaving anything behind.
+var teardowns = []struct {
+	name                   string
+	hangUpFirst, ignoreHUP bool
+}{
+	{name: "kill, then close"},
+	{name: "close, then kill", hangUpFirst: true},
+	{name: "SIGHUP ignored", ignoreHUP: true},
+}
+
+// TestStreamFinishedLeavesNothing: a command that ends normally leaves no
+// part of the wrapper behind, whichever way the agent closes the session
+// once the client has the status; and, as under sshd without a terminal,
+// the children it started in the background are left alone.
+func TestStreamFinishedLeavesNothing(t *testing.T) {
+	for _, v := range teardowns {
+		t.Run(v.name, func(t *testing.T) {
+			api, _ := standIn(t, lab.SSMOptions{HangUpFirst: v.hangUpFirst, IgnoreHUP: v.ignoreHUP})
+			dir := t.TempDir()
+			mark := marker()
+			ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+			defer cancel()
+			code, out, _, err := runStream(t, api, ctx, fmt.Sprintf("sleep 60 </dev/null >/dev/null 2>&1 & echo $! > %s/child; echo hi # %s", dir, mark), nil)
+			if err != nil || code != 0 || string(out) != "hi\n" {
+				t.Fatalf("exit %d (%v), %q", code, err, out)
+			}
+			child := waitPids(t, dir, "child")[0]
+			defer syscall.Kill(child, syscall.SIGKILL)
+			noneLeft(t, mark)
+			if syscall.Kill(child, 0) != nil {
+				t.Error("the command's background child was ended with the session; sshd leaves it")
+			}
+		})
+	}
+}
+
+// marker is a word to find a test's wrapper by in the process table (its
+// command line carries the command).
+func marker() string {
+	b := make([]byte, 8)
+	rand.Read(b)
+	return "ec2ssh-test-" + hex.EncodeToString(b)
+}
+
+// waitPids reads the process ids the command wrote into files in dir.
+func waitPids(t *testing.T, dir string, files ...string) []int {
+	t.Helper()
+	var pids []int
+	for deadline := time.Now().Add(20 * time.Second); len(pids) < len(files) && time.Now().Before(deadline); time.Sleep(50 * time.Millisecond) {
+		pids = pids[:0]
+		for _, f := range files {
+			if b, err := os.ReadFile(filepath.Join(dir, f)); err == nil {
+				if n, err := strconv.Atoi(strings.TrimSpace(string(b))); err == nil {
+					pids = append(pids, n)
+				}
+			}
+		}
+	}
+	if len(pids) < len(files) {
+		t.Fatal("the command did not start")
+	}
+	return pids
+}
+
+func gone(pid int, within time.Duration) bool {
+	for deadline := time.Now().Add(within); time.Now().Before(deadline); time.Sleep(50 * time.Millisecond) {
+		if syscall.Kill(pid, 0) != nil {
+			return true
+		}
+	}
+	return false
+}
+
+// noneLeft fails the test when, 5 s on, a process whose command line
+// holds mark is still there (a zombie's is empty), but for the pids
+// excepted, and kills it.
+func noneLeft(t *testing.T, mark string, except ...int) {
+	t.Helper()
+	var left []int
+	for deadline := time.Now().Add(5 * time.Second); ; time.Sleep(50 * time.Millisecond) {
+		left = left[:0]
+		procs, _ := filepath.Glob("/proc/[0-9]*/cmdline")
+		for _, p := range procs {
+			pid, _ := strconv.Atoi(filepath.Base(filepath.Dir(p)))
+			if b, err := os.ReadFile(p); err == nil && bytes.Contains(b, []byte(mark)) && !slices.Contains(except, pid) {
+				left = append(left, pid)
+			}
+		}
+		if len(left) == 0 || time.Now().After(deadline) {
+			break
+		}
+	}
+	for _, pid := range left {
+		ps, _ := exec.Command("ps", "-o", "pid,ppid,pgid,stat,wchan:20,args", "-p", strconv.Itoa(pid)).Output()
+		t.Errorf("process %d of the wrapper is still there:\n%.300s", pid, ps)
+		syscall.Kill(pid, syscall.SIGKILL)
 	}
 }
 
@@ -330,7 +464,8 @@ func TestStreamOutputBackpressure(t *testing.T) {
 	}
 	for deadline := time.Now().Add(5 * time.Second); groupRuns(pgid); time.Sleep(20 * time.Millisecond) {
 		if time.Now().After(deadline) {
-			t.Errorf("the command's process group %d still runs 5 s after the cancel", pgid)
+			ps, _ := exec.Command("ps", "-o", "pid,ppid,pgid,stat,wchan:20,args", "-g", strconv.Itoa(pgid)).Output()
+			t.Errorf("the command's process group %d still runs 5 s after the cancel:\n%s", pgid, ps)
 			syscall.Kill(-pgid, syscall.SIGKILL)
 			break
 		}

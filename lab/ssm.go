@@ -70,6 +70,14 @@ type SSMOptions struct {
 	// client far from its region can be tried here. What is on its way
 	// when a WebSocket drops is lost.
 	Delay time.Duration
+	// HangUpFirst ends a terminal session by closing the terminal before
+	// killing its process, where the agent kills, then closes
+	// (shell.go, executeCommandsWithPty's cancelled case). The kill is
+	// asynchronous, so on a real instance the close may still come first.
+	HangUpFirst bool
+	// IgnoreHUP starts the session's processes with SIGHUP ignored, as an
+	// agent started under nohup would: a shell cannot trap it then.
+	IgnoreHUP bool
 }
 
 // SSMStandIn is the lab's SSM service and agent, for tests outside the
@@ -102,6 +110,23 @@ func (s *ssmStandIn) Sessions() (open, terminated int) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return len(s.sessions), s.terminated
+}
+
+// TerminateAll ends every open session as a TerminateSession call from
+// elsewhere (the console, another client) does, and returns how many.
+func (s *ssmStandIn) TerminateAll() int {
+	s.mu.Lock()
+	var all []*agentSession
+	for id, sess := range s.sessions {
+		all = append(all, sess)
+		delete(s.sessions, id)
+		s.terminated++
+	}
+	s.mu.Unlock()
+	for _, sess := range all {
+		sess.end(OutcomeTerminated)
+	}
+	return len(all)
 }
 
 // Started is how many sessions StartSession has opened.

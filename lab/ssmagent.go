@@ -861,11 +861,16 @@ func (a *agentSession) end(outcome string) {
 	if conn != nil {
 		conn.Close()
 	}
-	if in != nil {
+	// As the agent: the process is killed, then its terminal closed
+	// (HangUpFirst: the other way round, as the kill's lateness can make it).
+	if in != nil && a.s.opts.HangUpFirst {
 		in.Close()
 	}
 	if proc != nil {
 		proc.Kill()
+	}
+	if in != nil && !a.s.opts.HangUpFirst {
+		in.Close()
 	}
 }
 

@@ -62,6 +62,10 @@ func openPTY() (*os.File, *os.File, error) {
 // instanceCommand is a process on "the instance": run in the instance's
 // own view of the files when the lab gives it one (see View).
 func (a *agentSession) instanceCommand(name string, args ...string) *exec.Cmd {
+	if a.s.opts.IgnoreHUP {
+		// trap '' sets SIG_IGN, which exec keeps.
+		name, args = "sh", append([]string{"-c", `trap '' HUP; exec "$@"`, "sh", name}, args...)
+	}
 	if v := a.s.opts.Views[a.target]; v != nil {
 		return v.Command(name, args...)
 	}
