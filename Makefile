@@ -63,10 +63,20 @@ lab: deps bin/ec2ssh-lab
 	bin/ec2ssh-lab -ec2ssh bin/ec2ssh
 
 # ec2ssh against OpenSSH (and the stock plugin) on the lab; writes BENCHMARKS.md.
+# BASELINE is an earlier ec2ssh (round 2's last commit) whose SSM upload the
+# bench compares with this one's, built from the history when it is there.
+BASELINE ?= 9a72e54
 bench: build
 	@lab/deps.sh bench
 	$(GO) build -o bin/stock-plugin ./lab/cmd/stock-plugin
-	$(GO) run ./lab/cmd/ec2ssh-bench -ec2ssh bin/ec2ssh -stock-plugin bin/stock-plugin -o BENCHMARKS.md
+	@rm -rf bin/baseline bin/ec2ssh-baseline; \
+	if git rev-parse -q --verify '$(BASELINE)^{commit}' >/dev/null 2>&1; then \
+		echo "build bin/ec2ssh-baseline (ec2ssh at $(BASELINE), for comparison)"; \
+		mkdir -p bin/baseline && git archive $(BASELINE) | tar -x -C bin/baseline && \
+		(cd bin/baseline && $(GO) build -trimpath -o ../ec2ssh-baseline .) && rm -rf bin/baseline; \
+	else echo "bench: $(BASELINE) is not in this checkout's history: no baseline row"; fi
+	$(GO) run ./lab/cmd/ec2ssh-bench -ec2ssh bin/ec2ssh -stock-plugin bin/stock-plugin \
+		$$(test -x bin/ec2ssh-baseline && echo -baseline bin/ec2ssh-baseline) -o BENCHMARKS.md
 
 # One static, stripped, version-stamped binary per platform, and SHA256SUMS.
 release:

@@ -29,18 +29,19 @@ import (
 )
 
 var (
-	bin     = flag.String("ec2ssh", "bin/ec2ssh", "the ec2ssh binary")
-	out     = flag.String("o", "BENCHMARKS.md", "where to write the table")
-	runs    = flag.Int("n", 11, "runs of each latency measurement")
-	plugin  = flag.String("stock-plugin", "bin/stock-plugin", "the stock session-manager-plugin (built from its packages)")
-	bigMiB  = flag.Int("mib", 64, "MiB for the native throughput runs")
-	ssmMiB  = flag.Int("ssm-mib", 16, "MiB for the SSM throughput runs")
-	stockUp = flag.Int("stock-up-mib", 4, "MiB for the stock plugin's upload (about 0.7 MB/s)")
-	only    = flag.String("only", "", "run only these sections (comma-separated: connect,native,blocked,calls,ssm,ssmrtt,ssmcmd,kms,hostile,startup,sharing,fleet,runcommand,eice,names,weather); the file is not written")
-	rttMiB  = flag.Int("rtt-mib", 64, "MiB each way for the SSM rows at several round trips (ssmrtt)")
-	rtts    = flag.String("rtts", "0,50,200", "the round trips (ms) the SSM stand-in adds for the ssmrtt rows")
-	rttDown = flag.Bool("rtt-down", true, "ssmrtt: run the downloads (about 95 s each at 64 MiB: the agent's pace)")
-	rttRef  = flag.Bool("rtt-stock", true, "ssmrtt: run the stock plugin beside ec2ssh")
+	bin      = flag.String("ec2ssh", "bin/ec2ssh", "the ec2ssh binary")
+	out      = flag.String("o", "BENCHMARKS.md", "where to write the table")
+	runs     = flag.Int("n", 11, "runs of each latency measurement")
+	plugin   = flag.String("stock-plugin", "bin/stock-plugin", "the stock session-manager-plugin (built from its packages)")
+	bigMiB   = flag.Int("mib", 64, "MiB for the native throughput runs")
+	ssmMiB   = flag.Int("ssm-mib", 16, "MiB for the SSM throughput runs")
+	stockUp  = flag.Int("stock-up-mib", 4, "MiB for the stock plugin's upload (about 0.7 MB/s)")
+	only     = flag.String("only", "", "run only these sections (comma-separated: connect,native,blocked,calls,ssm,ssmrtt,ssmcmd,kms,hostile,startup,sharing,fleet,runcommand,eice,names,weather); the file is not written")
+	rttMiB   = flag.Int("rtt-mib", 64, "MiB each way for the SSM rows at several round trips (ssmrtt)")
+	rtts     = flag.String("rtts", "0,50,200", "the round trips (ms) the SSM stand-in adds for the ssmrtt rows")
+	rttDown  = flag.Bool("rtt-down", true, "ssmrtt: run the downloads (about 95 s each at 64 MiB: the agent's pace)")
+	rttRef   = flag.Bool("rtt-stock", true, "ssmrtt: run the stock plugin beside ec2ssh")
+	baseline = flag.String("baseline", "", "ssmrtt: an earlier ec2ssh binary whose upload through the data channel at 0 ms this one's is compared with (make bench builds round 2's)")
 )
 
 // section reports whether a section runs.
@@ -464,7 +465,8 @@ func (e *env) ssmRTT(dir, target, addr, oursPC string, say func(row)) error {
 		say(row{what: "spurious resends in that upload (frames the agent already had)", ours: fmt.Sprintf("%d of %d (%.3f%%)", dups, frames, pct),
 			theirs: "-", ratio: "-", goal: "≤ 0.1%", met: yes(pct <= 0.1)})
 
-		mbs, sum, err := e.channelUpload(target[strings.IndexByte(target, '@')+1:], addr, payload, size)
+		id := target[strings.IndexByte(target, '@')+1:]
+		mbs, sum, err := e.channelUpload(e.bin, id, addr, payload, size)
 		if err != nil {
 			return err
 		}
@@ -476,6 +478,11 @@ func (e *env) ssmRTT(dir, target, addr, oursPC string, say func(row)) error {
 			alone[rtt] = mbs
 		}
 		say(r)
+		if rtt == 0 && *baseline != "" {
+			if err := e.againstBaseline(id, addr, payload, want, size, say); err != nil {
+				return err
+			}
+		}
 
 		if !*rttDown {
 			continue
@@ -504,12 +511,42 @@ func (e *env) ssmRTT(dir, target, addr, oursPC string, say func(row)) error {
 	return nil
 }
 
+// againstBaseline compares the upload through the data channel near by
+// with an earlier ec2ssh's (round 2's fixed window of 512 frames): the
+// median of three runs each, in turn.
+func (e *env) againstBaseline(id, addr, payload, want string, size int, say func(row)) error {
+	var ours, theirs []float64
+	for range 3 {
+		for _, b := range []string{e.bin, *baseline} {
+			mbs, sum, err := e.channelUpload(b, id, addr, payload, size)
+			if err != nil {
+				return err
+			}
+			if sum != want {
+				say(row{what: "SSM upload through the data channel alone at 0 ms, vs the baseline", ours: "altered by " + b, met: "no"})
+				return nil
+			}
+			if b == e.bin {
+				ours = append(ours, mbs)
+			} else {
+				theirs = append(theirs, mbs)
+			}
+		}
+	}
+	slices.Sort(ours)
+	slices.Sort(theirs)
+	o, t := ours[1], theirs[1]
+	say(row{what: fmt.Sprintf("SSM upload through the data channel alone, %d MiB at 0 ms round trip: this ec2ssh vs %s (MB/s, median of 3; ≥ 0.95× is no slower within this machine's run-to-run noise)", size>>20, filepath.Base(*baseline)),
+		ours: fmt.Sprintf("%.2f", o), theirs: fmt.Sprintf("%.2f", t), ratio: fmt.Sprintf("%.2f×", o/t), goal: "≥ 0.95×", met: yes(o >= 0.95*t)})
+	return nil
+}
+
 // channelUpload sends a file through ec2ssh's SSM data channel alone
 // (ec2ssh --fallback=ssm --proxy to a TCP port the lab's agent connects
 // to on the instance's address, no SSH inside) and returns the rate from
 // the first byte's arrival to the last's, and the sha256 of what arrived:
 // the data channel's own rate, set-up left out.
-func (e *env) channelUpload(id, addr, file string, size int) (float64, string, error) {
+func (e *env) channelUpload(bin, id, addr, file string, size int) (float64, string, error) {
 	l, err := net.Listen("tcp", net.JoinHostPort(addr, "0"))
 	if err != nil {
 		return 0, "", err
@@ -548,7 +585,7 @@ func (e *env) channelUpload(id, addr, file string, size int) (float64, string, e
 		return 0, "", err
 	}
 	defer f.Close()
-	cmd := exec.Command(e.bin, "--fallback=ssm", "--proxy", id, fmt.Sprint(l.Addr().(*net.TCPAddr).Port))
+	cmd := exec.Command(bin, "--fallback=ssm", "--proxy", id, fmt.Sprint(l.Addr().(*net.TCPAddr).Port))
 	cmd.Env, cmd.Stdin = e.environ, f
 	var errb bytes.Buffer
 	cmd.Stderr = &errb
@@ -561,8 +598,16 @@ func (e *env) channelUpload(id, addr, file string, size int) (float64, string, e
 	case <-time.After(5 * time.Minute):
 		g.sum = "timed out"
 	}
-	cmd.Process.Kill()
-	cmd.Wait()
+	// The sink has closed the port: the agent ends the session and
+	// ec2ssh leaves by itself.
+	exited := make(chan struct{})
+	go func() { cmd.Wait(); close(exited) }()
+	select {
+	case <-exited:
+	case <-time.After(15 * time.Second):
+		cmd.Process.Kill()
+		<-exited
+	}
 	if g.took <= 0 {
 		fmt.Fprintf(os.Stderr, "ec2ssh --proxy: %s\n", errb.String())
 		return 0, g.sum, nil
