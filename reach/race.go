@@ -23,9 +23,15 @@ import (
 // fallback.Race; this file runs the transports and the timers.
 
 const (
-	// MinRaceGrace: no AWS call before BesideGrace (a healthy connection
-	// makes none).
-	MinRaceGrace = BesideGrace
+	// MinRaceGrace: the least grace, when the region's API answered in
+	// less. A TCP connect takes one round trip and an API call at least
+	// three, so a healthy connection is up well within the API call's time
+	// and makes no AWS call; a connect slower than the whole call lost its
+	// SYN (Linux sends the next one after a second). Round 2's floor was
+	// BesideGrace (250 ms): over SSM, a blocked port's first output came
+	// 1.7 times an open OpenSSH connect (430 vs 250 ms), past issue 20's
+	// 1.5 (make bench, the weather rows).
+	MinRaceGrace = 100 * time.Millisecond
 	// MaxRaceGrace: a TCP connect slower than this to an instance in a
 	// region whose API answered faster is not a slow network.
 	MaxRaceGrace = time.Second
